@@ -1,0 +1,51 @@
+# dropscore — every entry point a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PY := .venv/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+export UV_PROJECT_ENVIRONMENT := .venv
+export UV_LINK_MODE := copy
+
+.PHONY: help install system-deps lint test test-fast bench demo deploy destroy clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	@command -v uv >/dev/null 2>&1 || { python3 -m venv .tools && .tools/bin/pip install -q 'uv==0.13.9'; }
+
+.venv/.installed: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --all-groups
+	@touch $@
+
+install: .venv/.installed  ## create .venv from the lock file (quick when nothing changed)
+
+system-deps:  ## Debian packages the browser tests need (chromium); no-op when present
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: install  ## ruff (lint + format check) and mypy on the core
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+test: install system-deps lint  ## lint, then every test (slow end-to-end ones included)
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+test-fast: install  ## the suite without the slow end-to-end tests
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not slow"
+
+bench: install  ## scoring benchmark: ratios against predict_model and a lean loop
+	$(PY) -m bench.scoring
+
+demo: install  ## the whole local stack: S3, a model, the watcher, the UI, a first scored file
+	$(PY) -m scorer.demo
+
+deploy: install  ## build, push and deploy to AWS (needs AWS credentials and Docker)
+	bash infra/deploy.sh deploy
+
+destroy: install  ## delete the AWS stack (the bucket is kept)
+	bash infra/deploy.sh destroy
+
+clean:  ## remove the venv and caches
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

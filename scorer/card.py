@@ -1,0 +1,113 @@
+"""The model card: everything the scorer, the UI and the drift view know about a model's inputs.
+
+Pure data: built by training, read by everyone else. No column name ever appears in code; it
+comes from ``card.features``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from scorer.errors import CardInvalid
+
+Task = Literal["regression", "classification"]
+Kind = Literal["number", "category"]
+
+CARD_SCHEMA = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    """One input column the model needs."""
+
+    name: str
+    kind: Kind
+    required: bool = True  # the column must be present in an input file
+    nullable: bool = False  # an empty value is allowed (training had missing values)
+    missing_rate: float = 0.0
+    min: float | None = None  # numbers: training range
+    max: float | None = None
+    integer: bool = False  # numbers: every training value was whole
+    categories: tuple[str, ...] = ()  # categories: every value seen in training
+    typical: float | str | None = None  # median (numbers) or mode (categories); form defaults
+    # drift baseline: numbers → bin edges + share per bin; categories → share per category
+    bins: tuple[float, ...] = ()
+    shares: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionBaseline:
+    """Distribution of the model's predictions on its hold-out data."""
+
+    bins: tuple[float, ...] = ()  # regression: bin edges
+    shares: tuple[float, ...] = ()  # share per bin (regression) or per class (classification)
+    classes: tuple[str, ...] = ()  # classification: class labels in ``shares`` order
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCard:
+    name: str
+    version: int
+    task: Task
+    target: str
+    created_at: str
+    features: tuple[Feature, ...]
+    metrics: dict[str, float]
+    estimator: str
+    training_data: dict[str, Any]  # sha256, rows, holdout_rows, source
+    prediction_baseline: PredictionBaseline
+    model_sha256: str
+    libraries: dict[str, str]
+    classes: tuple[str, ...] = ()  # classification: every label the model can predict
+    schema: int = CARD_SCHEMA
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def feature(self, name: str) -> Feature:
+        for feat in self.features:
+            if feat.name == name:
+                return feat
+        raise KeyError(name)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ModelCard:
+        try:
+            raw = json.loads(text)
+            feats = tuple(
+                Feature(
+                    **{
+                        **f,
+                        "categories": tuple(f.get("categories", ())),
+                        "bins": tuple(f.get("bins", ())),
+                        "shares": tuple(f.get("shares", ())),
+                    }
+                )
+                for f in raw.pop("features")
+            )
+            pb = raw.pop("prediction_baseline", {}) or {}
+            baseline = PredictionBaseline(
+                bins=tuple(pb.get("bins", ())),
+                shares=tuple(pb.get("shares", ())),
+                classes=tuple(pb.get("classes", ())),
+            )
+            raw["classes"] = tuple(raw.get("classes", ()))
+            card = cls(features=feats, prediction_baseline=baseline, **raw)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise CardInvalid(
+                f"card.json is not a valid model card ({exc}); republish the model"
+            ) from exc
+        if card.task not in ("regression", "classification"):
+            raise CardInvalid(f"card.json has unknown task '{card.task}'")
+        return card

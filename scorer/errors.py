@@ -1,0 +1,104 @@
+"""Every error dropscore raises on purpose: one root, subclasses by what the user can do about it.
+
+Each class carries a stable ``code`` (used in manifests, logs and exit decisions) and a message
+that says what went wrong *and what to do*. Foreign exceptions (botocore, OSError, pandas) are
+translated at the adapter boundary (see ``storage.map_storage_errors``), so callers only ever see
+these.
+"""
+
+from __future__ import annotations
+
+
+class DropscoreError(Exception):
+    """Base class: something dropscore detected and can explain in one line."""
+
+    code: str = "ERROR"
+    #: 2 = the input was refused as a whole (terminal); 1 = anything else (retryable).
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.code
+
+
+# --- input files -------------------------------------------------------------------------------
+class FileRefused(DropscoreError):
+    """The file cannot be scored at all (not UTF-8, not CSV, missing columns, empty, bomb …)."""
+
+    code = "FILE_REFUSED"
+    exit_code = 2
+
+
+class SourceGone(DropscoreError):
+    """The input object (or that version of it) no longer exists."""
+
+    code = "SOURCE_GONE"
+    exit_code = 2
+
+
+class InputNotFound(DropscoreError):
+    """A local file or training data path does not exist."""
+
+    code = "INPUT_NOT_FOUND"
+
+
+class BadArgument(DropscoreError):
+    """A command-line value is malformed (model reference, URL, number …)."""
+
+    code = "BAD_ARGUMENT"
+
+
+# --- models and the registry -------------------------------------------------------------------
+class ModelNotFound(DropscoreError):
+    """The registry has no such model, version or alias."""
+
+    code = "MODEL_NOT_FOUND"
+
+
+class ModelIntegrityError(DropscoreError):
+    """model.pkl does not match the sha256 in its card: it was changed after publishing."""
+
+    code = "MODEL_TAMPERED"
+
+
+class ModelVersionMismatch(DropscoreError):
+    """The model was pickled with library versions this process does not have."""
+
+    code = "MODEL_LIBRARY_MISMATCH"
+
+
+class CardInvalid(DropscoreError):
+    """card.json is missing fields or is not valid JSON."""
+
+    code = "CARD_INVALID"
+
+
+class VersionExists(DropscoreError):
+    """Something tried to overwrite an immutable object (a model version, a manifest)."""
+
+    code = "ALREADY_EXISTS"
+
+
+# --- storage -----------------------------------------------------------------------------------
+class StorageUnavailable(DropscoreError):
+    """The bucket or directory cannot be reached (endpoint down, credentials, permissions)."""
+
+    code = "STORAGE_UNAVAILABLE"
+
+
+class Interrupted(DropscoreError):
+    """The run was stopped by a signal before it committed; the input stays pending."""
+
+    code = "INTERRUPTED"
+    exit_code = 1
+
+
+class ObjectMissing(DropscoreError):
+    """A storage object (or the asked-for version of it) does not exist."""
+
+    code = "NOT_FOUND"

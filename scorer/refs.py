@@ -1,0 +1,63 @@
+"""Names of the units of work: model references and run ids (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from scorer.errors import BadArgument
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEFAULT_ALIAS = "production"
+
+
+def check_name(name: str, what: str = "model name") -> str:
+    if not NAME_RE.fullmatch(name) or ".." in name:
+        raise BadArgument(
+            f"{what} '{name}' is not allowed; use letters, digits, '.', '_' or '-' (max 64)"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """``NAME``, ``NAME@VERSION`` or ``NAME:ALIAS`` (``NAME`` means ``NAME:production``)."""
+
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, default_alias: str = DEFAULT_ALIAS) -> ModelRef:
+        text = text.strip()
+        if "@" in text:
+            name, _, ver = text.partition("@")
+            if not ver.isdigit() or int(ver) < 1:
+                raise BadArgument(f"'{text}': the version after '@' must be a number ≥ 1")
+            return cls(check_name(name), version=int(ver))
+        if ":" in text:
+            name, _, alias = text.partition(":")
+            return cls(check_name(name), alias=check_name(alias, "alias"))
+        return cls(check_name(text), alias=default_alias)
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name}@{self.version}"
+        return f"{self.name}:{self.alias}"
+
+
+def run_id(model_name: str, model_version: int, input_identity: str) -> str:
+    """Deterministic run id: the same input version scored by the same model → the same id.
+
+    ``input_identity`` is the object's version id, or its ETag/sha256 where there is none.
+    """
+    digest = hashlib.sha256(input_identity.encode()).hexdigest()[:16]
+    return f"{model_name}-v{model_version}-{digest}"
+
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-v[0-9]+-[0-9a-f]{16}$")
+
+
+def is_run_id(text: str) -> bool:
+    return bool(RUN_ID_RE.fullmatch(text))

@@ -1,0 +1,213 @@
+"""The model registry: ``<registry>/<name>/<version>/{model.pkl,card.json}`` and aliases.
+
+Versions are immutable: both files are written create-only, model.pkl first (it claims the
+version number, so two concurrent publishes never collide) and card.json last (a version is
+visible only once its card exists). A model is unpickled only after its sha256 matches the card,
+because unpickling runs code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from scorer import storage
+from scorer.card import ModelCard
+from scorer.errors import (
+    ModelIntegrityError,
+    ModelNotFound,
+    ModelVersionMismatch,
+    ObjectMissing,
+    VersionExists,
+)
+from scorer.refs import DEFAULT_ALIAS, ModelRef, check_name
+
+_cache: dict[tuple[str, str], Any] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    card: ModelCard
+    pipeline: Any  # the PyCaret/scikit-learn pipeline
+
+
+class Registry:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/") or url
+
+    def __repr__(self) -> str:
+        return f"Registry({self.url!r})"
+
+    def _path(self, *parts: str) -> str:
+        return storage.join(self.url, *parts)
+
+    # --- reading --------------------------------------------------------------------------------
+    def models(self) -> list[str]:
+        names = set()
+        prefix = self.url if storage.is_s3(self.url) else self.url
+        for obj in storage.list_objects(prefix + "/"):
+            rel = obj.url[len(self.url) :].lstrip("/")
+            parts = rel.split("/")
+            if len(parts) == 3 and parts[1].isdigit() and parts[2] == "card.json":
+                names.add(parts[0])
+        return sorted(names)
+
+    def versions(self, name: str, *, published_only: bool = True) -> list[int]:
+        """Version numbers of ``name``; with ``published_only`` only those with a card."""
+        check_name(name)
+        found = set()
+        for obj in storage.list_objects(self._path(name) + "/"):
+            rel = obj.url[len(self._path(name)) :].lstrip("/").split("/")
+            if len(rel) == 2 and rel[0].isdigit():
+                if rel[1] == "card.json" or not published_only:
+                    found.add(int(rel[0]))
+        return sorted(found)
+
+    def card(self, name: str, version: int) -> ModelCard:
+        url = self._path(name, str(version), "card.json")
+        try:
+            data = storage.read_bytes(url)
+        except ObjectMissing as exc:
+            known = self.versions(name)
+            hint = f"known versions: {', '.join(map(str, known))}" if known else "it has none"
+            raise ModelNotFound(
+                f"model '{name}' has no version {version} in {self.url} ({hint})"
+            ) from exc
+        return ModelCard.from_json(data)
+
+    def aliases(self, name: str) -> dict[str, int]:
+        out = {}
+        for obj in storage.list_objects(self._path(name, "aliases") + "/"):
+            alias = obj.url.rsplit("/", 1)[-1].removesuffix(".json")
+            try:
+                out[alias] = int(json.loads(storage.read_bytes(obj.url))["version"])
+            except (ValueError, KeyError, TypeError, ObjectMissing):
+                continue
+        return out
+
+    def resolve(self, ref: ModelRef | str) -> ModelCard:
+        """The card a reference points at; raises ModelNotFound with what does exist."""
+        if isinstance(ref, str):
+            ref = ModelRef.parse(ref)
+        if ref.version is not None:
+            return self.card(ref.name, ref.version)
+        alias = ref.alias or DEFAULT_ALIAS
+        try:
+            raw = json.loads(storage.read_bytes(self._path(ref.name, "aliases", f"{alias}.json")))
+            version = int(raw["version"])
+        except ObjectMissing as exc:
+            if not self.versions(ref.name):
+                models = self.models()
+                known = ", ".join(models) if models else "none yet"
+                raise ModelNotFound(
+                    f"no model '{ref.name}' in {self.url} (models there: {known}); "
+                    "train one with 'python -m training train'"
+                ) from exc
+            raise ModelNotFound(
+                f"model '{ref.name}' has no alias '{alias}'; promote a version with "
+                f"'python -m training promote {ref.name} VERSION --alias {alias}'"
+            ) from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelNotFound(f"alias '{ref}' is unreadable; promote a version again") from exc
+        return self.card(ref.name, version)
+
+    def load(self, card: ModelCard) -> LoadedModel:
+        """Verify model.pkl against the card, then unpickle it (cached per process)."""
+        key = (self.url, f"{card.name}@{card.version}#{card.model_sha256}")
+        with _cache_lock:
+            if key in _cache:
+                return LoadedModel(card, _cache[key])
+        url = self._path(card.name, str(card.version), "model.pkl")
+        try:
+            blob = storage.read_bytes(url)
+        except ObjectMissing as exc:
+            raise ModelNotFound(
+                f"{card.ref}: card exists but model.pkl is missing at {url}; republish it"
+            ) from exc
+        digest = hashlib.sha256(blob).hexdigest()
+        if digest != card.model_sha256:
+            raise ModelIntegrityError(
+                f"{card.ref}: model.pkl sha256 {digest[:12]}… does not match the card's "
+                f"{card.model_sha256[:12]}…; the file was changed after publishing. Not loaded."
+            )
+        pipeline = unpickle(blob, card)
+        with _cache_lock:
+            _cache[key] = pipeline
+        return LoadedModel(card, pipeline)
+
+    # --- writing --------------------------------------------------------------------------------
+    def publish(
+        self,
+        name: str,
+        model_bytes: bytes,
+        make_card: Callable[[int, str], ModelCard],
+        *,
+        alias: str | None = None,
+    ) -> ModelCard:
+        """Publish a new immutable version; ``make_card(version, model_sha256)`` builds its card."""
+        check_name(name)
+        sha = hashlib.sha256(model_bytes).hexdigest()
+        existing = self.versions(name, published_only=False)
+        version = (max(existing) if existing else 0) + 1
+        for _ in range(100):
+            try:
+                storage.write_bytes(
+                    self._path(name, str(version), "model.pkl"), model_bytes, create_only=True
+                )
+                break
+            except VersionExists:
+                version += 1
+        else:  # pragma: no cover - 100 concurrent publishers
+            raise VersionExists(f"could not claim a new version of '{name}'; try again")
+        card = make_card(version, sha)
+        try:
+            storage.write_bytes(
+                self._path(name, str(version), "card.json"),
+                card.to_json().encode(),
+                create_only=True,
+            )
+        except BaseException:
+            storage.delete(self._path(name, str(version), "model.pkl"))
+            raise
+        if alias:
+            self.promote(name, version, alias)
+        return card
+
+    def promote(self, name: str, version: int, alias: str = DEFAULT_ALIAS) -> ModelCard:
+        check_name(alias, "alias")
+        card = self.card(name, version)  # refuses unknown versions
+        body = {"version": version, "promoted_at": dt.datetime.now(dt.UTC).isoformat()}
+        storage.write_bytes(
+            self._path(name, "aliases", f"{alias}.json"), (json.dumps(body) + "\n").encode()
+        )
+        return card
+
+
+def unpickle(blob: bytes, card: ModelCard) -> Any:
+    """Unpickle a verified model; a scikit-learn version mismatch is an error, not a warning."""
+    import joblib
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InconsistentVersionWarning)
+        try:
+            return joblib.load(io.BytesIO(blob))
+        except InconsistentVersionWarning as exc:
+            raise ModelVersionMismatch(
+                f"{card.ref} was saved with scikit-learn {exc.original_sklearn_version} but this "
+                f"process has {exc.current_sklearn_version}; install the versions in the card "
+                f"({card.libraries}) or retrain the model"
+            ) from exc
+        except (ModuleNotFoundError, AttributeError, ImportError) as exc:
+            raise ModelVersionMismatch(
+                f"{card.ref} cannot be loaded with this process's libraries ({exc}); "
+                f"it was saved with {card.libraries}"
+            ) from exc

@@ -1,0 +1,376 @@
+"""Thin storage adapter: local paths and ``s3://`` URLs behind one small interface.
+
+S3 goes through boto3 (which honours ``AWS_ENDPOINT_URL``, so the same code talks to a local moto
+server or to AWS); other fsspec URLs (``http://``, ``gs://`` …) can be read but not written.
+Create-only writes are what make manifests and model versions immutable: ``If-None-Match: *`` on
+S3, ``os.link`` of a finished temp file locally (fails if the target exists, never half-written).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import IO, Any
+
+from scorer.errors import DropscoreError, ObjectMissing, StorageUnavailable, VersionExists
+
+PART_SIZE = 8 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB except the last
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What a listing or a HEAD tells about one object."""
+
+    url: str
+    size: int
+    etag: str = ""
+    version_id: str | None = None  # None for local files and unversioned buckets
+    last_modified: float = 0.0
+
+
+def is_s3(url: str) -> bool:
+    return url.startswith("s3://")
+
+
+def split_s3(url: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` → ``("bucket", "a/b")``."""
+    rest = url[len("s3://") :]
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise StorageUnavailable(f"'{url}' names no bucket; use s3://BUCKET/PREFIX")
+    return bucket, key
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URL or path segments with '/', never doubling separators."""
+    out = base.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}" if part else out
+    return out
+
+
+@cache
+def s3_client() -> Any:
+    """One boto3 client per process; retries with backoff for throttling and 5xx."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session()
+    region = session.region_name or "us-east-1"
+    config = Config(
+        retries={"max_attempts": 6, "mode": "adaptive"},
+        connect_timeout=5,
+        read_timeout=60,
+        max_pool_connections=32,
+    )
+    return session.client("s3", region_name=region, config=config)
+
+
+@contextlib.contextmanager
+def map_storage_errors(url: str) -> Iterator[None]:
+    """Translate botocore/OS errors into dropscore's own, naming the URL and what to do."""
+    try:
+        yield
+    except DropscoreError:
+        raise
+    except FileNotFoundError as exc:
+        raise ObjectMissing(f"'{url}' does not exist") from exc
+    except PermissionError as exc:
+        raise StorageUnavailable(f"permission denied on '{url}': {exc.strerror}") from exc
+    except Exception as exc:
+        _raise_translated(url, exc)
+        raise
+
+
+def _raise_translated(url: str, exc: Exception) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in {"NoSuchKey", "NoSuchVersion", "404", "NotFound"} or status == 404:
+            if code == "NoSuchBucket":
+                raise StorageUnavailable(
+                    f"bucket of '{url}' does not exist; create it or check the name"
+                ) from exc
+            raise ObjectMissing(f"'{url}' does not exist") from exc
+        if code in {"PreconditionFailed", "ConditionalRequestConflict"} or status in {409, 412}:
+            raise VersionExists(f"'{url}' already exists and is never overwritten") from exc
+        if code in {"AccessDenied", "403", "Forbidden"} or status == 403:
+            raise StorageUnavailable(
+                f"access denied to '{url}'; check the credentials and the bucket policy"
+            ) from exc
+        raise StorageUnavailable(f"S3 refused a request for '{url}': {code} {status}") from exc
+    if isinstance(exc, NoCredentialsError):
+        raise StorageUnavailable(
+            "no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile"
+        ) from exc
+    if isinstance(exc, BotoCoreError):
+        raise StorageUnavailable(f"cannot reach S3 for '{url}': {exc}") from exc
+    if isinstance(exc, OSError):
+        raise StorageUnavailable(f"I/O error on '{url}': {exc}") from exc
+
+
+# --- reading ------------------------------------------------------------------------------------
+def head(url: str, version_id: str | None = None) -> ObjectInfo:
+    with map_storage_errors(url):
+        if is_s3(url):
+            bucket, key = split_s3(url)
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+            if version_id:
+                kwargs["VersionId"] = version_id
+            resp = s3_client().head_object(**kwargs)
+            return ObjectInfo(
+                url=url,
+                size=int(resp["ContentLength"]),
+                etag=str(resp.get("ETag", "")).strip('"'),
+                version_id=resp.get("VersionId") or None,
+                last_modified=resp["LastModified"].timestamp() if "LastModified" in resp else 0.0,
+            )
+        if "://" in url:
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(url)
+            info = fs.info(path)
+            return ObjectInfo(url=url, size=int(info.get("size") or 0))
+        st = Path(url).stat()
+        if not Path(url).is_file():
+            raise ObjectMissing(f"'{url}' is not a file")
+        return ObjectInfo(url=url, size=st.st_size, last_modified=st.st_mtime)
+
+
+def exists(url: str) -> bool:
+    try:
+        head(url)
+    except ObjectMissing:
+        return False
+    return True
+
+
+def open_read(url: str, version_id: str | None = None) -> IO[bytes]:
+    """A binary stream of the object; S3 streams, it is never read whole into memory."""
+    with map_storage_errors(url):
+        if is_s3(url):
+            bucket, key = split_s3(url)
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+            if version_id:
+                kwargs["VersionId"] = version_id
+            body = s3_client().get_object(**kwargs)["Body"]
+            return _S3Stream(body, url)
+        if "://" in url:
+            import fsspec
+
+            return fsspec.open(url, "rb").open()  # type: ignore[no-any-return]
+        return open(url, "rb")  # noqa: SIM115 - the caller closes it
+
+
+class _S3Stream(IO[bytes]):
+    """botocore's StreamingBody as a file object whose read errors are dropscore errors."""
+
+    def __init__(self, body: Any, url: str) -> None:
+        self._body = body
+        self._url = url
+
+    def read(self, n: int = -1) -> bytes:
+        with map_storage_errors(self._url):
+            return self._body.read(None if n is None or n < 0 else n)  # type: ignore[no-any-return]
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._body.close()
+
+    def __enter__(self) -> _S3Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_bytes(url: str, version_id: str | None = None) -> bytes:
+    with open_read(url, version_id) as fh:
+        return fh.read()
+
+
+def list_objects(prefix_url: str) -> Iterator[ObjectInfo]:
+    """Every object under a prefix (recursively), latest versions only, in key order."""
+    with map_storage_errors(prefix_url):
+        if is_s3(prefix_url):
+            bucket, prefix = split_s3(prefix_url)
+            pages = s3_client().get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(
+                        url=f"s3://{bucket}/{obj['Key']}",
+                        size=int(obj["Size"]),
+                        etag=str(obj.get("ETag", "")).strip('"'),
+                        last_modified=obj["LastModified"].timestamp(),
+                    )
+            return
+        root = Path(prefix_url)
+        if not root.exists():
+            return
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            st = path.stat()
+            yield ObjectInfo(url=str(path), size=st.st_size, last_modified=st.st_mtime)
+
+
+def delete(url: str) -> None:
+    with map_storage_errors(url):
+        if is_s3(url):
+            bucket, key = split_s3(url)
+            s3_client().delete_object(Bucket=bucket, Key=key)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                Path(url).unlink()
+
+
+# --- writing ------------------------------------------------------------------------------------
+def write_bytes(url: str, data: bytes, *, create_only: bool = False) -> str:
+    """Write a whole object; returns its sha256. ``create_only`` refuses to replace anything."""
+    with open_write(url, create_only=create_only) as out:
+        out.write(data)
+    return out.sha256
+
+
+class Writer:
+    """Streaming writer: S3 multipart upload in PART_SIZE parts, or a temp file renamed into place.
+
+    Nothing is visible at the target until ``commit``; ``abort`` (also on any exception inside
+    the ``with``) removes every trace, including an open multipart upload.
+    """
+
+    def __init__(self, url: str, *, create_only: bool = False) -> None:
+        self.url = url
+        self.create_only = create_only
+        self.size = 0
+        self._hash = hashlib.sha256()
+        self._buf = bytearray()
+        self._parts: list[dict[str, Any]] = []
+        self._upload_id: str | None = None
+        self._tmp: IO[bytes] | None = None
+        if not is_s3(url):
+            if "://" in url:
+                raise StorageUnavailable(f"cannot write to '{url}': only local paths and s3://")
+            target = Path(url)
+            with map_storage_errors(url):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in commit/abort
+                    dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False
+                )
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def write(self, data: bytes) -> None:
+        self._hash.update(data)
+        self.size += len(data)
+        if self._tmp is not None:
+            with map_storage_errors(self.url):
+                self._tmp.write(data)
+            return
+        self._buf += data
+        if len(self._buf) >= PART_SIZE:
+            self._flush_part()
+
+    def _flush_part(self) -> None:
+        bucket, key = split_s3(self.url)
+        client = s3_client()
+        with map_storage_errors(self.url):
+            if self._upload_id is None:
+                self._upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)[
+                    "UploadId"
+                ]
+            number = len(self._parts) + 1
+            resp = client.upload_part(
+                Bucket=bucket,
+                Key=key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=bytes(self._buf),
+            )
+        self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+        self._buf.clear()
+
+    def commit(self) -> None:
+        if self._tmp is not None:
+            self._commit_local()
+            return
+        bucket, key = split_s3(self.url)
+        client = s3_client()
+        extra: dict[str, Any] = {"IfNoneMatch": "*"} if self.create_only else {}
+        with map_storage_errors(self.url):
+            if self._upload_id is None:
+                client.put_object(Bucket=bucket, Key=key, Body=bytes(self._buf), **extra)
+            else:
+                if self._buf:
+                    self._flush_part()
+                client.complete_multipart_upload(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                    **extra,
+                )
+                self._upload_id = None
+
+    def _commit_local(self) -> None:
+        assert self._tmp is not None
+        tmp_path = self._tmp.name
+        with map_storage_errors(self.url):
+            self._tmp.flush()
+            os.fsync(self._tmp.fileno())
+            self._tmp.close()
+            try:
+                if self.create_only:
+                    try:
+                        os.link(tmp_path, self.url)
+                    except FileExistsError as exc:
+                        raise VersionExists(
+                            f"'{self.url}' already exists and is never overwritten"
+                        ) from exc
+                else:
+                    os.replace(tmp_path, self.url)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_path)
+
+    def abort(self) -> None:
+        if self._tmp is not None:
+            self._tmp.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp.name)
+            return
+        if self._upload_id is not None:
+            bucket, key = split_s3(self.url)
+            with contextlib.suppress(Exception):
+                s3_client().abort_multipart_upload(Bucket=bucket, Key=key, UploadId=self._upload_id)
+            self._upload_id = None
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            try:
+                self.commit()
+            except BaseException:
+                self.abort()
+                raise
+        else:
+            self.abort()
+
+
+def open_write(url: str, *, create_only: bool = False) -> Writer:
+    return Writer(url, create_only=create_only)
