@@ -42,7 +42,7 @@ class EnvDefaultsParser(argparse.ArgumentParser):
         return super().add_subparsers(**kw)
 
 
-def _SubParser(environ: Mapping[str, str]) -> Callable[..., EnvDefaultsParser]:  # noqa: N802
+def _SubParser(environ: Mapping[str, str]) -> Callable[..., EnvDefaultsParser]:
     def make(*args: Any, **kw: Any) -> EnvDefaultsParser:
         return EnvDefaultsParser(*args, environ=environ, **kw)
 

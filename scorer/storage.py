@@ -168,7 +168,7 @@ def open_read(url: str, version_id: str | None = None) -> IO[bytes]:
             import fsspec
 
             return fsspec.open(url, "rb").open()  # type: ignore[no-any-return]
-        return open(url, "rb")  # noqa: SIM115 - the caller closes it
+        return open(url, "rb")
 
 
 class _S3Stream(IO[bytes]):
@@ -205,8 +205,8 @@ def list_objects(prefix_url: str) -> Iterator[ObjectInfo]:
     with map_storage_errors(prefix_url):
         if is_s3(prefix_url):
             bucket, prefix = split_s3(prefix_url)
-            pages = s3_client().get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix
+            pages = (
+                s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
             )
             for page in pages:
                 for obj in page.get("Contents", []):
@@ -259,6 +259,7 @@ class Writer:
         self._parts: list[dict[str, Any]] = []
         self._upload_id: str | None = None
         self._tmp: IO[bytes] | None = None
+        self._discarded = False
         if not is_s3(url):
             if "://" in url:
                 raise StorageUnavailable(f"cannot write to '{url}': only local paths and s3://")
@@ -289,9 +290,7 @@ class Writer:
         client = s3_client()
         with map_storage_errors(self.url):
             if self._upload_id is None:
-                self._upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)[
-                    "UploadId"
-                ]
+                self._upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
             number = len(self._parts) + 1
             resp = client.upload_part(
                 Bucket=bucket,
@@ -358,10 +357,17 @@ class Writer:
                 s3_client().abort_multipart_upload(Bucket=bucket, Key=key, UploadId=self._upload_id)
             self._upload_id = None
 
+    def discard(self) -> None:
+        """Abort now and make leaving the ``with`` block a no-op: nothing will be written."""
+        self.abort()
+        self._discarded = True
+
     def __enter__(self) -> Writer:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._discarded:
+            return
         if exc_type is None:
             try:
                 self.commit()

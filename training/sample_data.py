@@ -28,7 +28,7 @@ def generate(rows: int, seed: int = 42) -> pd.DataFrame:
     base = 2200.0 + 265.0 * (age - 18) + 480.0 * children + 35.0 * np.maximum(bmi - 25, 0)
     smoker_premium = np.where(is_smoker, 13500.0 + 1450.0 * np.maximum(bmi - 30.0, 0.0), 0.0)
     obese_smoker = np.where(is_smoker & (bmi >= 30.0), 6500.0, 0.0)
-    noise = rng.gamma(shape=1.6, scale=1900.0, size=rows) - 1.6 * 1900.0
+    noise = rng.gamma(shape=1.5, scale=3300.0, size=rows) - 1.5 * 3300.0
     noise *= 1.0 + 0.25 * is_smoker
     charges = np.round(np.maximum(base + smoker_premium + obese_smoker + noise, 1100.0), 2)
     return pd.DataFrame(

@@ -1,0 +1,199 @@
+"""``python -m scorer``: score, event, sweep, watch. Run with --help for details."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from scorer import cliutil, events, logs, refs, runs, service, storage
+from scorer.errors import BadArgument, Interrupted, ObjectMissing
+from scorer.registry import Registry
+
+EPILOG = """exit codes: 0 a terminal manifest exists (ok, partial, or already done)
+            2 the file was refused as a whole (manifest status 'failed' with a reason code)
+            1 anything else; the input stays pending for a retry or the sweep
+
+examples:
+  python -m scorer score claims.csv --registry ./models --model claims --out ./scored/claims
+  python -m scorer event --event event.json
+  python -m scorer sweep --bucket dropscore --rescore-stale
+"""
+
+
+def build_parser() -> cliutil.EnvDefaultsParser:
+    parser = cliutil.EnvDefaultsParser(
+        prog="python -m scorer",
+        description="Score CSV files with a model from the dropscore registry.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "json", "human"),
+        default="auto",
+        help="log format (auto: human in a terminal, JSON lines otherwise)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("score", help="score one file (local path or s3://…) into a folder")
+    p.add_argument("src", help="input CSV or CSV.gz (local path or s3://bucket/key)")
+    p.add_argument("--registry", required=True, help="registry URL (directory or s3://…/models)")
+    p.add_argument("--model", required=True, help="NAME, NAME@VERSION or NAME:ALIAS")
+    p.add_argument("--out", required=True, help="output folder (local or s3://…)")
+
+    p = sub.add_parser("event", help="score the object named by an S3 event (the Fargate task)")
+    p.add_argument(
+        "--event",
+        default=None,
+        help="event JSON file, or - for stdin "
+        "(default: DROPSCORE_BUCKET/DROPSCORE_KEY/DROPSCORE_VERSION_ID)",
+    )
+    _service_args(p)
+
+    p = sub.add_parser("sweep", help="score every input that has no terminal manifest yet")
+    p.add_argument("--bucket", required=True, help="bucket name")
+    p.add_argument(
+        "--rescore-stale",
+        action="store_true",
+        help="also rescore inputs whose manifest is from another model version",
+    )
+    p.add_argument("--concurrency", type=int, default=2, help="files scored at once (default 2)")
+    _service_args(p)
+
+    p = sub.add_parser(
+        "watch",
+        help="local stand-in for EventBridge→Fargate: consume an SQS "
+        "queue and run 'scorer event' per message",
+    )
+    p.add_argument("--bucket", required=True, help="bucket name (for defaults)")
+    p.add_argument("--queue", required=True, help="SQS queue URL with S3 events")
+    p.add_argument("--dlq", default=None, help="dead-letter queue URL for poison messages")
+    p.add_argument("--concurrency", type=int, default=2, help="events handled at once")
+    p.add_argument("--once", action="store_true", help="stop when the queue is empty")
+    _service_args(p)
+    return parser
+
+
+def _service_args(p: Any) -> None:
+    p.add_argument("--registry", default=None, help="registry URL (default s3://BUCKET/models)")
+    p.add_argument(
+        "--model",
+        default=service.DEFAULT_MODEL,
+        help="NAME[:ALIAS] or NAME@VERSION (default: claims:production)",
+    )
+
+
+def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(f"stopped by signal {signum} before committing; the input stays pending")
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    logs.setup(args.log_format)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    if args.command == "score":
+        return _score(args)
+    settings = service.Settings(registry=args.registry, model=args.model)
+    if args.command == "event":
+        return _event(args, settings)
+    if args.command == "sweep":
+        from scorer.sweep import sweep
+
+        return sweep(
+            args.bucket,
+            settings,
+            rescore_stale=args.rescore_stale,
+            concurrency=max(1, args.concurrency),
+        )
+    from scorer.watch import watch
+
+    return watch(
+        args.queue, settings, dlq=args.dlq, concurrency=max(1, args.concurrency), once=args.once
+    )
+
+
+def _exit_code(result: runs.RunResult | None) -> int:
+    if result is None or result.already_done:
+        return 0
+    return 2 if result.manifest.status == "failed" else 0
+
+
+def _summary(result: runs.RunResult, out: str) -> str:
+    m = result.manifest
+    head = "already scored" if result.already_done else m.status
+    reason = f" [{m.reason['code']}] {m.reason['message']}" if m.reason else ""
+    return (
+        f"{head}: {m.rows_in} rows in, {m.rows_scored} scored, {m.rows_rejected} rejected"
+        f"{reason}\nmanifest: {runs.manifest_url(out)}"
+    )
+
+
+def _score(args: Any) -> int:
+    registry = Registry(args.registry)
+    model = service.load_model(registry, args.model)
+    try:
+        info = storage.head(args.src)
+    except ObjectMissing as exc:
+        raise BadArgument(f"input '{args.src}' does not exist") from exc
+    if storage.is_s3(args.src):
+        identity = service.input_identity(info.version_id, info.etag)
+        bucket, key = storage.split_s3(args.src)
+    else:
+        identity = service.local_identity(args.src)
+        bucket, key = "", ""
+    run_id = refs.run_id(model.card.name, model.card.version, identity)
+    src = runs.InputRef(url=args.src, version_id=info.version_id, bucket=bucket, key=key)
+    progress, close = _progress_bar(info.size)
+    try:
+        result = runs.score(src, args.out, model, run_id, info=info, progress=progress)
+    finally:
+        close()
+    print(_summary(result, args.out), file=sys.stderr)
+    return _exit_code(result)
+
+
+def _event(args: Any, settings: service.Settings) -> int:
+    if args.event is None:
+        ref = events.from_environment(os.environ)
+    else:
+        text = sys.stdin.read() if args.event == "-" else _read_text(args.event)
+        ref = events.parse(text)
+    result = service.score_object(ref, settings)
+    if result is None:
+        print(
+            f"ignored: {ref} is not under {settings.incoming} or not .csv/.csv.gz", file=sys.stderr
+        )
+        return 0
+    out = events.output_prefix(ref.bucket, ref.key, result.manifest.run_id)
+    print(_summary(result, out), file=sys.stderr)
+    return _exit_code(result)
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise BadArgument(f"cannot read event file '{path}': {exc.strerror}") from exc
+
+
+def _progress_bar(total: int) -> tuple[runs.Progress | None, Any]:
+    if not logs.is_terminal():
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc="scoring", leave=False)
+
+    def update(bytes_read: int, rows: int) -> None:
+        bar.update(bytes_read - bar.n)
+        bar.set_postfix(rows=rows)
+
+    return update, bar.close
+
+
+if __name__ == "__main__":
+    sys.exit(cliutil.run(main))

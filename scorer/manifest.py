@@ -1,0 +1,58 @@
+"""The manifest: the one terminal record of a run, written last and create-only (pure)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["ok", "partial", "failed"]
+TERMINAL: tuple[Status, ...] = ("ok", "partial", "failed")
+
+
+@dataclass(slots=True)
+class Manifest:
+    run_id: str
+    status: Status
+    input: dict[str, Any]
+    model: dict[str, Any]
+    reason: dict[str, str] | None = None  # {"code", "message"} when failed
+    rows_in: int = 0
+    rows_scored: int = 0
+    rows_rejected: int = 0
+    rejected_by_code: dict[str, int] = field(default_factory=dict)
+    warnings_by_code: dict[str, int] = field(default_factory=dict)
+    warnings_by_column: dict[str, dict[str, int]] = field(default_factory=dict)
+    extra_columns: list[str] = field(default_factory=list)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    distributions: dict[str, Any] = field(default_factory=dict)
+    started_at: str = ""
+    finished_at: str = ""
+    duration_s: float = 0.0
+    rows_per_s: float = 0.0
+    peak_memory_mb: float = 0.0
+    libraries: dict[str, str] = field(default_factory=dict)
+    scorer_version: str = ""
+    schema: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Manifest:
+        raw = json.loads(text)
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in == self.rows_scored + self.rows_rejected
+
+
+def decide_status(rows_in: int, rows_scored: int, rows_rejected: int) -> tuple[Status, str | None]:
+    """ok / partial, or failed with a code when nothing could be scored."""
+    if rows_in == 0:
+        return "failed", "HEADER_ONLY"
+    if rows_scored == 0:
+        return "failed", "ALL_ROWS_REJECTED"
+    return ("partial", None) if rows_rejected else ("ok", None)

@@ -1,0 +1,44 @@
+"""Predictions from a loaded model on a validated frame (used by batch runs and the UI alike)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scorer.registry import LoadedModel
+
+
+@dataclass(frozen=True, slots=True)
+class Predictions:
+    values: np.ndarray  # float (regression) or label strings (classification)
+    score: np.ndarray | None  # probability of the predicted class (classification)
+    proba: np.ndarray | None  # every class's probability, columns in card.classes order
+
+
+def model_input(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame in the card's feature order with the dtypes the pipeline was trained on."""
+    out = {}
+    for feat in model.card.features:
+        col = frame[feat.name] if feat.name in frame else pd.Series([None] * len(frame))
+        if feat.kind == "number":
+            out[feat.name] = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
+        else:
+            out[feat.name] = col.astype(object).where(col.notna(), None).to_numpy()
+    return pd.DataFrame(out, index=frame.index)
+
+
+def predict(model: LoadedModel, frame: pd.DataFrame) -> Predictions:
+    pipeline: Any = model.pipeline
+    x = model_input(model, frame)
+    if len(x) == 0:
+        empty = np.array([], dtype=object if model.card.task == "classification" else float)
+        return Predictions(empty, np.array([], dtype=float) if model.card.classes else None, None)
+    if model.card.task == "regression":
+        return Predictions(np.asarray(pipeline.predict(x), dtype=float), None, None)
+    proba = np.asarray(pipeline.predict_proba(x), dtype=float)
+    classes = np.asarray(model.card.classes, dtype=object)
+    best = proba.argmax(axis=1)
+    return Predictions(classes[best], proba[np.arange(len(best)), best], proba)

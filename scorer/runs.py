@@ -1,0 +1,290 @@
+"""One run: an input object scored by one model version into ``<out>/`` with a manifest last.
+
+Commit protocol: predictions.csv and rejected.csv are streamed (multipart on S3) and become
+visible only when complete; manifest.json is then written create-only. If a manifest is already
+there the run does nothing; if another run commits first, its manifest wins and this one's
+identical outputs are harmless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import resource
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scorer import __version__, output, storage
+from scorer.errors import FileRefused, ObjectMissing, SourceGone, VersionExists
+from scorer.manifest import Manifest, decide_status
+from scorer.predict import predict
+from scorer.reader import CsvStream
+from scorer.registry import LoadedModel
+from scorer.schema import plan_header
+from scorer.validate import check_batch
+
+log = logging.getLogger("dropscore.scorer")
+
+BATCH_ROWS = 32768
+Progress = Callable[[int, int], None]  # (bytes read so far, rows so far)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    manifest: Manifest
+    already_done: bool  # a terminal manifest was there before this run
+
+
+@dataclass(frozen=True, slots=True)
+class InputRef:
+    url: str
+    version_id: str | None = None
+    bucket: str = ""
+    key: str = ""
+
+
+def manifest_url(out: str) -> str:
+    return storage.join(out, "manifest.json")
+
+
+def read_manifest(out: str) -> Manifest | None:
+    try:
+        return Manifest.from_json(storage.read_bytes(manifest_url(out)))
+    except ObjectMissing:
+        return None
+
+
+def score(
+    src: InputRef,
+    out: str,
+    model: LoadedModel,
+    run_id: str,
+    *,
+    info: storage.ObjectInfo | None = None,
+    progress: Progress | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> RunResult:
+    """Score ``src`` into ``out``; always ends with exactly one terminal manifest there."""
+    existing = read_manifest(out)
+    if existing is not None:
+        log.info("already scored", extra={"run_id": run_id, "status": existing.status})
+        return RunResult(existing, already_done=True)
+
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.monotonic()
+    card = model.card
+    manifest = Manifest(
+        run_id=run_id,
+        status="failed",
+        input={
+            "url": src.url,
+            "bucket": src.bucket,
+            "key": src.key,
+            "version_id": src.version_id,
+            "etag": info.etag if info else "",
+            "bytes": info.size if info else None,
+            "sha256": None,
+        },
+        model={
+            "name": card.name,
+            "version": card.version,
+            "sha256": card.model_sha256,
+            "task": card.task,
+        },
+        started_at=started.isoformat(),
+        libraries=card.libraries,
+        scorer_version=__version__,
+    )
+    try:
+        _stream(src, out, model, manifest, progress, batch_rows)
+    except (FileRefused, SourceGone) as exc:
+        manifest.status = "failed"
+        manifest.reason = {"code": exc.code, "message": exc.message}
+    _finish(manifest, t0)
+    return _commit(out, manifest)
+
+
+def _stream(
+    src: InputRef,
+    out: str,
+    model: LoadedModel,
+    manifest: Manifest,
+    progress: Progress | None,
+    batch_rows: int,
+) -> None:
+    card = model.card
+    try:
+        source = storage.open_read(src.url, src.version_id)
+    except ObjectMissing as exc:
+        what = f"version {src.version_id} of " if src.version_id else ""
+        raise SourceGone(
+            f"{what}'{src.url}' no longer exists (deleted before it was scored); "
+            "upload it again to score it"
+        ) from exc
+    rejected: Counter[str] = Counter()
+    warnings: Counter[str] = Counter()
+    col_warn: dict[str, Counter[str]] = {}
+    dist = _Distributions(model)
+    rows_scored = 0
+    rejected_rows = 0
+    with source:
+        stream = CsvStream(source, manifest.input.get("bytes") or 0, batch_size=batch_rows)
+        plan = plan_header(stream.header, card)
+        classification = card.task == "classification"
+        pred_url = storage.join(out, "predictions.csv")
+        rej_url = storage.join(out, "rejected.csv")
+        with storage.open_write(pred_url) as pred_out, storage.open_write(rej_url) as rej_out:
+            pred_out.write(
+                output.header_line(output.prediction_columns(plan.header, classification))
+            )
+            rej_out.write(output.header_line(list(output.REJECTED_HEADER)))
+            for batch in stream.batches():
+                checked = check_batch(batch.records, batch.row_numbers, batch.lines, plan)
+                preds = predict(model, checked.frame)
+                valid_records = [batch.records[i] for i in checked.valid]
+                row_numbers = np.asarray(batch.row_numbers, dtype=np.int64)[checked.valid]
+                pred_out.write(
+                    output.predictions_csv(
+                        valid_records, plan.width, row_numbers, preds.values, preds.score
+                    )
+                )
+                if checked.rejections:
+                    rej_out.write(output.rejected_csv(checked.rejections))
+                rows_scored += len(checked.valid)
+                rejected_rows += len(checked.rejections)
+                rejected.update(r.code for r in checked.rejections)
+                warnings.update(checked.warnings)
+                for col, cnt in checked.column_warnings.items():
+                    col_warn.setdefault(col, Counter()).update(cnt)
+                dist.add(checked.frame, preds.values)
+                if progress:
+                    progress(stream.bytes_in, stream.rows_read)
+            manifest.input["sha256"] = stream.drain()
+            manifest.input["bytes"] = stream.bytes_in
+            manifest.input["compressed"] = stream.compressed
+            manifest.rows_in = stream.rows_read
+            manifest.rows_scored = rows_scored
+            manifest.rows_rejected = rejected_rows
+            manifest.rejected_by_code = dict(sorted(rejected.items()))
+            manifest.warnings_by_code = dict(sorted(warnings.items()))
+            if plan.extra:
+                manifest.warnings_by_code["EXTRA_COLUMNS"] = len(plan.extra)
+            manifest.warnings_by_column = {
+                c: dict(sorted(v.items())) for c, v in sorted(col_warn.items())
+            }
+            manifest.extra_columns = list(plan.extra)
+            manifest.distributions = dist.as_dict()
+            status, code = decide_status(stream.rows_read, rows_scored, rejected_rows)
+            manifest.status = status
+            if code == "HEADER_ONLY":
+                raise FileRefused(
+                    "the file has a header but no data rows; add rows to score", code=code
+                )
+            if code == "ALL_ROWS_REJECTED":
+                top = ", ".join(f"{k}×{v}" for k, v in rejected.most_common(3))
+                manifest.reason = {
+                    "code": code,
+                    "message": f"every row was rejected ({top}); see rejected.csv for each "
+                    "row's reason and fix the file",
+                }
+                pred_out.discard()
+            else:
+                manifest.outputs["predictions"] = _output_entry(pred_url, pred_out)
+            if rejected_rows:
+                manifest.outputs["rejected"] = _output_entry(rej_url, rej_out)
+            else:
+                rej_out.discard()
+
+
+def _output_entry(url: str, writer: storage.Writer) -> dict[str, Any]:
+    entry: dict[str, Any] = {"url": url, "sha256": writer.sha256, "bytes": writer.size}
+    if storage.is_s3(url):
+        entry["key"] = storage.split_s3(url)[1]
+    return entry
+
+
+def _finish(manifest: Manifest, t0: float) -> None:
+    elapsed = time.monotonic() - t0
+    manifest.finished_at = dt.datetime.now(dt.UTC).isoformat()
+    manifest.duration_s = round(elapsed, 3)
+    manifest.rows_per_s = round(manifest.rows_in / elapsed, 1) if elapsed > 0 else 0.0
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    manifest.peak_memory_mb = round(peak_kb / 1024, 1)
+
+
+def _commit(out: str, manifest: Manifest) -> RunResult:
+    try:
+        storage.write_bytes(manifest_url(out), manifest.to_json().encode(), create_only=True)
+    except VersionExists:
+        theirs = read_manifest(out)
+        if theirs is None:  # pragma: no cover - a manifest cannot vanish
+            raise
+        log.info("another run committed first", extra={"run_id": manifest.run_id})
+        return RunResult(theirs, already_done=True)
+    return RunResult(manifest, already_done=False)
+
+
+class _Distributions:
+    """Counts of scored values in the card's baseline bins, for drift views without re-reading."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.card = model.card
+        self.features: dict[str, np.ndarray] = {}
+        self.missing: Counter[str] = Counter()
+        self.other: Counter[str] = Counter()
+        for f in self.card.features:
+            n = len(f.bins) - 1 if f.kind == "number" else len(f.categories)
+            self.features[f.name] = np.zeros(max(n, 0), dtype=np.int64)
+        pb = self.card.prediction_baseline
+        n_pred = len(pb.classes) if pb.classes else max(len(pb.bins) - 1, 0)
+        self.prediction = np.zeros(n_pred, dtype=np.int64)
+
+    def add(self, frame: Any, values: np.ndarray) -> None:
+        for f in self.card.features:
+            col = frame[f.name].to_numpy() if f.name in frame else np.array([])
+            counts = self.features[f.name]
+            if f.kind == "number":
+                vals = col.astype(float)
+                self.missing[f.name] += int(np.isnan(vals).sum())
+                vals = vals[~np.isnan(vals)]
+                if len(counts):
+                    idx = np.searchsorted(np.asarray(f.bins[1:-1]), vals, side="right")
+                    counts += np.bincount(idx, minlength=len(counts))
+            else:
+                seen = pd.Series(col, dtype=object).value_counts(dropna=True)
+                self.missing[f.name] += len(col) - int(seen.sum())
+                pos = {c: i for i, c in enumerate(f.categories)}
+                for value, n in seen.items():
+                    i = pos.get(value)
+                    if i is None:
+                        self.other[f.name] += int(n)
+                    else:
+                        counts[i] += int(n)
+        pb = self.card.prediction_baseline
+        if len(self.prediction) and len(values):
+            if pb.classes:
+                seen = pd.Series(values, dtype=object).astype(str).value_counts()
+                for i, c in enumerate(pb.classes):
+                    self.prediction[i] += int(seen.get(c, 0))
+            else:
+                idx = np.searchsorted(np.asarray(pb.bins[1:-1]), values.astype(float), "right")
+                self.prediction += np.bincount(idx, minlength=len(self.prediction))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "prediction": {"counts": self.prediction.tolist()},
+            "features": {
+                name: {
+                    "counts": counts.tolist(),
+                    "missing": int(self.missing[name]),
+                    "other": int(self.other[name]),
+                }
+                for name, counts in self.features.items()
+            },
+        }

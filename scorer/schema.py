@@ -1,0 +1,101 @@
+"""Match a file's header against the model card (pure): which column feeds which feature.
+
+Refusals here are whole-file problems with a reason code and a message that says what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from scorer.card import Feature, ModelCard
+from scorer.errors import FileRefused
+
+OUTPUT_COLUMNS = ("row_number", "prediction", "prediction_score")
+_OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderPlan:
+    """Where each feature sits in the file's rows, and what else the file carries."""
+
+    header: tuple[str, ...]
+    feature_index: tuple[int, ...]  # position in the row of card.features[i]
+    features: tuple[Feature, ...]
+    extra: tuple[str, ...]  # passed through untouched
+
+    @property
+    def width(self) -> int:
+        return len(self.header)
+
+
+def plan_header(header: list[str], card: ModelCard) -> HeaderPlan:
+    if not header or all(not h.strip() for h in header):
+        raise FileRefused("the first line is empty; the file needs a header row", code="EMPTY")
+    if len(header) == 1 and len(card.features) > 1:
+        for sep, label in _OTHER_DELIMITERS.items():
+            if header[0].count(sep) >= 1:
+                raise FileRefused(
+                    f"the header is {label}-separated; dropscore reads comma-separated files. "
+                    f"Save the file as CSV with ',' between columns",
+                    code="WRONG_DELIMITER",
+                )
+        raise FileRefused(
+            f"the file has a single column ('{_short(header[0])}'); it must be comma-separated "
+            f"with a header row. The model needs: {_names(card)}",
+            code="NOT_CSV",
+        )
+    blanks = [i + 1 for i, h in enumerate(header) if not h.strip()]
+    if blanks:
+        raise FileRefused(
+            f"header column(s) {blanks} have no name; give every column a name",
+            code="BLANK_HEADER",
+        )
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise FileRefused(
+            f"the header repeats {', '.join(map(repr, dupes))}; each column name must be unique",
+            code="DUPLICATE_HEADER",
+        )
+    clash = [h for h in header if h in OUTPUT_COLUMNS]
+    if clash:
+        raise FileRefused(
+            f"the file already has column(s) {clash}, which dropscore writes itself; "
+            "rename or drop them (is this an already scored file?)",
+            code="RESERVED_COLUMN",
+        )
+    position = {h: i for i, h in enumerate(header)}
+    missing = [f for f in card.features if f.required and f.name not in position]
+    if missing:
+        hints = []
+        folded = {_fold(h): h for h in header}
+        for feat in missing:
+            near = folded.get(_fold(feat.name))
+            if near is not None:
+                hints.append(f"'{near}' looks like '{feat.name}'")
+        hint = f" ({'; '.join(hints)}: rename exactly)" if hints else ""
+        raise FileRefused(
+            f"column(s) {', '.join(repr(f.name) for f in missing)} missing{hint}; "
+            f"the model needs: {_names(card)}",
+            code="MISSING_COLUMNS",
+        )
+    used = [f for f in card.features if f.name in position]
+    feature_names = {f.name for f in used}
+    return HeaderPlan(
+        header=tuple(header),
+        feature_index=tuple(position[f.name] for f in used),
+        features=tuple(used),
+        extra=tuple(h for h in header if h not in feature_names),
+    )
+
+
+def _fold(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "", name).casefold()
+
+
+def _short(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _names(card: ModelCard) -> str:
+    return ", ".join(card.feature_names)

@@ -1,0 +1,163 @@
+"""Row validation against the card (pure): parsed records in, model-ready frame + rejections out.
+
+Every value is checked explicitly instead of trusting pandas' inference: only plain decimal
+numbers are numbers (no '1_000', no 'inf', no '1,5'), an empty value is missing, and a row with
+the wrong number of fields is rejected rather than padded or truncated.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from scorer.schema import HeaderPlan
+
+NUMBER_RE = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_NUMBER = re.compile(NUMBER_RE)
+_NON_FINITE = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan", "+nan", "-nan"}
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    row_number: int  # 1-based data record number (the header is not a record)
+    line: int  # 1-based physical line where the record starts (the header is line 1)
+    column: str
+    code: str
+    message: str
+    raw: str  # the record as it was, re-encoded as one CSV line
+
+
+@dataclass(slots=True)
+class CheckedBatch:
+    frame: pd.DataFrame  # model input for the valid rows, card feature order
+    valid: np.ndarray  # positions (in the batch) of the valid rows
+    rejections: list[Rejection]
+    warnings: Counter[str] = field(default_factory=Counter)
+    column_warnings: dict[str, Counter[str]] = field(default_factory=dict)
+
+
+def check_batch(
+    records: list[list[str]], row_numbers: list[int], lines: list[int], plan: HeaderPlan
+) -> CheckedBatch:
+    n = len(records)
+    widths = np.fromiter((len(r) for r in records), dtype=np.int64, count=n)
+    code = np.full(n, None, dtype=object)
+    col_of = np.full(n, "", dtype=object)
+    detail = np.full(n, "", dtype=object)
+    code[widths < plan.width] = "TOO_FEW_FIELDS"
+    code[widths > plan.width] = "TOO_MANY_FIELDS"
+    shaped = np.flatnonzero(widths == plan.width)
+    shaped_records = [records[i] for i in shaped]
+
+    columns: dict[str, object] = {}
+    warn: Counter[str] = Counter()
+    col_warn: dict[str, Counter[str]] = {}
+    pending: list[tuple[str, np.ndarray, np.ndarray]] = []  # (column, positions, warn mask)
+    for feat, idx in zip(plan.features, plan.feature_index, strict=True):
+        raw = pd.Series([r[idx] for r in shaped_records], dtype=object)
+        stripped = raw.str.strip()
+        empty = (stripped == "").to_numpy()
+        if feat.kind == "number":
+            is_num = stripped.str.fullmatch(NUMBER_RE).to_numpy(dtype=bool)
+            values = pd.to_numeric(stripped.where(is_num), errors="coerce").to_numpy(float)
+            finite = np.isfinite(values)
+            bad_type = ~empty & ~is_num
+            non_finite = is_num & ~finite
+            word_nonfinite = bad_type & stripped.str.lower().isin(_NON_FINITE).to_numpy(bool)
+            _mark(code, col_of, shaped, bad_type & ~word_nonfinite, "WRONG_TYPE", feat.name)
+            _mark(code, col_of, shaped, non_finite | word_nonfinite, "NON_FINITE", feat.name)
+            values = np.where(empty, np.nan, values)
+            outside = np.zeros(len(values), dtype=bool)
+            if feat.min is not None and feat.max is not None:
+                with np.errstate(invalid="ignore"):
+                    outside = finite & ((values < feat.min) | (values > feat.max))
+            pending.append((feat.name, shaped, outside))
+            columns[feat.name] = values
+        else:
+            values_obj = raw.where(~empty, None).to_numpy(dtype=object)
+            unseen = ~empty & ~raw.isin(set(feat.categories)).to_numpy(bool)
+            if not feat.categories:
+                unseen[:] = False
+            pending.append((feat.name, shaped, unseen))
+            columns[feat.name] = values_obj
+        if not feat.nullable:
+            _mark(code, col_of, shaped, empty, "MISSING_VALUE", feat.name)
+
+    valid = np.flatnonzero(code == None)  # noqa: E711 - elementwise comparison
+    valid_in_shaped = np.isin(shaped, valid)
+    frame = pd.DataFrame(
+        {name: np.asarray(vals)[valid_in_shaped] for name, vals in columns.items()}
+    )
+    for (name, _pos, mask), feat in zip(pending, plan.features, strict=True):
+        count = int(mask[valid_in_shaped].sum())
+        if count:
+            wcode = "OUT_OF_RANGE" if feat.kind == "number" else "UNSEEN_CATEGORY"
+            warn[wcode] += count
+            col_warn.setdefault(name, Counter())[wcode] += count
+
+    rejections = []
+    for i in np.flatnonzero(code != None):  # noqa: E711
+        rejections.append(
+            Rejection(
+                row_number=row_numbers[i],
+                line=lines[i],
+                column=str(col_of[i]),
+                code=str(code[i]),
+                message=_message(str(code[i]), str(col_of[i]), records[i], plan, detail[i]),
+                raw=_raw_line(records[i]),
+            )
+        )
+    return CheckedBatch(frame, valid, rejections, warn, col_warn)
+
+
+def _mark(
+    code: np.ndarray,
+    col_of: np.ndarray,
+    positions: np.ndarray,
+    mask: np.ndarray,
+    what: str,
+    column: str,
+) -> None:
+    """Record a problem on rows that have none yet (the first problem of a row wins)."""
+    targets = positions[mask]
+    free = targets[code[targets] == None]  # noqa: E711
+    code[free] = what
+    col_of[free] = column
+
+
+def _message(code: str, column: str, record: list[str], plan: HeaderPlan, _d: str) -> str:
+    if code == "TOO_FEW_FIELDS":
+        return f"row has {len(record)} fields, the header has {plan.width}; add the missing ones"
+    if code == "TOO_MANY_FIELDS":
+        return (
+            f"row has {len(record)} fields, the header has {plan.width}; "
+            "quote values that contain commas"
+        )
+    value = record[plan.header.index(column)] if column in plan.header else ""
+    if code == "MISSING_VALUE":
+        return f"'{column}' is empty; the model needs a value (training data had none missing)"
+    if code == "NON_FINITE":
+        return f"'{column}' is {value.strip()!r}; only finite numbers can be scored"
+    if code == "WRONG_TYPE":
+        hint = (
+            "; use '.' as the decimal separator" if _DECIMAL_COMMA.fullmatch(value.strip()) else ""
+        )
+        return f"'{column}' is {_clip(value)!r}, not a number{hint}"
+    return code
+
+
+def _clip(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _raw_line(record: list[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(record)
+    return buf.getvalue()

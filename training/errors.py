@@ -1,0 +1,18 @@
+"""Training's own errors; all are DropscoreErrors so the CLI reports them the same way."""
+
+from __future__ import annotations
+
+from scorer.errors import DropscoreError
+
+
+class TrainingDataError(DropscoreError):
+    """The training CSV cannot be used as it is (missing target, too few rows, constant …)."""
+
+    code = "TRAINING_DATA"
+    exit_code = 2
+
+
+class TrainingFailed(DropscoreError):
+    """PyCaret could not fit any model on the data."""
+
+    code = "TRAINING_FAILED"

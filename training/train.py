@@ -1,0 +1,371 @@
+"""Train a PyCaret model on any tabular CSV and publish it, with its card, to the registry.
+
+The hold-out split is made here, before PyCaret sees the data: PyCaret compares estimators by
+cross-validation on the training part only, the winner is fitted on the training part, and the
+metrics in the card are measured on the hold-out rows the published model never saw.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import logging
+import os
+import platform
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from scorer import storage
+from scorer.card import ModelCard, Task
+from scorer.errors import InputNotFound, ObjectMissing
+from scorer.registry import Registry
+from training import profile
+from training.errors import TrainingDataError, TrainingFailed
+
+log = logging.getLogger("dropscore.training")
+
+MIN_ROWS = 30
+HOLDOUT = 0.2
+SEED = 42
+DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
+    "regression": ("lr", "ridge", "lightgbm", "gbr"),
+    "classification": ("lr", "lightgbm", "rf"),
+}
+SORT_BY = {"regression": "R2", "classification": "AUC"}
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingData:
+    frame: pd.DataFrame
+    sha256: str
+    source: str
+    dropped_missing_target: int
+
+
+def read_training_csv(src: str, target: str) -> TrainingData:
+    """Read and check a training CSV (local or s3://); refuses what would train silently wrong."""
+    try:
+        raw = storage.read_bytes(src)
+    except ObjectMissing as exc:
+        raise InputNotFound(f"training data '{src}' does not exist; check the path") from exc
+    if src.endswith(".gz"):
+        import gzip
+
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise TrainingDataError(f"'{src}' is not a valid gzip file") from exc
+    sha = hashlib.sha256(raw).hexdigest()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TrainingDataError(
+            f"'{src}' is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
+        ) from exc
+    if not text.strip():
+        raise TrainingDataError(f"'{src}' is empty; it needs a header row and data rows")
+    header = next(csv.reader(io.StringIO(text)))
+    if len(header) < 2:
+        raise TrainingDataError(
+            f"'{src}' has a single column ('{header[0][:40]}'); it must be comma-separated "
+            "with a header row naming the target and at least one feature"
+        )
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise TrainingDataError(f"'{src}' repeats the column(s) {dupes}; rename them")
+    if target not in header:
+        raise TrainingDataError(
+            f"target '{target}' is not a column of '{src}'; columns are: {', '.join(header)}"
+        )
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype_backend="numpy_nullable")
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise TrainingDataError(f"'{src}' is not a readable CSV: {exc}") from exc
+    frame = _plain_dtypes(frame)
+    for col in frame.columns:
+        if profile.is_number(frame[col]):
+            vals = frame[col].to_numpy(dtype=float, na_value=np.nan)
+            if np.isinf(vals).any():
+                raise TrainingDataError(f"column '{col}' contains infinite values; remove them")
+    missing = int(frame[target].isna().sum())
+    frame = frame[frame[target].notna()].reset_index(drop=True)
+    return TrainingData(frame, sha, src, missing)
+
+
+def _plain_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nullable dtypes → float64 / object, the types the scorer feeds the pipeline."""
+    out = {}
+    for col in frame.columns:
+        s = frame[col]
+        if pd.api.types.is_bool_dtype(s):
+            out[col] = (
+                s.astype(object)
+                .where(s.notna(), None)
+                .map(lambda v: None if v is None else str(bool(v)))
+            )
+        elif pd.api.types.is_numeric_dtype(s):
+            out[col] = s.astype("float64")
+        else:
+            out[col] = s.astype(object).where(s.notna(), None)
+    return pd.DataFrame(out)
+
+
+def detect_task(target: pd.Series) -> Task:
+    """Text or few whole-number values → classification; otherwise regression."""
+    if not profile.is_number(target):
+        return "classification"
+    values = target.to_numpy(dtype=float)
+    if np.all(np.mod(values, 1) == 0) and target.nunique() <= 10:
+        return "classification"
+    return "regression"
+
+
+def check_trainable(data: TrainingData, target: str, task: Task) -> None:
+    y = data.frame[target]
+    if y.empty:
+        raise TrainingDataError(f"target '{target}' is empty in every row; nothing to learn")
+    if y.nunique() < 2:
+        raise TrainingDataError(
+            f"target '{target}' has a single value ({y.iloc[0]!r}); nothing to learn"
+        )
+    if len(y) < MIN_ROWS:
+        raise TrainingDataError(
+            f"only {len(y)} rows with a target; at least {MIN_ROWS} are needed to train and "
+            "hold out a test split"
+        )
+    if task == "regression" and not profile.is_number(y):
+        raise TrainingDataError(
+            f"target '{target}' is not numeric, so it cannot be a regression target; "
+            "use --task classification"
+        )
+    if task == "classification":
+        counts = y.astype(str).value_counts()
+        if counts.min() < 2:
+            rare = ", ".join(map(repr, counts[counts < 2].index[:5]))
+            raise TrainingDataError(
+                f"class(es) {rare} of '{target}' occur only once; every class needs ≥ 2 rows"
+            )
+        if len(counts) > 50:
+            raise TrainingDataError(
+                f"target '{target}' has {len(counts)} classes; is it a regression target? "
+                "use --task regression"
+            )
+    if data.frame.shape[1] < 2:
+        raise TrainingDataError("the file has no feature columns besides the target")
+
+
+@dataclass(frozen=True, slots=True)
+class Trained:
+    model_bytes: bytes
+    estimator: str
+    metrics: dict[str, float]
+    holdout_predictions: pd.Series
+    classes: tuple[str, ...]
+    train_rows: int
+    holdout_rows: int
+
+
+def fit(
+    data: TrainingData,
+    target: str,
+    task: Task,
+    estimators: tuple[str, ...],
+    progress: Progress,
+) -> tuple[Trained, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split
+
+    frame = data.frame
+    stratify = frame[target].astype(str) if task == "classification" else None
+    train, holdout = train_test_split(
+        frame, test_size=HOLDOUT, random_state=SEED, stratify=stratify
+    )
+    if task == "classification":
+        train = train.copy()
+        holdout = holdout.copy()
+        train[target] = train[target].astype(str)
+        holdout[target] = holdout[target].astype(str)
+    progress(f"setting up PyCaret ({len(train)} training rows, {len(holdout)} hold-out rows)")
+    if task == "regression":
+        from pycaret import regression as pc
+    else:
+        from pycaret import classification as pc  # type: ignore[no-redef]
+    features = [c for c in frame.columns if c != target]
+    numeric = [c for c in features if profile.is_number(frame[c])]
+    categorical = [c for c in features if c not in numeric]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            pc.setup(
+                data=train.reset_index(drop=True),
+                target=target,
+                numeric_features=numeric or None,
+                categorical_features=categorical or None,
+                session_id=SEED,
+                fold=3,
+                n_jobs=-1,
+                verbose=False,
+                html=False,
+                system_log=False,
+                memory=False,
+            )
+            progress(f"comparing estimators: {', '.join(estimators)}")
+            best = pc.compare_models(
+                include=list(estimators), sort=SORT_BY[task], verbose=False, errors="raise"
+            )
+        except ValueError as exc:
+            raise TrainingFailed(f"PyCaret could not train on this data: {exc}") from exc
+        if isinstance(best, list):  # pragma: no cover - only when n_select > 1
+            best = best[0]
+        estimator = type(best).__name__
+        progress(f"best estimator: {estimator}; measuring the hold-out")
+        with tempfile.TemporaryDirectory() as tmp:
+            pipeline, path = pc.save_model(best, os.path.join(tmp, "model"), verbose=False)
+            model_bytes = Path(path).read_bytes()
+    x_hold = holdout[features]
+    y_hold = holdout[target]
+    predictions = pd.Series(np.asarray(pipeline.predict(x_hold)), index=holdout.index)
+    classes: tuple[str, ...] = ()
+    if task == "classification":
+        classes = tuple(str(c) for c in class_labels(pipeline))
+        proba = np.asarray(pipeline.predict_proba(x_hold))
+        metrics = classification_metrics(
+            y_hold.astype(str), predictions.astype(str), proba, classes
+        )
+    else:
+        metrics = regression_metrics(y_hold.to_numpy(float), predictions.to_numpy(float))
+    trained = Trained(
+        model_bytes=model_bytes,
+        estimator=estimator,
+        metrics=metrics,
+        holdout_predictions=predictions,
+        classes=classes,
+        train_rows=len(train),
+        holdout_rows=len(holdout),
+    )
+    return trained, train
+
+
+def class_labels(pipeline: Any) -> list[Any]:
+    """Labels in predict_proba column order (PyCaret label-encodes the target in its pipeline)."""
+    for name, step in getattr(pipeline, "steps", []):
+        if name == "label_encoding":
+            inner = getattr(step, "transformer", step)
+            if hasattr(inner, "classes_"):
+                return list(inner.classes_)
+    return list(pipeline.classes_)
+
+
+def regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    return {
+        "r2": round(float(r2_score(y, p)), 6),
+        "mae": round(float(mean_absolute_error(y, p)), 6),
+        "rmse": round(float(np.sqrt(mean_squared_error(y, p))), 6),
+    }
+
+
+def classification_metrics(
+    y: pd.Series, p: pd.Series, proba: np.ndarray, classes: tuple[str, ...]
+) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    out = {"accuracy": round(float(accuracy_score(y, p)), 6)}
+    if len(classes) == 2:
+        out["auc"] = round(float(roc_auc_score((y == classes[1]).astype(int), proba[:, 1])), 6)
+        out["f1"] = round(float(f1_score(y, p, pos_label=classes[1])), 6)
+    else:
+        try:
+            out["auc"] = round(
+                float(roc_auc_score(y, proba, multi_class="ovr", labels=list(classes))), 6
+            )
+        except ValueError:
+            out["auc"] = float("nan")
+        out["f1"] = round(float(f1_score(y, p, average="weighted")), 6)
+    return {k: v for k, v in out.items() if np.isfinite(v)}
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for dist, key in (
+        ("pycaret", "pycaret"),
+        ("scikit-learn", "sklearn"),
+        ("pandas", "pandas"),
+        ("numpy", "numpy"),
+        ("lightgbm", "lightgbm"),
+    ):
+        try:
+            out[key] = md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def train_and_publish(
+    *,
+    data_url: str,
+    target: str,
+    name: str,
+    registry: Registry,
+    task: Literal["auto", "regression", "classification"] = "auto",
+    estimators: tuple[str, ...] = (),
+    alias: str | None = None,
+    progress: Progress = lambda _msg: None,
+) -> ModelCard:
+    """The whole of ``training train``: nothing is written to the registry unless it all worked."""
+    progress(f"reading {data_url}")
+    data = read_training_csv(data_url, target)
+    chosen: Task = detect_task(data.frame[target]) if task == "auto" else task
+    check_trainable(data, target, chosen)
+    ests = estimators or DEFAULT_ESTIMATORS[chosen]
+    trained, train_frame = fit(data, target, chosen, ests, progress)
+    features = tuple(
+        profile.profile_feature(str(col), train_frame[col])
+        for col in data.frame.columns
+        if col != target
+    )
+    baseline = profile.prediction_baseline(trained.holdout_predictions, trained.classes)
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+    def make_card(version: int, model_sha: str) -> ModelCard:
+        return ModelCard(
+            name=name,
+            version=version,
+            task=chosen,
+            target=target,
+            created_at=created,
+            features=features,
+            metrics=trained.metrics,
+            estimator=trained.estimator,
+            training_data={
+                "source": data.source,
+                "sha256": data.sha256,
+                "rows": len(data.frame) + data.dropped_missing_target,
+                "rows_used": len(data.frame),
+                "rows_without_target": data.dropped_missing_target,
+                "train_rows": trained.train_rows,
+                "holdout_rows": trained.holdout_rows,
+                "estimators_compared": list(ests),
+            },
+            prediction_baseline=baseline,
+            model_sha256=model_sha,
+            libraries=library_versions(),
+            classes=trained.classes,
+            notes={"metrics_on": "hold-out rows the published model never saw"},
+        )
+
+    progress(f"publishing to {registry.url}")
+    return registry.publish(name, trained.model_bytes, make_card, alias=alias)
