@@ -22,11 +22,11 @@ def model_input(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
     """The frame in the card's feature order with the dtypes the pipeline was trained on."""
     out = {}
     for feat in model.card.features:
-        col = frame[feat.name] if feat.name in frame else pd.Series([None] * len(frame))
+        col = frame[feat.name] if feat.name in frame else pd.Series([np.nan] * len(frame))
         if feat.kind == "number":
             out[feat.name] = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
         else:
-            out[feat.name] = col.astype(object).where(col.notna(), None).to_numpy()
+            out[feat.name] = col.astype(object).where(col.notna(), np.nan).to_numpy()
     return pd.DataFrame(out, index=frame.index)
 
 

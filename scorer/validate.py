@@ -81,7 +81,7 @@ def check_batch(
             pending.append((feat.name, shaped, outside))
             columns[feat.name] = values
         else:
-            values_obj = raw.where(~empty, None).to_numpy(dtype=object)
+            values_obj = raw.where(~empty, np.nan).to_numpy(dtype=object)
             unseen = ~empty & ~raw.isin(set(feat.categories)).to_numpy(bool)
             if not feat.categories:
                 unseen[:] = False

@@ -96,3 +96,69 @@ def s3(moto_endpoint: str):  # type: ignore[no-untyped-def]
     import boto3
 
     return boto3.client("s3", endpoint_url=moto_endpoint)
+
+
+# --- trained models ---------------------------------------------------------------------------
+def make_classification_frame(rows: int, seed: int = 5):  # type: ignore[no-untyped-def]
+    """A small classification table with awkward column names (nothing insurance-specific)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    hours = rng.integers(1, 80, size=rows).astype(float)
+    edu = rng.choice(["Bachelors", "HS-grad", "Masters", "Some college"], size=rows)
+    work = rng.choice([" Private", " Self-emp", " Gov"], size=rows)
+    age = rng.integers(17, 90, size=rows).astype(float)
+    gain = np.where(rng.random(rows) < 0.1, rng.integers(1000, 20000, size=rows), 0).astype(float)
+    logit = 0.04 * (hours - 40) + 0.03 * (age - 40) + (edu == "Masters") * 1.2 + gain / 5000 - 1
+    label = np.where(rng.random(rows) < 1 / (1 + np.exp(-logit)), ">50K", "<=50K")
+    frame = pd.DataFrame(
+        {
+            "hours-per-week": hours,
+            "education level": edu,
+            "work class": work,
+            "age (years)": age,
+            "capital gain $": gain,
+            "income >50K": label,
+        }
+    )
+    frame.loc[rng.random(rows) < 0.05, "work class"] = None  # nullable category
+    return frame
+
+
+@pytest.fixture(scope="session")
+def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A local registry with two promoted models trained for real (PyCaret 'lr'):
+    ``claims`` (regression on the sample data) and ``income`` (binary classification)."""
+    from scorer.registry import Registry
+    from training.sample_data import generate
+    from training.train import train_and_publish
+
+    root = tmp_path_factory.mktemp("registry")
+    data = tmp_path_factory.mktemp("data")
+    claims = data / "claims.csv"
+    generate(800, seed=11).to_csv(claims, index=False)
+    income = data / "income.csv"
+    make_classification_frame(800).to_csv(income, index=False)
+    registry = Registry(str(root / "models"))
+    train_and_publish(
+        data_url=str(claims), target="charges", name="claims", registry=registry,
+        estimators=("lr",), alias="production",
+    )
+    train_and_publish(
+        data_url=str(income), target="income >50K", name="income", registry=registry,
+        estimators=("lr",), alias="production",
+    )
+    return registry.url
+
+
+@pytest.fixture
+def s3_registry(bucket: str, trained_registry: str) -> str:
+    """The trained registry copied into ``s3://<bucket>/models``; returns that URL."""
+    from scorer import storage
+
+    base = Path(trained_registry)
+    for path in sorted(p for p in base.rglob("*") if p.is_file()):
+        rel = path.relative_to(base).as_posix()
+        storage.write_bytes(f"s3://{bucket}/models/{rel}", path.read_bytes())
+    return f"s3://{bucket}/models"

@@ -117,7 +117,7 @@ def _plain_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
         elif pd.api.types.is_numeric_dtype(s):
             out[col] = s.astype("float64")
         else:
-            out[col] = s.astype(object).where(s.notna(), None)
+            out[col] = s.astype(object).where(s.notna(), np.nan)
     return pd.DataFrame(out)
 
 
