@@ -109,11 +109,7 @@ def _plain_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     for col in frame.columns:
         s = frame[col]
         if pd.api.types.is_bool_dtype(s):
-            out[col] = (
-                s.astype(object)
-                .where(s.notna(), None)
-                .map(lambda v: None if v is None else str(bool(v)))
-            )
+            out[col] = s.astype(object).map(lambda v: np.nan if pd.isna(v) else str(bool(v)))
         elif pd.api.types.is_numeric_dtype(s):
             out[col] = s.astype("float64")
         else:
