@@ -1,0 +1,157 @@
+"""The runs under ``scored/``: find them, read their manifests, summarise them for browsing.
+
+``scored/<rel>/<run-id>/manifest.json`` exists only for committed runs, so a listing of
+manifests *is* the list of runs. Every name taken from a listing or a URL passes
+``check_run_path`` before it becomes part of a storage path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from scorer import storage
+from scorer.errors import BadArgument, DropscoreError
+from scorer.events import SCORED
+from scorer.manifest import Manifest
+from scorer.refs import is_run_id
+
+#: One segment of an input's relative path: no separators, no '..', no control characters.
+_SEGMENT = re.compile(r"^(?!\.{1,2}$)[^/\\\x00-\x1f\x7f]{1,255}$")
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True, slots=True)
+class RunPath:
+    """Where one run lives: ``scored/<rel>/<run_id>/`` in ``bucket``."""
+
+    bucket: str
+    rel: str  # the input's path under incoming/ without its suffix, e.g. "2024/claims"
+    run_id: str
+
+    @property
+    def key(self) -> str:
+        """``<rel>/<run_id>``: how a run is named in links."""
+        return f"{self.rel}/{self.run_id}"
+
+    def url(self, scored: str = SCORED, name: str = "") -> str:
+        base = f"s3://{self.bucket}/{scored}{self.rel}/{self.run_id}"
+        return storage.join(base, name) if name else base
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True, slots=True)
+class RunEntry:
+    """A run as a listing shows it: where, and when its manifest was written."""
+
+    path: RunPath
+    manifest_etag: str
+    committed_at: float  # epoch seconds of manifest.json
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What the runs table shows for one run (from its manifest)."""
+
+    key: str
+    run_id: str
+    rel: str
+    status: str
+    input: str
+    rows_in: int
+    rows_scored: int
+    rows_rejected: int
+    model: str
+    model_version: int | None
+    started_at: str
+    duration_s: float
+    reason: str
+
+
+def check_run_path(bucket: str, key: str) -> RunPath:
+    """Parse ``<rel>/<run_id>`` from a link; refuses anything that could leave ``scored/``."""
+    rel, sep, run = key.strip().rpartition("/")
+    if not sep or not is_run_id(run):
+        raise BadArgument(f"'{_clip(key)}' is not a run; a run is named <input path>/<run id>")
+    segments = rel.split("/")
+    if not all(_SEGMENT.fullmatch(s) for s in segments) or any(s.strip() != s for s in segments):
+        raise BadArgument(f"'{_clip(key)}' is not a valid input path")
+    return RunPath(bucket, rel, run)
+
+
+def _clip(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def list_runs(bucket: str, scored: str = SCORED) -> list[RunEntry]:
+    """Every committed run in the bucket, newest manifest first."""
+    prefix = f"s3://{bucket}/{scored}"
+    found = []
+    for obj in storage.list_objects(prefix):
+        rel_key = obj.url[len(prefix) :]
+        if not rel_key.endswith("/" + MANIFEST):
+            continue
+        try:
+            path = check_run_path(bucket, rel_key[: -len(MANIFEST) - 1])
+        except BadArgument:
+            continue  # not laid out by dropscore; never turned into a path
+        found.append(RunEntry(path, obj.etag, obj.last_modified))
+    found.sort(key=lambda e: (e.committed_at, e.path.key), reverse=True)
+    return found
+
+
+def read_manifest(path: RunPath, scored: str = SCORED) -> Manifest:
+    return Manifest.from_json(storage.read_bytes(path.url(scored, MANIFEST)))
+
+
+def summarise(path: RunPath, manifest: Manifest) -> RunSummary:
+    model: dict[str, Any] = manifest.model or {}
+    inp: dict[str, Any] = manifest.input or {}
+    version = model.get("version")
+    reason = (manifest.reason or {}).get("message", "") if manifest.status == "failed" else ""
+    return RunSummary(
+        key=path.key,
+        run_id=path.run_id,
+        rel=path.rel,
+        status=manifest.status,
+        input=str(inp.get("key") or inp.get("url") or path.rel),
+        rows_in=int(manifest.rows_in),
+        rows_scored=int(manifest.rows_scored),
+        rows_rejected=int(manifest.rows_rejected),
+        model=str(model.get("name", "")),
+        model_version=int(version) if isinstance(version, int | str) and str(version) else None,
+        started_at=manifest.started_at,
+        duration_s=float(manifest.duration_s),
+        reason=reason,
+    )
+
+
+def read_many(
+    paths: Iterable[RunPath], scored: str = SCORED, workers: int = 16
+) -> list[Manifest | None]:
+    """Manifests of many runs, fetched in parallel; ``None`` where one cannot be read."""
+
+    def one(path: RunPath) -> Manifest | None:
+        try:
+            return read_manifest(path, scored)
+        except (ValueError, TypeError, DropscoreError):
+            return None
+
+    items = list(paths)
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(one, items))
+
+
+def output_url(path: RunPath, manifest: Manifest, name: str, scored: str = SCORED) -> str | None:
+    """URL of one of a run's outputs (``predictions`` or ``rejected``) if the run wrote it."""
+    entry = (manifest.outputs or {}).get(name)
+    if not entry:
+        return None
+    return path.url(scored, f"{name}.csv")

@@ -1,0 +1,361 @@
+"""``make demo``: the whole local stack on one machine, no AWS account.
+
+A moto server (real S3/SQS/EventBridge HTTP APIs) on 127.0.0.1:5055; bucket ``dropscore`` with
+versioning and EventBridge notifications; a rule on ``incoming/*.csv`` → an SQS queue (+ DLQ)
+standing in for the RunTask target; a sample model trained and promoted; ``scorer watch``; a
+sweep every few minutes; the Streamlit UI; and a first file dropped and scored. Ctrl-C stops
+everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ENDPOINT = os.environ.get("DROPSCORE_S3_ENDPOINT", "http://127.0.0.1:5055")
+BUCKET = os.environ.get("DROPSCORE_BUCKET", "dropscore")
+UI_PORT = int(os.environ.get("DROPSCORE_UI_PORT", "8501"))
+MODEL = os.environ.get("DROPSCORE_MODEL", "claims")
+SWEEP_EVERY_S = int(os.environ.get("DROPSCORE_SWEEP_EVERY", "300"))
+QUEUE = "dropscore-scorer-events"
+DLQ = "dropscore-scorer-dlq"
+
+
+def say(msg: str) -> None:
+    print(f"[demo] {msg}", flush=True)
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.stopping = threading.Event()
+        self.logs = ROOT / "demo-data" / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def start(
+        self, name: str, cmd: list[str], env: dict[str, str] | None = None, quiet: bool = True
+    ) -> subprocess.Popen[bytes]:
+        out: Any = open(self.logs / f"{name}.log", "wb") if quiet else None  # noqa: SIM115
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env or os.environ.copy(),
+            stdout=out,
+            stderr=subprocess.STDOUT if quiet else None,
+        )
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + 15
+        for _name, proc in reversed(self.procs):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_http(url: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)  # noqa: S310 - loopback only
+            return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def port_busy(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=1)  # noqa: S310
+        return True
+    except OSError:
+        return False
+
+
+def provision() -> tuple[str, str]:
+    """Bucket, notifications, rule → queue (+ DLQ). Returns (queue url, dlq url)."""
+    import boto3
+
+    s3 = boto3.client("s3")
+    sqs = boto3.client("sqs")
+    ev = boto3.client("events")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    dlq_url = sqs.create_queue(QueueName=DLQ)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue_url = sqs.create_queue(
+        QueueName=QUEUE,
+        Attributes={
+            "VisibilityTimeout": "600",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    ev.put_rule(Name="dropscore-incoming", EventPattern=json.dumps(event_pattern(BUCKET)))
+    ev.put_targets(Rule="dropscore-incoming", Targets=[{"Id": "scorer", "Arn": queue_arn}])
+    return queue_url, dlq_url
+
+
+def event_pattern(bucket: str) -> dict[str, Any]:
+    return {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [bucket]},
+            "object": {"key": [{"wildcard": "incoming/*.csv"}, {"wildcard": "incoming/*.csv.gz"}]},
+        },
+    }
+
+
+def first_file(path: Path) -> None:
+    """Sample rows plus a few bad ones, so the first result shows rejected rows too."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "sample-data",
+            "--rows",
+            "500",
+            "--out",
+            str(path),
+            "--seed",
+            "2026",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    bad = [
+        ",".join("abc" if i == 0 else v for i, v in enumerate(lines[1].split(","))),
+        ",".join(lines[2].split(",")[:-2]),
+        ",".join(
+            "inf" if h == "bmi" else v for h, v in zip(header, lines[3].split(","), strict=False)
+        ),
+    ]
+    path.write_text("\n".join([*lines, *bad]) + "\n")
+
+
+def wait_manifest(s3: Any, prefix: str, seconds: float) -> dict[str, Any] | None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        resp = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+        for obj in resp.get("Contents", []):
+            if obj["Key"].endswith("manifest.json"):
+                body = s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
+                return {"key": obj["Key"], **json.loads(body)}
+        time.sleep(1)
+    return None
+
+
+def main() -> int:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ["AWS_ENDPOINT_URL"] = ENDPOINT
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ["DROPSCORE_BUCKET"] = BUCKET
+    stack = Stack()
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        return run(stack)
+    except KeyboardInterrupt:
+        say("stopping …")
+        return 0
+    finally:
+        stack.stop()
+        say("stopped everything it started")
+
+
+def run(stack: Stack) -> int:
+    import boto3
+
+    host, port = ENDPOINT.split("//", 1)[1].split(":")
+    if port_busy(f"{ENDPOINT}/moto-api/"):
+        say(f"something already answers at {ENDPOINT}; stop it (an earlier demo?) and retry")
+        return 1
+    say(f"starting a local S3/SQS/EventBridge (moto) at {ENDPOINT}")
+    stack.start("moto", [str(BIN / "moto_server"), "-H", host, "-p", port])
+    if not wait_http(f"{ENDPOINT}/moto-api/", 30):
+        say(f"moto did not start; see {stack.logs / 'moto.log'}")
+        return 1
+    queue_url, dlq_url = provision()
+    say(
+        f"bucket s3://{BUCKET} (versioned, EventBridge notifications), rule incoming/*.csv → "
+        f"queue {QUEUE} (+ DLQ {DLQ})"
+    )
+
+    data = ROOT / "demo-data"
+    train_csv = data / "training.csv"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "sample-data",
+            "--rows",
+            "4000",
+            "--out",
+            str(train_csv),
+            "--seed",
+            "1",
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    say("training the sample model (PyCaret; ~30 s) …")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "train",
+            "--data",
+            str(train_csv),
+            "--target",
+            "charges",
+            "--name",
+            MODEL,
+            "--registry",
+            f"s3://{BUCKET}/models",
+            "--alias",
+            "production",
+            "--estimators",
+            "lr,lightgbm,gbr",
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    stack.start(
+        "watch",
+        [
+            sys.executable,
+            "-m",
+            "scorer",
+            "--log-format",
+            "human",
+            "watch",
+            "--bucket",
+            BUCKET,
+            "--queue",
+            queue_url,
+            "--dlq",
+            dlq_url,
+            "--model",
+            MODEL,
+        ],
+        quiet=False,
+    )
+    ui_url = f"http://127.0.0.1:{UI_PORT}"
+    if (ROOT / "ui" / "app.py").exists():
+        stack.start(
+            "ui",
+            [
+                str(BIN / "streamlit"),
+                "run",
+                "ui/app.py",
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(UI_PORT),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+        )
+    threading.Thread(target=sweeper, args=(stack,), daemon=True).start()
+
+    first = data / "first claims.csv"
+    first_file(first)
+    s3 = boto3.client("s3")
+    s3.upload_file(str(first), BUCKET, "incoming/demo/first claims.csv")
+    say("dropped incoming/demo/first claims.csv; waiting for its manifest …")
+    m = wait_manifest(s3, "scored/demo/first claims/", 90)
+    if m:
+        say(
+            f"scored: s3://{BUCKET}/{m['key']}  status={m['status']} rows_in={m['rows_in']} "
+            f"scored={m['rows_scored']} rejected={m['rows_rejected']}"
+        )
+    else:
+        say(f"no manifest yet for the first file; see {stack.logs}")
+    ui_ok = (ROOT / "ui" / "app.py").exists() and wait_http(f"{ui_url}/_stcore/health", 60)
+    banner(ui_url if ui_ok else None)
+    while True:
+        for name, proc in stack.procs:
+            if proc.poll() is not None and name in ("moto", "watch"):
+                say(f"{name} exited with {proc.returncode}; see {stack.logs}/{name}.log")
+                return 1
+        time.sleep(1)
+
+
+def sweeper(stack: Stack) -> None:
+    while not stack.stopping.wait(SWEEP_EVERY_S):
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scorer",
+                "--log-format",
+                "human",
+                "sweep",
+                "--bucket",
+                BUCKET,
+                "--model",
+                MODEL,
+            ],
+            cwd=ROOT,
+            check=False,
+        )
+
+
+def banner(ui_url: str | None) -> None:
+    lines = [
+        "",
+        "dropscore is running locally. Press Ctrl-C to stop everything.",
+        f"  S3 endpoint : {ENDPOINT}   (any access key works)",
+        f"  bucket      : s3://{BUCKET}",
+        f"  UI          : {ui_url or 'not running (see demo-data/logs/ui.log)'}",
+        f"  model       : {MODEL}:production in s3://{BUCKET}/models",
+        "",
+        "Drop a file (results appear under scored/ within seconds):",
+        f"  aws --endpoint-url {ENDPOINT} s3 cp claims.csv s3://{BUCKET}/incoming/",
+        f"  aws --endpoint-url {ENDPOINT} s3 ls --recursive s3://{BUCKET}/scored/",
+        "Make a file to drop:  .venv/bin/python -m training sample-data --rows 1000 --out claims.csv",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

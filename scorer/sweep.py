@@ -1,0 +1,128 @@
+"""The safety net: score every input under incoming/ that has no terminal manifest yet.
+
+Default: an input counts as done once any model version committed a manifest for that exact
+input version. ``--rescore-stale``: only a manifest from the current production version counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from scorer import events, refs, service, storage
+from scorer.errors import DropscoreError
+from scorer.events import ObjectRef
+
+log = logging.getLogger("dropscore.sweep")
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    ref: ObjectRef
+    reason: str  # "no manifest" | "stale"
+
+
+def list_inputs(bucket: str, incoming: str = events.INCOMING) -> list[ObjectRef]:
+    """The latest version of every input object."""
+    client = storage.s3_client()
+    out: list[ObjectRef] = []
+    with storage.map_storage_errors(f"s3://{bucket}/{incoming}"):
+        for page in client.get_paginator("list_object_versions").paginate(
+            Bucket=bucket, Prefix=incoming
+        ):
+            for v in page.get("Versions", []):
+                if v.get("IsLatest") and events.is_input_key(v["Key"], incoming):
+                    vid = v.get("VersionId")
+                    out.append(
+                        ObjectRef(
+                            bucket=bucket,
+                            key=v["Key"],
+                            version_id=None if vid in (None, "null") else vid,
+                            etag=str(v.get("ETag", "")).strip('"'),
+                        )
+                    )
+    return sorted(out, key=lambda r: r.key)
+
+
+def committed_runs(bucket: str, scored: str = events.SCORED) -> set[tuple[str, str]]:
+    """(relative name, run id) of every committed manifest under scored/."""
+    done = set()
+    for obj in storage.list_objects(f"s3://{bucket}/{scored}"):
+        key = storage.split_s3(obj.url)[1][len(scored) :]
+        rel, _, tail = key.rpartition("/")
+        rel, _, run = rel.rpartition("/")
+        if tail == "manifest.json" and refs.is_run_id(run):
+            done.add((rel, run))
+    return done
+
+
+def find_pending(
+    inputs: list[ObjectRef],
+    done: set[tuple[str, str]],
+    model_name: str,
+    model_version: int,
+    *,
+    rescore_stale: bool,
+    incoming: str = events.INCOMING,
+) -> list[Pending]:
+    """Pure decision: which inputs still need a run."""
+    by_rel: dict[str, set[str]] = {}
+    for rel, run in done:
+        by_rel.setdefault(rel, set()).add(run)
+    pending = []
+    for ref in inputs:
+        identity = service.input_identity(ref.version_id, ref.etag)
+        rel = events.relative_name(ref.key, incoming)
+        runs_there = by_rel.get(rel, set())
+        current = refs.run_id(model_name, model_version, identity)
+        if current in runs_there:
+            continue
+        digest = service.identity_digest(identity)
+        any_model = any(r.endswith(f"-{digest}") for r in runs_there)
+        if any_model and not rescore_stale:
+            continue
+        pending.append(Pending(ref, "stale" if any_model else "no manifest"))
+    return pending
+
+
+def sweep(
+    bucket: str, settings: service.Settings, *, rescore_stale: bool = False, concurrency: int = 2
+) -> int:
+    registry = settings.registry_for(bucket)
+    model = service.load_model(registry, settings.model)
+    inputs = list_inputs(bucket, settings.incoming)
+    pending = find_pending(
+        inputs,
+        committed_runs(bucket, settings.scored),
+        model.card.name,
+        model.card.version,
+        rescore_stale=rescore_stale,
+        incoming=settings.incoming,
+    )
+    log.info(
+        "sweep",
+        extra={"inputs": len(inputs), "pending": len(pending), "model": model.card.ref},
+    )
+    failures = 0
+
+    def run(p: Pending) -> bool:
+        try:
+            service.score_object(p.ref, settings, model=model)
+            return True
+        except DropscoreError as exc:
+            log.warning(
+                "run failed; stays pending",
+                extra={"object": str(p.ref), "code": exc.code, "error": exc.message},
+            )
+            return False
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        failures = sum(1 for ok in pool.map(run, pending) if not ok)
+    print(
+        f"sweep: {len(inputs)} inputs, {len(pending)} needed a run, "
+        f"{len(pending) - failures} committed, {failures} still pending",
+        file=sys.stderr,
+    )
+    return 1 if failures else 0
