@@ -52,8 +52,7 @@ class Registry:
     # --- reading --------------------------------------------------------------------------------
     def models(self) -> list[str]:
         names = set()
-        prefix = self.url if storage.is_s3(self.url) else self.url
-        for obj in storage.list_objects(prefix + "/"):
+        for obj in storage.list_objects(self.url + "/"):
             rel = obj.url[len(self.url) :].lstrip("/")
             parts = rel.split("/")
             if len(parts) == 3 and parts[1].isdigit() and parts[2] == "card.json":
@@ -66,9 +65,8 @@ class Registry:
         found = set()
         for obj in storage.list_objects(self._path(name) + "/"):
             rel = obj.url[len(self._path(name)) :].lstrip("/").split("/")
-            if len(rel) == 2 and rel[0].isdigit():
-                if rel[1] == "card.json" or not published_only:
-                    found.add(int(rel[0]))
+            if len(rel) == 2 and rel[0].isdigit() and (rel[1] == "card.json" or not published_only):
+                found.add(int(rel[0]))
         return sorted(found)
 
     def card(self, name: str, version: int) -> ModelCard:
@@ -77,9 +75,15 @@ class Registry:
             data = storage.read_bytes(url)
         except ObjectMissing as exc:
             known = self.versions(name)
-            hint = f"known versions: {', '.join(map(str, known))}" if known else "it has none"
+            if not known:
+                models = ", ".join(self.models()) or "none yet"
+                raise ModelNotFound(
+                    f"no model '{name}' in {self.url} (models there: {models}); "
+                    "train one with 'python -m training train'"
+                ) from exc
             raise ModelNotFound(
-                f"model '{name}' has no version {version} in {self.url} ({hint})"
+                f"model '{name}' has no version {version} in {self.url} "
+                f"(known versions: {', '.join(map(str, known))})"
             ) from exc
         return ModelCard.from_json(data)
 
@@ -167,8 +171,8 @@ class Registry:
                 version += 1
         else:  # pragma: no cover - 100 concurrent publishers
             raise VersionExists(f"could not claim a new version of '{name}'; try again")
-        card = make_card(version, sha)
         try:
+            card = make_card(version, sha)
             storage.write_bytes(
                 self._path(name, str(version), "card.json"),
                 card.to_json().encode(),
