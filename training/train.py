@@ -88,10 +88,12 @@ def read_training_csv(src: str, target: str) -> TrainingData:
         raise TrainingDataError(
             f"target '{target}' is not a column of '{src}'; columns are: {', '.join(header)}"
         )
+    _check_field_counts(text, src, len(header))
     try:
         frame = pd.read_csv(io.StringIO(text), dtype_backend="numpy_nullable")
     except (pd.errors.ParserError, ValueError) as exc:
-        raise TrainingDataError(f"'{src}' is not a readable CSV: {exc}") from exc
+        detail = " ".join(str(exc).split())  # pandas' messages end in newlines; keep one line
+        raise TrainingDataError(f"'{src}' is not a readable CSV: {detail}") from exc
     frame = _plain_dtypes(frame)
     for col in frame.columns:
         if profile.is_number(frame[col]):
@@ -101,6 +103,17 @@ def read_training_csv(src: str, target: str) -> TrainingData:
     missing = int(frame[target].isna().sum())
     frame = frame[frame[target].notna()].reset_index(drop=True)
     return TrainingData(frame, sha, src, missing)
+
+
+def _check_field_counts(text: str, src: str, width: int) -> None:
+    """Refuse records with too few or too many fields (pandas silently pads short ones with NaN)."""
+    reader = csv.reader(io.StringIO(text))
+    for record in reader:
+        if record and len(record) != width:
+            raise TrainingDataError(
+                f"'{src}' line {reader.line_num} has {len(record)} field(s) but the header has "
+                f"{width}; fix that row (quote values that contain commas)"
+            )
 
 
 def _plain_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -327,6 +340,8 @@ def train_and_publish(
     chosen: Task = detect_task(data.frame[target]) if task == "auto" else task
     check_trainable(data, target, chosen)
     ests = estimators or DEFAULT_ESTIMATORS[chosen]
+    # Fail before minutes of training, not after, when the registry cannot be reached.
+    registry.versions(name, published_only=False)
     trained, train_frame = fit(data, target, chosen, ests, progress)
     features = tuple(
         profile.profile_feature(str(col), train_frame[col])
