@@ -1,0 +1,76 @@
+"""dropscore's Streamlit app: ``streamlit run ui/app.py`` (from the repository root)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run ui/app.py` puts ui/ on sys.path, not the repository root that holds scorer/.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import streamlit as st  # noqa: E402
+
+from scorer.errors import DropscoreError  # noqa: E402
+from ui import auth, state, widgets  # noqa: E402
+from ui.pages import models, predict, runs, score  # noqa: E402
+from ui.settings import UISettings  # noqa: E402
+
+
+def main() -> None:
+    st.set_page_config(page_title="dropscore", page_icon=":material/target:", layout="wide")
+    try:
+        settings = state.settings()
+    except DropscoreError as exc:
+        st.error(f"dropscore is misconfigured: {exc.message}", icon=":material/error:")
+        st.stop()
+    viewer = auth.sign_in(settings)
+    st.session_state[state.VIEWER] = viewer
+    pages = {
+        "predict": st.Page(
+            widgets.guarded(predict.render),
+            title="Predict",
+            icon=":material/bolt:",
+            url_path="predict",
+            default=True,
+        ),
+        "score": st.Page(
+            widgets.guarded(score.render),
+            title="Score a file",
+            icon=":material/upload_file:",
+            url_path="score",
+        ),
+        "runs": st.Page(
+            widgets.guarded(runs.render),
+            title="Runs",
+            icon=":material/table_rows:",
+            url_path="runs",
+        ),
+        "models": st.Page(
+            widgets.guarded(models.render),
+            title="Models",
+            icon=":material/model_training:",
+            url_path="models",
+        ),
+    }
+    st.session_state[state.PAGES] = pages
+    current = st.navigation(list(pages.values()))
+    _sidebar(settings, viewer)
+    current.run()
+
+
+def _sidebar(settings: UISettings, viewer: auth.Viewer) -> None:
+    with st.sidebar:
+        st.divider()
+        if viewer.local:
+            st.badge("Local mode — no sign-in", icon=":material/lan:", color="orange")
+            st.caption("Bound to 127.0.0.1: only this machine can open it.")
+        else:
+            st.caption(f"Signed in as **{viewer.label}**")
+            if st.button("Sign out", icon=":material/logout:"):
+                st.logout()
+        st.caption(f"Bucket `{settings.bucket}` · model `{settings.model}`")
+
+
+main()

@@ -1,0 +1,156 @@
+"""Models: versions with metrics, what each alias points at, promotion, and the card's features."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from scorer.card import ModelCard
+from scorer.errors import DropscoreError
+from scorer.refs import DEFAULT_ALIAS
+from scorer.registry import Registry
+from ui import data, state
+
+
+def render() -> None:
+    settings = state.settings()
+    viewer = state.viewer()
+    st.title("Models")
+    st.caption(f"The registry at {settings.registry}.")
+    names = data.model_names(settings.registry)
+    if not names:
+        st.info("No models yet: train one with `python -m training train`.")
+        return
+    default = settings.default_model.name
+    name = st.selectbox(
+        "Model", names, index=names.index(default) if default in names else 0, key="models.name"
+    )
+    versions = data.versions(settings.registry, name)
+    aliases = data.aliases(settings.registry, name)
+    cards = [data.card(settings.registry, name, v) for v in sorted(versions, reverse=True)]
+    if not cards:
+        st.info(f"'{name}' has no published version yet.")
+        return
+    promoted = st.session_state.pop(state.PROMOTED, None)
+    if promoted:
+        st.success(promoted, icon=":material/check_circle:")
+    if aliases:
+        st.markdown(
+            "  ".join(f":blue-badge[{alias} → v{v}]" for alias, v in sorted(aliases.items()))
+        )
+    st.subheader("Versions", anchor=False)
+    st.dataframe(_versions_table(cards, aliases), hide_index=True)
+    _promotion(settings.registry, name, cards, aliases, viewer.can_promote, viewer.label)
+    st.subheader("Features", anchor=False)
+    shown = st.selectbox(
+        "Card of version",
+        [c.version for c in cards],
+        index=_index_of(cards, aliases.get(DEFAULT_ALIAS)),
+        format_func=lambda v: f"v{v}",
+        key="models.card",
+    )
+    card = next(c for c in cards if c.version == shown)
+    st.dataframe(_features_table(card), hide_index=True)
+    with st.expander("Training data, libraries and integrity"):
+        st.write(
+            {
+                "target": card.target,
+                "task": card.task,
+                "estimator": card.estimator,
+                "classes": list(card.classes),
+                "training data": card.training_data,
+                "libraries": card.libraries,
+                "model.pkl sha256": card.model_sha256,
+            }
+        )
+
+
+def _index_of(cards: list[ModelCard], version: int | None) -> int:
+    for i, c in enumerate(cards):
+        if c.version == version:
+            return i
+    return 0
+
+
+def _versions_table(cards: list[ModelCard], aliases: dict[str, int]) -> pd.DataFrame:
+    rows = []
+    for c in cards:
+        row: dict[str, object] = {
+            "version": f"v{c.version}",
+            "aliases": ", ".join(sorted(a for a, v in aliases.items() if v == c.version)),
+            "created (UTC)": c.created_at[:19].replace("T", " "),
+            "estimator": c.estimator,
+            "training rows": c.training_data.get("rows"),
+        }
+        row.update({k: round(float(v), 4) for k, v in c.metrics.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _features_table(card: ModelCard) -> pd.DataFrame:
+    rows = []
+    for f in card.features:
+        if f.kind == "number":
+            seen = f"{f.min:g} – {f.max:g}" if f.min is not None and f.max is not None else ""
+        else:
+            cats = ", ".join(repr(c) if c != c.strip() else c for c in f.categories[:8])
+            seen = cats + (f" … (+{len(f.categories) - 8})" if len(f.categories) > 8 else "")
+        rows.append(
+            {
+                "feature": f.name,
+                "kind": f.kind + (" (whole)" if f.integer else ""),
+                "required": f.required,
+                "may be empty": f.nullable,
+                "seen in training": seen,
+                "typical": "" if f.typical is None else str(f.typical),
+                "missing in training": f"{f.missing_rate:.1%}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _promotion(
+    registry: str,
+    name: str,
+    cards: list[ModelCard],
+    aliases: dict[str, int],
+    allowed: bool,
+    who: str,
+) -> None:
+    st.subheader("Promote", anchor=False)
+    current = aliases.get(DEFAULT_ALIAS)
+    if not allowed:
+        st.info(
+            f"Only administrators can promote a version ({who} is not one; the list is "
+            "DROPSCORE_UI_ADMINS).",
+            icon=":material/lock:",
+        )
+        return
+    candidates = [c.version for c in cards if c.version != current]
+    if not candidates:
+        st.caption(f"v{current} is the only version and already {DEFAULT_ALIAS}.")
+        return
+    left, right = st.columns([2, 3], vertical_alignment="bottom")
+    version = left.selectbox(
+        f"Version to make {DEFAULT_ALIAS}", candidates, format_func=lambda v: f"v{v}",
+        key="models.promote.version",
+    )  # fmt: skip
+    confirm = right.checkbox(
+        f"Yes: batch runs from now on use v{version} instead of "
+        + (f"v{current}" if current else "nothing"),
+        key="models.promote.confirm",
+    )
+    if st.button(
+        f"Promote v{version} to {DEFAULT_ALIAS}",
+        type="primary",
+        disabled=not confirm,
+        icon=":material/rocket_launch:",
+    ):
+        try:
+            Registry(registry).promote(name, int(version), DEFAULT_ALIAS)
+        except DropscoreError as exc:
+            st.error(exc.message)
+            return
+        data.forget_aliases()
+        st.session_state[state.PROMOTED] = f"{name} v{version} is now {DEFAULT_ALIAS}."
+        st.rerun()

@@ -1,0 +1,300 @@
+"""Runs: every run under scored/, newest first, and one run in detail (drift, rejects, files)."""
+
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from scorer import catalog, drift
+from scorer.card import ModelCard
+from scorer.errors import BadArgument, DropscoreError
+from scorer.manifest import Manifest
+from ui import data, state, widgets
+from ui.pages.score import show_warnings
+from ui.settings import UISettings
+
+PAGE_SIZE = 25
+RUN_PARAM = "run"
+ALL = "All"
+
+
+def render() -> None:
+    settings = state.settings()
+    key = st.query_params.get(RUN_PARAM)
+    if key:
+        _detail(settings, str(key))
+    else:
+        _listing(settings)
+
+
+# --- the list ----------------------------------------------------------------------------------
+def _listing(settings: UISettings) -> None:
+    st.title("Runs")
+    st.caption(f"Every run under s3://{settings.bucket}/{settings.scored}, newest first.")
+    summaries = data.runs(settings.bucket, settings.scored)
+    if not summaries:
+        st.info(
+            f"No runs yet. Drop a CSV into s3://{settings.bucket}/{settings.incoming} or use "
+            "**Score a file → Send to the bucket**; its run shows up here.",
+            icon=":material/inbox:",
+        )
+        return
+    f1, f2, f3 = st.columns([2, 2, 3])
+    statuses = f1.pills(
+        "Status", ["ok", "partial", "failed"], selection_mode="multi", key="runs.status"
+    )
+    models = sorted({f"{s.model} v{s.model_version}" for s in summaries})
+    model = f2.selectbox("Model", [ALL, *models], key="runs.model")
+    text = f3.text_input("Input contains", key="runs.search", placeholder="e.g. 2024/claims")
+    shown = [
+        s
+        for s in summaries
+        if (not statuses or s.status in statuses)
+        and (model == ALL or f"{s.model} v{s.model_version}" == model)
+        and (not text or text.lower() in s.input.lower())
+    ]
+    ok = sum(s.status == "ok" for s in shown)
+    st.caption(
+        f"{len(shown):,} of {len(summaries):,} runs · {ok:,} ok · "
+        f"{sum(s.status == 'partial' for s in shown):,} partial · "
+        f"{sum(s.status == 'failed' for s in shown):,} failed"
+    )
+    if not shown:
+        st.info("No run matches these filters.")
+        return
+    pages = max(1, math.ceil(len(shown) / PAGE_SIZE))
+    page = st.session_state.get("runs.page", 1)
+    page = min(max(int(page), 1), pages)
+    chunk = shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    table = pd.DataFrame(
+        {
+            "status": [s.status for s in chunk],
+            "input": [s.input for s in chunk],
+            "started (UTC)": [s.started_at[:19].replace("T", " ") for s in chunk],
+            "rows in": [s.rows_in for s in chunk],
+            "scored": [s.rows_scored for s in chunk],
+            "rejected": [s.rows_rejected for s in chunk],
+            "model": [f"{s.model} v{s.model_version}" for s in chunk],
+            "duration (s)": [s.duration_s for s in chunk],
+        }
+    )
+    event = st.dataframe(
+        table.style.map(_status_style, subset=["status"]),
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key=f"runs.table.{page}",
+        column_config={
+            "rows in": st.column_config.NumberColumn(format="localized"),
+            "scored": st.column_config.NumberColumn(format="localized"),
+            "rejected": st.column_config.NumberColumn(format="localized"),
+            "duration (s)": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
+    if pages > 1:
+        st.pagination(pages, key="runs.page")
+    selected = list(getattr(getattr(event, "selection", None), "rows", []) or [])
+    labels = {
+        s.key: f"{s.input} · {s.started_at[:16].replace('T', ' ')} · {s.status}" for s in chunk
+    }
+    choice = st.selectbox(
+        "Open a run",
+        list(labels),
+        index=None,
+        format_func=labels.__getitem__,
+        placeholder="Choose a run (or click a row in the table)",
+        key=f"runs.open.{page}",
+    )
+    target = chunk[selected[0]].key if selected else choice
+    if target:
+        st.query_params[RUN_PARAM] = target
+        st.rerun()
+
+
+def _status_style(value: str) -> str:
+    color = {"ok": "#1f7a3f", "partial": "#a86b00", "failed": "#b3261e"}.get(value, "")
+    return f"color: {color}; font-weight: 600" if color else ""
+
+
+# --- one run ------------------------------------------------------------------------------------
+def _detail(settings: UISettings, key: str) -> None:
+    if st.button("All runs", icon=":material/arrow_back:", type="tertiary"):
+        del st.query_params[RUN_PARAM]
+        st.rerun()
+    try:
+        path = catalog.check_run_path(settings.bucket, key)
+    except BadArgument as exc:
+        st.error(exc.message, icon=":material/block:")
+        return
+    m = data.manifest(settings.bucket, path.key, settings.scored)
+    if m is None:
+        st.title("Run not found (yet)")
+        st.info(
+            f"There is no committed run {path.run_id} for {path.rel}. If the file was just "
+            "sent, the batch scorer may still be working on it: refresh in a few seconds.",
+            icon=":material/hourglass_top:",
+        )
+        if st.button("Refresh", icon=":material/refresh:"):
+            data.manifest.clear()
+            st.rerun()
+        return
+    st.title(str(m.input.get("key") or path.rel))
+    name, version = str(m.model.get("name", "")), m.model.get("version")
+    c1, c2 = st.columns([1, 5], vertical_alignment="center")
+    with c1:
+        widgets.status_badge(m.status)
+    c2.caption(
+        f"run {path.run_id} · model {name} v{version} · started "
+        f"{m.started_at[:19].replace('T', ' ')} UTC"
+    )
+    if m.status == "failed" and m.reason:
+        st.error(f"{m.reason.get('code')}: {m.reason.get('message')}", icon=":material/error:")
+    cols = st.columns(5)
+    cols[0].metric("Rows in", f"{m.rows_in:,}")
+    cols[1].metric("Scored", f"{m.rows_scored:,}")
+    cols[2].metric("Rejected", f"{m.rows_rejected:,}")
+    cols[3].metric("Duration", f"{m.duration_s:.2f} s")
+    cols[4].metric("Rows/s", f"{m.rows_per_s:,.0f}")
+    card: ModelCard | None
+    try:
+        card = data.card(settings.registry, name, int(version)) if version is not None else None
+    except (DropscoreError, ValueError):
+        card = None
+    tabs = st.tabs(
+        ["Drift", f"Rejected rows ({m.rows_rejected:,})", "Warnings", "Downloads", "Manifest"]
+    )
+    with tabs[0]:
+        if card is None:
+            st.info(f"The model card of {name} v{version} is not in the registry; no baseline.")
+        else:
+            _drift(card, m)
+    with tabs[1]:
+        _rejected(settings, path, m)
+    with tabs[2]:
+        show_warnings(m)
+    with tabs[3]:
+        _downloads(settings, path, m)
+    with tabs[4]:
+        st.json(m.to_json(), expanded=True)
+
+
+def _drift(card: ModelCard, m: Manifest) -> None:
+    if not m.distributions:
+        st.info("This run recorded no distributions (nothing was scored).")
+        return
+    pred, features = drift.run_drift(card, m.distributions)
+    st.subheader("Predictions against the training baseline", anchor=False)
+    if pred.count:
+        st.altair_chart(
+            widgets.compare_chart(pred.buckets, pred.baseline, pred.observed, ""), width="stretch"
+        )
+        st.caption(
+            f"PSI {pred.psi:.3f} ({pred.level}) over {pred.count:,} predictions; the baseline "
+            "is the model's predictions on its hold-out data."
+        )
+    else:
+        st.info("No predictions to compare.")
+    st.subheader("Drift per feature (PSI)", anchor=False)
+    rows = [
+        {"feature": d.name, "PSI": d.psi, "level": d.level, "rows": d.count, "missing": d.missing}
+        for d in features
+    ]
+    frame = pd.DataFrame(rows)
+    st.altair_chart(_psi_chart(frame), width="stretch")
+    flagged = [d for d in features if d.level in ("moderate", "major")]
+    if flagged:
+        st.warning(
+            "Drifted: "
+            + ", ".join(f"{d.name} (PSI {d.psi:.2f}, {d.level})" for d in flagged)
+            + f". Above {drift.MODERATE} is a moderate shift, above {drift.MAJOR} a major one.",
+            icon=":material/trending_up:",
+        )
+    else:
+        st.success(
+            f"No feature drifted: every PSI is below {drift.MODERATE}.", icon=":material/check:"
+        )
+    usable = [d for d in features if d.count]
+    if usable:
+        worst = max(usable, key=lambda d: d.psi)
+        names = [d.name for d in usable]
+        pick = st.selectbox(
+            "Compare a feature's distribution", names, index=names.index(worst.name),
+            key="runs.feature",
+        )  # fmt: skip
+        chosen = usable[names.index(pick)]
+        st.altair_chart(
+            widgets.compare_chart(chosen.buckets, chosen.baseline, chosen.observed, pick),
+            width="stretch",
+        )
+    with st.expander("PSI table"):
+        st.dataframe(
+            frame,
+            hide_index=True,
+            column_config={"PSI": st.column_config.NumberColumn(format="%.3f")},
+        )
+
+
+def _psi_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    top = max(float(frame["PSI"].max() if len(frame) else 0), drift.MAJOR * 1.3)
+    bars = (
+        alt.Chart(frame)
+        .mark_bar(cornerRadiusEnd=3)
+        .encode(
+            y=alt.Y("feature:N", sort="-x", title=None, axis=alt.Axis(labelLimit=240)),
+            x=alt.X("PSI:Q", scale=alt.Scale(domain=[0, top]), title="PSI"),
+            color=alt.Color(
+                "level:N",
+                scale=alt.Scale(
+                    domain=list(widgets.LEVEL_COLOR), range=list(widgets.LEVEL_COLOR.values())
+                ),
+                legend=alt.Legend(orient="top", title=None),
+            ),
+            tooltip=["feature", alt.Tooltip("PSI:Q", format=".3f"), "level", "rows", "missing"],
+        )
+    )
+    rules = (
+        alt.Chart(pd.DataFrame({"PSI": [drift.MODERATE, drift.MAJOR]}))
+        .mark_rule(strokeDash=[4, 4], color="#7a8499")
+        .encode(x="PSI:Q")
+    )
+    return (bars + rules).properties(height=max(120, 32 * len(frame)))
+
+
+def _rejected(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
+    if not m.rows_rejected:
+        st.info("No rows were rejected.")
+        return
+    by_code = pd.DataFrame(
+        {"reason": list(m.rejected_by_code), "rows": list(m.rejected_by_code.values())}
+    )
+    st.dataframe(by_code, hide_index=True)
+    url = catalog.output_url(path, m, "rejected", settings.scored)
+    if url is None:
+        return
+    preview = data.csv_preview(url)
+    st.caption(f"First {len(preview):,} of {m.rows_rejected:,} rejected rows (download for all)")
+    st.dataframe(preview, hide_index=True)
+
+
+def _downloads(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
+    stem = path.rel.rsplit("/", 1)[-1]
+    for name, label in (("predictions", "Predictions CSV"), ("rejected", "Rejected rows CSV")):
+        url = catalog.output_url(path, m, name, settings.scored)
+        if url is None:
+            continue
+        size = int((m.outputs.get(name) or {}).get("bytes") or 0)
+        st.download_button(
+            f"{label} ({size / 1024 / 1024:.1f} MB)" if size > 1 << 20 else label,
+            lambda url=url: data.object_bytes(url),
+            f"{stem}-{path.run_id}-{name}.csv",
+            "text/csv",
+            icon=":material/download:",
+            key=f"runs.dl.{name}",
+        )
+    st.download_button(
+        "Manifest JSON", m.to_json(), f"{stem}-{path.run_id}-manifest.json", "application/json",
+        icon=":material/download:", key="runs.dl.manifest",
+    )  # fmt: skip
