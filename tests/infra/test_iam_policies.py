@@ -1,0 +1,248 @@
+"""Least privilege, asserted on the template's own policy documents: no wildcard actions, no
+`Resource: "*"` where a resource can be named, and each role can do exactly its job. A small
+evaluator answers "may role R do action A on resource X?" the way IAM would for Allow statements
+(wildcards in actions and ARNs, the condition operators the template uses)."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Any
+
+import pytest
+from infra_support import resolve
+
+ACCOUNT = "123456789012"
+NAME = "ds"
+BUCKET_ARN = "arn:aws:s3:::bkt"
+CLUSTER_ARN = f"arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/{NAME}"
+UNSCOPABLE = {"ecr:GetAuthorizationToken"}  # IAM offers no resource-level scope for these
+
+
+def arn_role(suffix: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/{NAME}-{suffix}"
+
+
+REFS: dict[str, Any] = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": ACCOUNT,
+    "Name": NAME,
+    "Bucket": "bkt",
+    "Bucket.Arn": BUCKET_ARN,
+    "Cluster.Arn": CLUSTER_ARN,
+    "ScorerTaskRole.Arn": arn_role("scorer-task"),
+    "ScorerExecutionRole.Arn": arn_role("scorer-execution"),
+    "UiTaskRole.Arn": arn_role("ui-task"),
+    "UiExecutionRole.Arn": arn_role("ui-execution"),
+    "ScorerRepository.Arn": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{NAME}-scorer",
+    "UiRepository.Arn": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{NAME}-ui",
+    "ScorerLogGroup.Arn": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/{NAME}/scorer:*",
+    "UiLogGroup.Arn": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/{NAME}/ui:*",
+    "UiSecretArn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:ui-AbCdEf",
+    "DeadLetterQueue.Arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:{NAME}-runtask-dlq",
+}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def role_statements(
+    template: dict[str, Any], role: str, promotion: bool = False
+) -> list[dict[str, Any]]:
+    conditions = {"CanPromote": promotion}
+    policies = template["Resources"][role]["Properties"]["Policies"]
+    return [
+        st
+        for policy in policies
+        for st in resolve(policy["PolicyDocument"], REFS, conditions)["Statement"]
+    ]
+
+
+def condition_holds(condition: dict[str, Any], context: dict[str, str]) -> bool:
+    for operator, pairs in condition.items():
+        for key, wanted in pairs.items():
+            have = context.get(key)
+            if have is None:
+                return False
+            if operator in ("StringEquals", "ArnEquals"):
+                ok = have in as_list(wanted)
+            elif operator in ("StringLike", "ArnLike"):
+                ok = any(fnmatchcase(have, w) for w in as_list(wanted))
+            else:
+                raise AssertionError(f"evaluator does not know condition operator {operator}")
+            if not ok:
+                return False
+    return True
+
+
+def allowed(statements: list[dict[str, Any]], action: str, resource: str, **context: str) -> bool:
+    for st in statements:
+        assert st["Effect"] == "Allow", "identity policies here only allow"
+        if not any(fnmatchcase(action, a) for a in as_list(st["Action"])):
+            continue
+        if not any(fnmatchcase(resource, r) for r in as_list(st["Resource"])):
+            continue
+        if condition_holds(st.get("Condition", {}), context):
+            return True
+    return False
+
+
+def roles(template: dict[str, Any]) -> list[str]:
+    return [k for k, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+
+
+# --- blanket rules -----------------------------------------------------------------------------
+def test_no_allow_has_a_wildcard_action_or_not_action(template) -> None:
+    for role in roles(template):
+        for promotion in (False, True):
+            for st in role_statements(template, role, promotion):
+                assert not {"NotAction", "NotResource"} & set(st), role
+                for action in as_list(st["Action"]):
+                    assert not {"*", "?"} & set(action), f"{role}: {action}"
+
+
+def test_resource_star_only_where_nothing_can_be_named(template) -> None:
+    stars = []
+    for role in roles(template):
+        for st in role_statements(template, role, promotion=True):
+            if "*" in as_list(st["Resource"]):
+                stars.append((role, st["Action"]))
+                assert set(as_list(st["Action"])) <= UNSCOPABLE, f"{role}: {st}"
+    assert stars == [
+        ("ScorerExecutionRole", "ecr:GetAuthorizationToken"),
+        ("UiExecutionRole", "ecr:GetAuthorizationToken"),
+    ]
+
+
+def test_no_managed_policies_and_every_trust_is_one_service_in_this_account(template) -> None:
+    for role in roles(template):
+        props = template["Resources"][role]["Properties"]
+        assert "ManagedPolicyArns" not in props, f"{role} attaches broad managed policies"
+        (trust,) = resolve(props["AssumeRolePolicyDocument"], REFS)["Statement"]
+        assert isinstance(trust["Principal"]["Service"], str)
+        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
+def test_resource_policies_name_a_service_principal_and_a_condition(template) -> None:
+    for logical in ("DeadLetterQueuePolicy", "AlarmTopicPolicy"):
+        doc = template["Resources"][logical]["Properties"]["PolicyDocument"]
+        for st in doc["Statement"]:
+            assert st["Effect"] == "Allow"
+            assert set(st["Principal"]) == {"Service"}
+            assert st.get("Condition"), f"{logical}: a service principal needs a source scope"
+
+
+# --- what each role may do: a table of requests -------------------------------------------------
+KEY = f"{BUCKET_ARN}/"
+TD = f"arn:aws:ecs:us-east-1:{ACCOUNT}:task-definition/{NAME}"
+ON_CLUSTER = {"ecs:cluster": CLUSTER_ARN}
+CASES = [
+    # role, action, resource, context, allowed, id
+    ("ScorerTaskRole", "s3:GetObject", KEY + "incoming/a/b.csv", {}, True,
+     "scorer reads an input"),
+    ("ScorerTaskRole", "s3:GetObjectVersion", KEY + "incoming/a/b.csv", {}, True,
+     "scorer reads a given input version"),
+    ("ScorerTaskRole", "s3:GetObject", KEY + "models/claims/3/model.pkl", {}, True,
+     "scorer reads a model"),
+    ("ScorerTaskRole", "s3:PutObject", KEY + "scored/a/b/run/manifest.json", {}, True,
+     "scorer writes a result"),
+    ("ScorerTaskRole", "s3:AbortMultipartUpload", KEY + "scored/a/b/run/predictions.csv", {},
+     True, "scorer cleans up its multipart uploads"),
+    ("ScorerTaskRole", "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "incoming/"}, True,
+     "scorer (sweep) lists inputs"),
+    ("ScorerTaskRole", "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "private/"}, False,
+     "scorer cannot list other prefixes"),
+    ("ScorerTaskRole", "s3:PutObject", KEY + "incoming/x.csv", {}, False,
+     "scorer cannot write inputs"),
+    ("ScorerTaskRole", "s3:PutObject", KEY + "models/claims/aliases/production.json", {}, False,
+     "scorer cannot promote"),
+    ("ScorerTaskRole", "s3:DeleteObject", KEY + "scored/a/b/run/manifest.json", {}, False,
+     "scorer cannot delete results"),
+    ("ScorerTaskRole", "s3:GetObject", KEY + "private/x", {}, False,
+     "scorer cannot read other prefixes"),
+    ("UiTaskRole", "s3:GetObject", KEY + "scored/a/b/run/predictions.csv", {}, True,
+     "UI reads results"),
+    ("UiTaskRole", "s3:GetObject", KEY + "models/claims/aliases/production.json", {}, True,
+     "UI reads models"),
+    ("UiTaskRole", "s3:PutObject", KEY + "incoming/upload.csv", {}, True, "UI uploads an input"),
+    ("UiTaskRole", "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "scored/"}, True,
+     "UI lists results"),
+    ("UiTaskRole", "s3:GetObject", KEY + "incoming/someone-elses.csv", {}, False,
+     "UI cannot read raw inputs"),
+    ("UiTaskRole", "s3:PutObject", KEY + "scored/a/b/run/manifest.json", {}, False,
+     "UI cannot forge results"),
+    ("UiTaskRole", "s3:PutObject", KEY + "models/claims/aliases/production.json", {}, False,
+     "UI cannot promote when promotion is off"),
+    ("UiTaskRole", "s3:PutObject", KEY + "models/claims/9/model.pkl", {}, False,
+     "UI cannot write model files"),
+    ("EventsRunTaskRole", "ecs:RunTask",
+     TD + "-scorer:7", ON_CLUSTER,
+     True, "EventBridge runs the scorer family on the cluster"),
+    ("EventsRunTaskRole", "ecs:RunTask",
+     TD + "-scorer:7",
+     {"ecs:cluster": f"arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/other"}, False,
+     "EventBridge cannot run it on another cluster"),
+    ("EventsRunTaskRole", "ecs:RunTask",
+     TD + "-ui:1", ON_CLUSTER,
+     False, "EventBridge cannot run the UI family"),
+    ("EventsRunTaskRole", "ecs:RunTask",
+     TD + "-scorer-evil:1",
+     ON_CLUSTER, False, "EventBridge cannot run a look-alike family"),
+    ("EventsRunTaskRole", "iam:PassRole", arn_role("scorer-task"),
+     {"iam:PassedToService": "ecs-tasks.amazonaws.com"}, True,
+     "EventBridge passes the scorer task role"),
+    ("EventsRunTaskRole", "iam:PassRole", arn_role("scorer-execution"),
+     {"iam:PassedToService": "ecs-tasks.amazonaws.com"}, True,
+     "EventBridge passes the scorer execution role"),
+    ("EventsRunTaskRole", "iam:PassRole", arn_role("ui-task"),
+     {"iam:PassedToService": "ecs-tasks.amazonaws.com"}, False,
+     "EventBridge cannot pass the UI role"),
+    ("SchedulerRunTaskRole", "ecs:RunTask",
+     TD + "-sweep:2", ON_CLUSTER,
+     True, "the scheduler runs the sweep family"),
+    ("SchedulerRunTaskRole", "ecs:RunTask",
+     TD + "-scorer:2",
+     ON_CLUSTER, False, "the scheduler cannot run the per-file family"),
+    ("SchedulerRunTaskRole", "sqs:SendMessage", REFS["DeadLetterQueue.Arn"], {}, True,
+     "the scheduler dead-letters into the DLQ"),
+    ("ScorerExecutionRole", "ecr:BatchGetImage", REFS["ScorerRepository.Arn"], {}, True,
+     "ECS pulls the scorer image"),
+    ("ScorerExecutionRole", "ecr:BatchGetImage", REFS["UiRepository.Arn"], {}, False,
+     "the scorer's execution role cannot pull the UI image"),
+    ("ScorerExecutionRole", "s3:GetObject", KEY + "incoming/a.csv", {}, False,
+     "execution roles have no data access"),
+    ("ScorerExecutionRole", "secretsmanager:GetSecretValue", REFS["UiSecretArn"], {}, False,
+     "the scorer cannot read the UI's sign-in secret"),
+    ("UiExecutionRole", "secretsmanager:GetSecretValue", REFS["UiSecretArn"], {}, True,
+     "ECS reads the UI's sign-in secret"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("role", "action", "resource", "context", "expected"),
+    [c[:5] for c in CASES],
+    ids=[c[5] for c in CASES],
+)
+def test_role_may_do_exactly_its_job(template, role, action, resource, context, expected) -> None:
+    assert allowed(role_statements(template, role), action, resource, **context) is expected
+
+
+PROMOTION_CASES = [
+    ("s3:PutObject", KEY + "models/claims/aliases/production.json", True,
+     "UI rewrites an alias when promotion is on"),
+    ("s3:PutObject", KEY + "models/claims/9/model.pkl", False,
+     "UI still cannot write model files"),
+    ("s3:PutObject", KEY + "models/claims/9/card.json", False,
+     "UI still cannot write model cards"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("action", "resource", "expected"),
+    [c[:3] for c in PROMOTION_CASES],
+    ids=[c[3] for c in PROMOTION_CASES],
+)
+def test_promotion_parameter_grants_only_alias_writes(template, action, resource, expected):
+    statements = role_statements(template, "UiTaskRole", promotion=True)
+    assert allowed(statements, action, resource) is expected
