@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from scorer.errors import BadArgument
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+VERSION_RE = re.compile(r"[0-9]{1,9}")
 DEFAULT_ALIAS = "production"
 
 
@@ -33,7 +34,8 @@ class ModelRef:
         text = text.strip()
         if "@" in text:
             name, _, ver = text.partition("@")
-            if not ver.isdigit() or int(ver) < 1:
+            # str.isdigit() accepts '²' and '١'; only ASCII digits are a version
+            if not VERSION_RE.fullmatch(ver) or int(ver) < 1:
                 raise BadArgument(f"'{text}': the version after '@' must be a number ≥ 1")
             return cls(check_name(name), version=int(ver))
         if ":" in text:
@@ -52,6 +54,9 @@ def run_id(model_name: str, model_version: int, input_identity: str) -> str:
 
     ``input_identity`` is the object's version id, or its ETag/sha256 where there is none.
     """
+    check_name(model_name)  # the id becomes an S3 prefix / directory: never '/' or '..'
+    if model_version < 1:
+        raise BadArgument(f"model version {model_version} is not a version; versions start at 1")
     digest = hashlib.sha256(input_identity.encode()).hexdigest()[:16]
     return f"{model_name}-v{model_version}-{digest}"
 
