@@ -42,6 +42,15 @@ class RecordBatch:
     lines: list[int]
 
 
+def sniff(first: bytes) -> None:
+    """Refuse well-known non-CSV formats by their first bytes."""
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise FileRefused("the file is UTF-16 encoded; save it as UTF-8 CSV", code="NOT_UTF8")
+    for magic, what in _MAGIC.items():
+        if first.startswith(magic):
+            raise FileRefused(f"the file is {what}", code="NOT_CSV")
+
+
 class _Counting(io.RawIOBase):
     """Counts bytes, refuses a gzip bomb, maps zlib errors to a refusal."""
 
@@ -101,6 +110,14 @@ class _Counting(io.RawIOBase):
                     )
                 break
             self._pending = self._inflate(chunk) if self._gzip else chunk
+        if self.bytes_out == 0:
+            sniff(self._pending[:4])
+        if b"\x00" in self._pending:
+            raise FileRefused(
+                f"the file contains NUL bytes (after {self.bytes_out} bytes); it is binary, "
+                "not a text CSV",
+                code="BINARY_CONTENT",
+            )
         n = min(len(buf), len(self._pending))
         buf[:n] = self._pending[:n]
         self._pending = self._pending[n:]
@@ -123,8 +140,6 @@ class CsvStream:
         self.batch_size = batch_size
         self._raw = _Counting(source, compressed_size)
         buffered = io.BufferedReader(self._raw, buffer_size=READ_SIZE)
-        first = buffered.peek(4)[:4]
-        self._sniff(first)
         self._text = io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="strict", newline="")
         self._lines = _LineCounter(self._text)
         self._reader = csv.reader(self._lines, strict=True)
@@ -148,14 +163,6 @@ class CsvStream:
         while self._raw.readinto(bytearray(READ_SIZE)):
             pass
         return self._raw.sha256.hexdigest()
-
-    @staticmethod
-    def _sniff(first: bytes) -> None:
-        if first.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raise FileRefused("the file is UTF-16 encoded; save it as UTF-8 CSV", code="NOT_UTF8")
-        for magic, what in _MAGIC.items():
-            if first.startswith(magic):
-                raise FileRefused(f"the file is {what}", code="NOT_CSV")
 
     def _next(self) -> list[str] | None:
         try:
