@@ -1,0 +1,411 @@
+"""The model registry: immutable numbered versions, aliases, and loading only what the card vouches
+for. Local directories and S3 (a real moto server over HTTP) behave the same."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import pickle
+import re
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scorer import storage
+from scorer.card import Feature, ModelCard, PredictionBaseline
+from scorer.errors import (
+    BadArgument,
+    CardInvalid,
+    ModelIntegrityError,
+    ModelNotFound,
+    ModelVersionMismatch,
+    VersionExists,
+)
+from scorer.registry import Registry
+from training.sample_data import generate
+
+CardFactory = Callable[[int, str], ModelCard]
+
+
+def card_factory(name: str, *, sha_override: str | None = None) -> CardFactory:
+    """A minimal valid card; ``sha_override`` makes the card vouch for other bytes."""
+
+    def make(version: int, sha: str) -> ModelCard:
+        return ModelCard(
+            name=name,
+            version=version,
+            task="regression",
+            target="y",
+            created_at="2026-01-01T00:00:00+00:00",
+            features=(Feature(name="x", kind="number", min=0.0, max=1.0),),
+            metrics={"r2": 0.5},
+            estimator="Dummy",
+            training_data={"sha256": "0" * 64, "rows": 100},
+            prediction_baseline=PredictionBaseline(bins=(0.0, 1.0), shares=(1.0,)),
+            model_sha256=sha_override or sha,
+            libraries={"python": "3.11"},
+        )
+
+    return make
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (hidden ones too) → sha256 of its bytes."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+class _TouchOnLoad:
+    """Unpickling this creates ``path``: a harmless stand-in for code a pickle can run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (pathlib.Path.touch, (pathlib.Path(self.path),))
+
+
+def stale_sklearn_pickle() -> bytes:
+    """A fitted StandardScaler whose pickle says it was saved by scikit-learn 0.0.1."""
+    import sklearn
+    from sklearn.preprocessing import StandardScaler
+
+    blob = pickle.dumps(StandardScaler().fit(np.array([[1.0], [2.0], [4.0]])))
+    current = sklearn.__version__.encode()
+    assert blob.count(current) == 1
+    assert len(current) == len(b"0.0.1")
+    return blob.replace(current, b"0.0.1")
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    return Registry(str(tmp_path / "models"))
+
+
+@pytest.fixture
+def trained_copy(trained_registry: str, tmp_path: Path) -> Registry:
+    """A private copy of the session's trained registry (claims@1, income@1, both production)."""
+    dest = tmp_path / "models"
+    shutil.copytree(trained_registry, dest)
+    return Registry(str(dest))
+
+
+# --- publishing ---------------------------------------------------------------------------------
+def test_versions_are_numbered_1_2_3_and_each_keeps_its_own_files(registry: Registry) -> None:
+    cards = [registry.publish("m", f"model {i}".encode(), card_factory("m")) for i in range(3)]
+    assert [c.version for c in cards] == [1, 2, 3]
+    assert registry.versions("m") == [1, 2, 3]
+    assert registry.models() == ["m"]
+    root = Path(registry.url)
+    for i, card in enumerate(cards):
+        assert (root / "m" / str(card.version) / "model.pkl").read_bytes() == f"model {i}".encode()
+        on_disk = ModelCard.from_json((root / "m" / str(card.version) / "card.json").read_bytes())
+        assert on_disk == card
+        assert card.model_sha256 == hashlib.sha256(f"model {i}".encode()).hexdigest()
+    assert sorted(snapshot(root)) == [
+        f"m/{v}/{f}" for v in (1, 2, 3) for f in ("card.json", "model.pkl")
+    ]
+
+
+def test_publishing_never_changes_an_existing_version(registry: Registry) -> None:
+    registry.publish("m", b"first", card_factory("m"))
+    before = snapshot(Path(registry.url) / "m" / "1")
+    registry.publish("m", b"second", card_factory("m"))
+    assert snapshot(Path(registry.url) / "m" / "1") == before
+
+
+@pytest.mark.parametrize("filename", ["model.pkl", "card.json"], ids=["model file", "card file"])
+def test_a_published_file_cannot_be_overwritten(registry: Registry, filename: str) -> None:
+    registry.publish("m", b"first", card_factory("m"))
+    target = Path(registry.url) / "m" / "1" / filename
+    before = snapshot(Path(registry.url))
+    with pytest.raises(VersionExists, match="never overwritten"):
+        storage.write_bytes(str(target), b"evil", create_only=True)
+    assert snapshot(Path(registry.url)) == before
+
+
+def test_a_version_left_half_published_is_skipped_not_reused(registry: Registry) -> None:
+    registry.publish("m", b"one", card_factory("m"))
+    orphan = Path(registry.url) / "m" / "2" / "model.pkl"  # a publisher died before its card
+    orphan.parent.mkdir()
+    orphan.write_bytes(b"orphan")
+    assert registry.versions("m") == [1]
+    card = registry.publish("m", b"three", card_factory("m"))
+    assert card.version == 3
+    assert orphan.read_bytes() == b"orphan"
+
+
+def test_a_failing_card_leaves_the_registry_as_it_was(registry: Registry) -> None:
+    registry.publish("m", b"one", card_factory("m"))
+    before = snapshot(Path(registry.url))
+
+    def broken(version: int, sha: str) -> ModelCard:
+        raise RuntimeError("card could not be built")
+
+    with pytest.raises(RuntimeError):
+        registry.publish("m", b"two", broken)
+    nan_card = card_factory("m")
+
+    def unserialisable(version: int, sha: str) -> ModelCard:
+        card = nan_card(version, sha)
+        card.metrics["r2"] = float("nan")  # allow_nan=False refuses it when written
+        return card
+
+    with pytest.raises(ValueError, match="JSON"):
+        registry.publish("m", b"two", unserialisable)
+    assert snapshot(Path(registry.url)) == before
+
+
+def test_concurrent_publishes_get_distinct_versions(registry: Registry) -> None:
+    n = 8
+    barrier = threading.Barrier(n)
+    results: dict[int, ModelCard] = {}
+    errors: list[BaseException] = []
+
+    def publish(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = registry.publish("m", f"model {i}".encode(), card_factory("m"))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(c.version for c in results.values()) == list(range(1, n + 1))
+    root = Path(registry.url)
+    for i, card in results.items():
+        assert (root / "m" / str(card.version) / "model.pkl").read_bytes() == f"model {i}".encode()
+    assert not [p for p in root.rglob("*") if p.name.startswith(".")], "temp files left behind"
+
+
+@pytest.mark.parametrize(
+    "name", ["../escape", "a/b", "", "x" * 65], ids=["traversal", "slash", "empty", "too long"]
+)
+def test_publish_refuses_names_that_are_not_path_safe(registry: Registry, name: str) -> None:
+    with pytest.raises(BadArgument, match="is not allowed"):
+        registry.publish(name, b"x", card_factory(name))
+    assert not Path(registry.url).exists()
+
+
+# --- resolving ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("ref", "version"),
+    [("claims", 1), ("claims@1", 1), ("claims:production", 1), ("income", 1)],
+    ids=["bare name → production", "pinned version", "explicit alias", "another model"],
+)
+def test_resolve_finds_the_card(trained_registry: str, ref: str, version: int) -> None:
+    card = Registry(trained_registry).resolve(ref)
+    assert (card.name, card.version) == (ref.split("@")[0].split(":")[0], version)
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("nope", "no model 'nope' in .* \\(models there: claims, income\\); train one"),
+        ("nope@1", "no model 'nope' in .* \\(models there: claims, income\\)"),
+        ("claims@9", "model 'claims' has no version 9 in .* \\(known versions: 1\\)"),
+        (
+            "claims:staging",
+            "has no alias 'staging'; promote a version with 'python -m training "
+            "promote claims VERSION --alias staging'",
+        ),
+    ],
+    ids=["unknown model", "unknown model with a version", "unknown version", "unknown alias"],
+)
+def test_resolve_unknown_says_what_exists(trained_registry: str, ref: str, message: str) -> None:
+    with pytest.raises(ModelNotFound, match=message):
+        Registry(trained_registry).resolve(ref)
+
+
+def test_resolve_in_an_empty_registry_says_so(registry: Registry) -> None:
+    with pytest.raises(ModelNotFound, match="models there: none yet"):
+        registry.resolve("claims")
+
+
+def test_promote_moves_the_alias_and_resolve_follows(trained_copy: Registry) -> None:
+    trained_copy.publish("claims", b"v2", card_factory("claims"))
+    assert trained_copy.resolve("claims").version == 1
+    trained_copy.promote("claims", 2)
+    trained_copy.promote("claims", 1, "staging")
+    assert trained_copy.resolve("claims").version == 2
+    assert trained_copy.resolve("claims:staging").version == 1
+    assert trained_copy.aliases("claims") == {"production": 2, "staging": 1}
+
+
+def test_promote_refuses_unknown_version_and_writes_nothing(trained_copy: Registry) -> None:
+    before = snapshot(Path(trained_copy.url))
+    with pytest.raises(ModelNotFound, match="known versions: 1"):
+        trained_copy.promote("claims", 5)
+    with pytest.raises(BadArgument, match=re.escape("alias '../x' is not allowed")):
+        trained_copy.promote("claims", 1, "../x")
+    assert snapshot(Path(trained_copy.url)) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [(b"{not json", CardInvalid), (b'{"name": "claims"}', CardInvalid)],
+    ids=["card that is not JSON", "card missing fields"],
+)
+def test_an_unreadable_card_is_a_typed_error(
+    trained_copy: Registry, body: bytes, error: type[Exception]
+) -> None:
+    (Path(trained_copy.url) / "claims" / "1" / "card.json").write_bytes(body)
+    with pytest.raises(error, match="republish"):
+        trained_copy.resolve("claims")
+
+
+# --- loading only what the card vouches for -------------------------------------------------------
+def test_a_pickle_that_runs_code_is_never_unpickled_when_its_sha_does_not_match(
+    registry: Registry, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    evil = pickle.dumps(_TouchOnLoad(marker), protocol=4)
+    # Control: with a matching sha256 the same bytes really do run code when loaded.
+    control = Registry(str(tmp_path / "control"))
+    control.load(control.publish("evil", evil, card_factory("evil")))
+    assert marker.exists()
+    marker.unlink()
+
+    card = registry.publish("evil", evil, card_factory("evil", sha_override="ab" * 32))
+    with pytest.raises(ModelIntegrityError, match=r"evil@1: model.pkl sha256 .* does not match"):
+        registry.load(card)
+    assert not marker.exists()
+
+
+def test_a_model_replaced_after_publishing_is_refused_before_unpickling(
+    trained_copy: Registry, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    card = trained_copy.resolve("claims")
+    (Path(trained_copy.url) / "claims" / "1" / "model.pkl").write_bytes(
+        pickle.dumps(_TouchOnLoad(marker), protocol=4)
+    )
+    with pytest.raises(ModelIntegrityError, match=r"changed after publishing\. Not loaded\."):
+        trained_copy.load(card)
+    assert not marker.exists()
+
+
+def test_a_tampered_real_model_is_refused_and_the_untouched_one_loads(
+    trained_copy: Registry,
+) -> None:
+    income = trained_copy.load(trained_copy.resolve("income"))
+    assert income.card.classes == ("<=50K", ">50K")
+    pkl = Path(trained_copy.url) / "claims" / "1" / "model.pkl"
+    blob = bytearray(pkl.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    pkl.write_bytes(bytes(blob))
+    with pytest.raises(ModelIntegrityError, match="claims@1"):
+        trained_copy.load(trained_copy.resolve("claims"))
+
+
+def test_a_missing_model_file_is_model_not_found(trained_copy: Registry) -> None:
+    (Path(trained_copy.url) / "claims" / "1" / "model.pkl").unlink()
+    with pytest.raises(ModelNotFound, match=r"model\.pkl is missing"):
+        trained_copy.load(trained_copy.resolve("claims"))
+
+
+def test_a_loaded_model_predicts_and_is_cached_per_process(trained_copy: Registry) -> None:
+    card = trained_copy.resolve("claims")
+    first = trained_copy.load(card)
+    assert Registry(trained_copy.url).load(card).pipeline is first.pipeline
+    rows = generate(5, seed=1).drop(columns=["charges"])
+    assert np.isfinite(np.asarray(first.pipeline.predict(rows), dtype=float)).all()
+
+
+def test_a_model_from_another_scikit_learn_is_refused_naming_both_versions(
+    registry: Registry,
+) -> None:
+    import sklearn
+
+    card = registry.publish("old", stale_sklearn_pickle(), card_factory("old"))
+    with pytest.raises(ModelVersionMismatch) as info:
+        registry.load(card)
+    message = str(info.value)
+    assert "old@1 was saved with scikit-learn 0.0.1" in message
+    assert f"this process has {sklearn.__version__}" in message
+
+
+def test_a_model_needing_a_missing_module_is_a_version_mismatch(registry: Registry) -> None:
+    blob = b"\x80\x04cdropscore_no_such_module\nThing\n."
+    card = registry.publish("alien", blob, card_factory("alien"))
+    with pytest.raises(ModelVersionMismatch, match="cannot be loaded with this process's"):
+        registry.load(card)
+
+
+# --- the same over S3 (moto server, HTTP) ---------------------------------------------------------
+def test_s3_registry_resolves_loads_and_predicts(s3_registry: str) -> None:
+    reg = Registry(s3_registry)
+    assert reg.models() == ["claims", "income"]
+    model = reg.load(reg.resolve("claims:production"))
+    rows = generate(5, seed=2).drop(columns=["charges"])
+    assert len(model.pipeline.predict(rows)) == 5
+    with pytest.raises(ModelNotFound, match="models there: claims, income"):
+        reg.resolve("nope")
+
+
+def test_s3_publish_numbers_versions_and_never_overwrites(
+    s3_registry: str, s3, bucket: str
+) -> None:  # type: ignore[no-untyped-def]
+    reg = Registry(s3_registry)
+    assert reg.publish("claims", b"v2", card_factory("claims")).version == 2
+    with pytest.raises(VersionExists):
+        storage.write_bytes(f"{s3_registry}/claims/2/model.pkl", b"evil", create_only=True)
+    body = s3.get_object(Bucket=bucket, Key="models/claims/2/model.pkl")["Body"].read()
+    assert body == b"v2"
+    reg.promote("claims", 2)
+    assert reg.resolve("claims").version == 2
+
+
+def test_s3_concurrent_publishes_get_distinct_versions(bucket: str) -> None:
+    reg = Registry(f"s3://{bucket}/models")
+    n = 6
+    barrier = threading.Barrier(n)
+    versions: list[int] = []
+    errors: list[BaseException] = []
+
+    def publish(i: int) -> None:
+        try:
+            barrier.wait()
+            versions.append(reg.publish("m", f"model {i}".encode(), card_factory("m")).version)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(versions) == list(range(1, n + 1))
+    assert reg.versions("m") == list(range(1, n + 1))
+
+
+def test_s3_tampered_model_is_refused(s3_registry: str, s3, bucket: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    marker = tmp_path / "pwned"
+    reg = Registry(s3_registry)
+    card = reg.resolve("income")
+    evil = pickle.dumps(_TouchOnLoad(marker), protocol=4)
+    s3.put_object(Bucket=bucket, Key="models/income/1/model.pkl", Body=evil)
+    with pytest.raises(ModelIntegrityError, match="income@1"):
+        reg.load(card)
+    assert not marker.exists()
+
+
+def test_alias_file_is_small_json_naming_the_version(trained_registry: str) -> None:
+    raw = json.loads(
+        (Path(trained_registry) / "claims" / "aliases" / "production.json").read_text()
+    )
+    assert raw["version"] == 1
+    assert "promoted_at" in raw
