@@ -14,12 +14,17 @@ import streamlit as st  # noqa: E402
 
 from scorer.errors import DropscoreError  # noqa: E402
 from ui import auth, state, widgets  # noqa: E402
-from ui.pages import models, predict, runs, score  # noqa: E402
 from ui.settings import UISettings  # noqa: E402
+from ui.views import models, predict, runs, score  # noqa: E402
+
+_STATIC = Path(__file__).resolve().parent / "static"
+_LOGO = str(_STATIC / "logo.svg")
+_LOGO_ICON = str(_STATIC / "icon.svg")
 
 
 def main() -> None:
-    st.set_page_config(page_title="dropscore", page_icon=":material/target:", layout="wide")
+    st.set_page_config(page_title="dropscore", page_icon=_LOGO_ICON, layout="wide")
+    st.logo(_LOGO, size="large", icon_image=_LOGO_ICON)
     try:
         settings = state.settings()
     except DropscoreError as exc:
@@ -62,7 +67,6 @@ def main() -> None:
 
 def _sidebar(settings: UISettings, viewer: auth.Viewer) -> None:
     with st.sidebar:
-        st.divider()
         if viewer.local:
             st.badge("Local mode — no sign-in", icon=":material/lan:", color="orange")
             st.caption("Bound to 127.0.0.1: only this machine can open it.")

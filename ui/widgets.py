@@ -48,8 +48,11 @@ def guarded(render: Callable[[], None]) -> Callable[[], None]:
     return run
 
 
-def status_badge(status: str) -> None:
-    st.badge(status, color=STATUS_COLOR.get(status, "gray"), icon=STATUS_ICON.get(status))  # type: ignore[arg-type]
+def status_markdown(status: str) -> str:
+    """A coloured badge for a run status, for use inside markdown."""
+    color = STATUS_COLOR.get(status, "gray")
+    icon = STATUS_ICON.get(status, "")
+    return f":{color}-badge[{icon} {status}]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,5 +136,4 @@ def compare_chart(
             ),
             tooltip=["bucket", "series", alt.Tooltip("share:Q", format=".1%")],
         )
-        .properties(height=260)
     )

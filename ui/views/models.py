@@ -22,7 +22,7 @@ def render() -> None:
         st.info("No models yet: train one with `python -m training train`.")
         return
     default = settings.default_model.name
-    name = st.selectbox(
+    name = st.columns([2, 3])[0].selectbox(
         "Model", names, index=names.index(default) if default in names else 0, key="models.name"
     )
     versions = data.versions(settings.registry, name)

@@ -13,8 +13,8 @@ from scorer.card import ModelCard
 from scorer.errors import BadArgument, DropscoreError
 from scorer.manifest import Manifest
 from ui import data, state, widgets
-from ui.pages.score import show_warnings
 from ui.settings import UISettings
+from ui.views.score import show_warnings
 
 PAGE_SIZE = 25
 RUN_PARAM = "run"
@@ -143,12 +143,9 @@ def _detail(settings: UISettings, key: str) -> None:
         return
     st.title(str(m.input.get("key") or path.rel))
     name, version = str(m.model.get("name", "")), m.model.get("version")
-    c1, c2 = st.columns([1, 5], vertical_alignment="center")
-    with c1:
-        widgets.status_badge(m.status)
-    c2.caption(
-        f"run {path.run_id} · model {name} v{version} · started "
-        f"{m.started_at[:19].replace('T', ' ')} UTC"
+    st.markdown(
+        f"{widgets.status_markdown(m.status)} &nbsp; run `{path.run_id}` · model **{name} "
+        f"v{version}** · started {m.started_at[:19].replace('T', ' ')} UTC"
     )
     if m.status == "failed" and m.reason:
         st.error(f"{m.reason.get('code')}: {m.reason.get('message')}", icon=":material/error:")
@@ -189,7 +186,9 @@ def _drift(card: ModelCard, m: Manifest) -> None:
     st.subheader("Predictions against the training baseline", anchor=False)
     if pred.count:
         st.altair_chart(
-            widgets.compare_chart(pred.buckets, pred.baseline, pred.observed, ""), width="stretch"
+            widgets.compare_chart(pred.buckets, pred.baseline, pred.observed, ""),
+            width="stretch",
+            height=320,
         )
         st.caption(
             f"PSI {pred.psi:.3f} ({pred.level}) over {pred.count:,} predictions; the baseline "
@@ -203,7 +202,7 @@ def _drift(card: ModelCard, m: Manifest) -> None:
         for d in features
     ]
     frame = pd.DataFrame(rows)
-    st.altair_chart(_psi_chart(frame), width="stretch")
+    st.altair_chart(_psi_chart(frame), width="stretch", height=70 + 34 * len(frame))
     flagged = [d for d in features if d.level in ("moderate", "major")]
     if flagged:
         st.warning(
@@ -228,6 +227,7 @@ def _drift(card: ModelCard, m: Manifest) -> None:
         st.altair_chart(
             widgets.compare_chart(chosen.buckets, chosen.baseline, chosen.observed, pick),
             width="stretch",
+            height=320,
         )
     with st.expander("PSI table"):
         st.dataframe(
@@ -241,7 +241,7 @@ def _psi_chart(frame: pd.DataFrame) -> alt.LayerChart:
     top = max(float(frame["PSI"].max() if len(frame) else 0), drift.MAJOR * 1.3)
     bars = (
         alt.Chart(frame)
-        .mark_bar(cornerRadiusEnd=3)
+        .mark_bar(cornerRadiusEnd=3, size=20)
         .encode(
             y=alt.Y("feature:N", sort="-x", title=None, axis=alt.Axis(labelLimit=240)),
             x=alt.X("PSI:Q", scale=alt.Scale(domain=[0, top]), title="PSI"),
@@ -260,7 +260,7 @@ def _psi_chart(frame: pd.DataFrame) -> alt.LayerChart:
         .mark_rule(strokeDash=[4, 4], color="#7a8499")
         .encode(x="PSI:Q")
     )
-    return (bars + rules).properties(height=max(120, 32 * len(frame)))
+    return bars + rules
 
 
 def _rejected(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:

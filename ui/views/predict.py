@@ -166,7 +166,9 @@ def _show(card: ModelCard, result: Answer) -> None:
             best = result.proba.get(str(result.value), 0.0)
             st.metric(f"Predicted {card.target}", str(result.value), border=False)
             st.caption(f"probability {best:.1%}")
-            st.altair_chart(_proba_chart(result.proba), width="stretch")
+            st.altair_chart(
+                _proba_chart(result.proba), width="stretch", height=max(90, 44 * len(result.proba))
+            )
         else:
             st.metric(f"Predicted {card.target}", f"{result.value:,.2f}")
             ref = np.mean([c.reference for c in result.explanation.contributions] or [0.0])
@@ -177,7 +179,8 @@ def _show(card: ModelCard, result: Answer) -> None:
         )
     with right, st.container(border=True):
         st.subheader("Why", anchor=False)
-        st.altair_chart(_why_chart(result.explanation), width="stretch")
+        rows = len(result.explanation.contributions)
+        st.altair_chart(_why_chart(result.explanation), width="stretch", height=70 + 34 * rows)
         st.caption(f"Method: {explain.METHOD}")
 
 
@@ -191,7 +194,6 @@ def _proba_chart(proba: dict[str, float]) -> alt.Chart:
             x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
             tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
         )
-        .properties(height=max(60, 34 * len(proba)))
     )
 
 
@@ -207,7 +209,7 @@ def _why_chart(why: explain.Explanation) -> alt.Chart:
     frame = pd.DataFrame(rows)
     return (
         alt.Chart(frame)
-        .mark_bar(cornerRadiusEnd=3)
+        .mark_bar(cornerRadiusEnd=3, size=20)
         .encode(
             y=alt.Y("feature:N", sort=None, title=None, axis=alt.Axis(labelLimit=260)),
             x=alt.X("effect:Q", title=f"effect on {why.target}"),
@@ -218,7 +220,6 @@ def _why_chart(why: explain.Explanation) -> alt.Chart:
             ),
             tooltip=["feature", alt.Tooltip("effect:Q", format=",.4g")],
         )
-        .properties(height=max(120, 30 * len(rows)))
     )
 
 
