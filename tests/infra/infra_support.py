@@ -111,6 +111,8 @@ def create_stack(endpoint: str, network: Network, **overrides: str) -> Stack:
         "PublicSubnetIds": ",".join(network.public),
         "CertificateArn": network.certificate,
         "UiSecretArn": network.secret,
+        "UiAllowed": "alice@example.com,example.org",
+        "UiAdmins": "alice@example.com",
         "AlarmEmail": "ops@example.com",
         **overrides,
     }

@@ -229,7 +229,8 @@ def test_ui_task_definition(moto_endpoint, stack) -> None:
     assert c["secrets"] == [{"name": "DROPSCORE_UI_SECRETS", "valueFrom": stack.network.secret}]
     env = env_of(c)
     assert env["DROPSCORE_UI_MODE"] == "aws"
-    assert env["DROPSCORE_PROMOTION_ENABLED"] == "false"
+    assert env["DROPSCORE_UI_ALLOWED"] == "alice@example.com,example.org"
+    assert env["DROPSCORE_UI_ADMINS"] == ""  # PromotionEnabled is false: nobody may promote
     assert c["readonlyRootFilesystem"] is True
     assert "/_stcore/health" in " ".join(c["healthCheck"]["command"])
 
@@ -365,6 +366,10 @@ def test_promotion_enabled_adds_only_the_alias_write(moto_endpoint, network) -> 
     bucket_arn = f"arn:aws:s3:::{promoting.resources['Bucket']}"
     assert promote["Action"] == "s3:PutObject"
     assert promote["Resource"] == f"{bucket_arn}/models/*/aliases/*"
+    td = client("ecs", moto_endpoint).describe_task_definition(
+        taskDefinition=promoting.resources["UiTaskDefinition"]
+    )["taskDefinition"]
+    assert env_of(td["containerDefinitions"][0])["DROPSCORE_UI_ADMINS"] == "alice@example.com"
 
 
 # --- resources moto's CloudFormation skips: asserted on the parsed template -------------------
