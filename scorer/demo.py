@@ -351,7 +351,8 @@ def banner(ui_url: str | None) -> None:
         "Drop a file (results appear under scored/ within seconds):",
         f"  aws --endpoint-url {ENDPOINT} s3 cp claims.csv s3://{BUCKET}/incoming/",
         f"  aws --endpoint-url {ENDPOINT} s3 ls --recursive s3://{BUCKET}/scored/",
-        "Make a file to drop:  .venv/bin/python -m training sample-data --rows 1000 --out claims.csv",
+        "Make a file to drop:",
+        "  .venv/bin/python -m training sample-data --rows 1000 --out claims.csv",
         "",
     ]
     print("\n".join(lines), flush=True)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from scorer.errors import DropscoreError, ObjectMissing, StorageUnavailable, VersionExists
 
@@ -163,36 +164,37 @@ def open_read(url: str, version_id: str | None = None) -> IO[bytes]:
             if version_id:
                 kwargs["VersionId"] = version_id
             body = s3_client().get_object(**kwargs)["Body"]
-            return _S3Stream(body, url)
+            return cast(IO[bytes], _S3Stream(body, url))
         if "://" in url:
             import fsspec
 
-            return fsspec.open(url, "rb").open()  # type: ignore[no-any-return]
+            return fsspec.open(url, "rb").open()
         return open(url, "rb")
 
 
-class _S3Stream(IO[bytes]):
+class _S3Stream(io.RawIOBase):
     """botocore's StreamingBody as a file object whose read errors are dropscore errors."""
 
     def __init__(self, body: Any, url: str) -> None:
+        super().__init__()
         self._body = body
         self._url = url
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int | None = -1) -> bytes:
         with map_storage_errors(self._url):
-            return self._body.read(None if n is None or n < 0 else n)  # type: ignore[no-any-return]
+            return self._body.read(None if n is None or n < 0 else n)
+
+    def readinto(self, buf: Any) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
 
     def readable(self) -> bool:
         return True
 
     def close(self) -> None:
         self._body.close()
-
-    def __enter__(self) -> _S3Stream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().close()
 
 
 def read_bytes(url: str, version_id: str | None = None) -> bytes:

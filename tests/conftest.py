@@ -40,7 +40,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     deadline = time.monotonic() + 30
     while True:
         try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)  # noqa: S310 - loopback
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
             break
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
@@ -51,7 +51,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     os.environ.update(
         AWS_ENDPOINT_URL=url,
         AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 - moto accepts any key
+        AWS_SECRET_ACCESS_KEY="testing",
         AWS_DEFAULT_REGION="us-east-1",
     )
     os.environ.pop("AWS_PROFILE", None)
@@ -142,12 +142,20 @@ def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     make_classification_frame(800).to_csv(income, index=False)
     registry = Registry(str(root / "models"))
     train_and_publish(
-        data_url=str(claims), target="charges", name="claims", registry=registry,
-        estimators=("lr",), alias="production",
+        data_url=str(claims),
+        target="charges",
+        name="claims",
+        registry=registry,
+        estimators=("lr",),
+        alias="production",
     )
     train_and_publish(
-        data_url=str(income), target="income >50K", name="income", registry=registry,
-        estimators=("lr",), alias="production",
+        data_url=str(income),
+        target="income >50K",
+        name="income",
+        registry=registry,
+        estimators=("lr",),
+        alias="production",
     )
     return registry.url
 

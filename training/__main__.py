@@ -14,7 +14,8 @@ from scorer.registry import Registry
 
 EPILOG = """examples:
   python -m training sample-data --rows 5000 --out claims.csv --seed 1
-  python -m training train --data claims.csv --target charges --name claims --registry ./models --alias production
+  python -m training train --data claims.csv --target charges --name claims \
+      --registry ./models --alias production
   python -m training promote claims 2 --registry s3://dropscore/models
 """
 

@@ -114,7 +114,8 @@ def test_decompression_bomb_is_refused(
     bomb = z.compress(body) + z.flush()
     assert len(bomb) * 200 < len(body)
     m = run(tmp_path, claims_model, bomb, "bomb.csv.gz").manifest
-    assert m.reason and m.reason["code"] == "DECOMPRESSION_BOMB"
+    assert m.reason is not None
+    assert m.reason["code"] == "DECOMPRESSION_BOMB"
 
 
 ROW_CASES = [
@@ -132,7 +133,7 @@ ROW_CASES = [
 
 @pytest.mark.parametrize(
     ("line", "code", "column"),
-    [(l, c, col) for _, l, c, col in ROW_CASES],
+    [(ln, c, col) for _, ln, c, col in ROW_CASES],
     ids=[i for i, *_ in ROW_CASES],
 )
 def test_a_bad_row_is_rejected_with_its_line_and_reason(
@@ -157,7 +158,7 @@ def test_warnings_are_counted_but_rows_scored(tmp_path: Path, claims_model: Load
         + "40,robot,30,2,no,northeast,y\n"
     ).encode()
     m = run(tmp_path, claims_model, data).manifest
-    assert m.status == "ok" and m.rows_scored == 2
+    assert (m.status, m.rows_scored) == ("ok", 2)
     assert m.warnings_by_code == {"EXTRA_COLUMNS": 1, "OUT_OF_RANGE": 1, "UNSEEN_CATEGORY": 1}
     assert m.warnings_by_column == {"age": {"OUT_OF_RANGE": 1}, "sex": {"UNSEEN_CATEGORY": 1}}
     assert m.extra_columns == ["note"]
