@@ -208,7 +208,7 @@ def fit(
     if task == "regression":
         from pycaret import regression as pc
     else:
-        from pycaret import classification as pc  # type: ignore[no-redef]
+        from pycaret import classification as pc
     features = [c for c in frame.columns if c != target]
     numeric = [c for c in features if profile.is_number(frame[c])]
     categorical = [c for c in features if c not in numeric]
