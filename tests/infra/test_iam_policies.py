@@ -61,9 +61,13 @@ def role_statements(
 
 def condition_holds(condition: dict[str, Any], context: dict[str, str]) -> bool:
     for operator, pairs in condition.items():
+        if_exists = operator.endswith("IfExists")
+        operator = operator.removesuffix("IfExists")
         for key, wanted in pairs.items():
             have = context.get(key)
             if have is None:
+                if if_exists:
+                    continue
                 return False
             if operator in ("StringEquals", "ArnEquals"):
                 ok = have in as_list(wanted)
@@ -153,6 +157,8 @@ CASES = [
      "scorer (sweep) lists inputs"),
     ("ScorerTaskRole", "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "private/"}, False,
      "scorer cannot list other prefixes"),
+    ("ScorerTaskRole", "s3:ListBucket", BUCKET_ARN, {}, True,
+     "scorer gets 404 not 403 for a missing manifest (S3 checks ListBucket without a prefix)"),
     ("ScorerTaskRole", "s3:PutObject", KEY + "incoming/x.csv", {}, False,
      "scorer cannot write inputs"),
     ("ScorerTaskRole", "s3:PutObject", KEY + "models/claims/aliases/production.json", {}, False,
@@ -168,6 +174,8 @@ CASES = [
     ("UiTaskRole", "s3:PutObject", KEY + "incoming/upload.csv", {}, True, "UI uploads an input"),
     ("UiTaskRole", "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "scored/"}, True,
      "UI lists results"),
+    ("UiTaskRole", "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "incoming/"}, False,
+     "UI cannot list raw inputs by prefix"),
     ("UiTaskRole", "s3:GetObject", KEY + "incoming/someone-elses.csv", {}, False,
      "UI cannot read raw inputs"),
     ("UiTaskRole", "s3:PutObject", KEY + "scored/a/b/run/manifest.json", {}, False,
