@@ -10,8 +10,8 @@ export UV_LINK_MODE := copy
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(UV):
-	@command -v uv >/dev/null 2>&1 || { python3 -m venv .tools && .tools/bin/pip install -q 'uv==0.13.9'; }
+.tools/bin/uv:  # uv itself, when the machine has none
+	python3 -m venv .tools && .tools/bin/pip install -q 'uv==0.13.9'
 
 .venv/.installed: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --all-groups
