@@ -27,6 +27,7 @@ import pandas as pd
 from scorer import storage
 from scorer.card import ModelCard, Task
 from scorer.errors import InputNotFound, ObjectMissing
+from scorer.refs import check_name
 from scorer.registry import Registry
 from training import profile
 from training.errors import TrainingDataError, TrainingFailed
@@ -335,6 +336,9 @@ def train_and_publish(
     progress: Progress = lambda _msg: None,
 ) -> ModelCard:
     """The whole of ``training train``: nothing is written to the registry unless it all worked."""
+    check_name(name)
+    if alias:
+        check_name(alias, "alias")  # refused now, not after a version was already published
     progress(f"reading {data_url}")
     data = read_training_csv(data_url, target)
     chosen: Task = detect_task(data.frame[target]) if task == "auto" else task
