@@ -399,6 +399,8 @@ BAD_TRAIN_INPUTS = [
      "regression"], 2, "TRAINING_DATA", "use --task classification"),
     ("a model name that is not path-safe", _small(), ["--name", "../escape"], 1, "BAD_ARGUMENT",
      "model name '../escape' is not allowed"),
+    ("an alias that is not path-safe (refused before a version is published)", _small(),
+     ["--alias", "../prod"], 1, "BAD_ARGUMENT", "alias '../prod' is not allowed"),
 ]  # fmt: skip
 
 
@@ -419,11 +421,17 @@ def test_train_refuses_bad_input_in_one_line_and_leaves_the_registry_alone(
     data = tmp_path / "data.csv"
     if body is not None:
         data.write_bytes(body)
-    args = {"--data": str(data), "--target": "charges", "--name": "claims"}
+    args = {
+        "--data": str(data),
+        "--target": "charges",
+        "--name": "claims",
+        "--registry": str(registry_copy),
+        "--alias": "production",
+        "--estimators": "lr",
+    }
     args.update(dict(zip(extra[::2], extra[1::2], strict=True)))
     before = snapshot(registry_copy)
-    proc = cli("train", *[x for kv in args.items() for x in kv], "--registry", str(registry_copy),
-               "--alias", "production", "--estimators", "lr")  # fmt: skip
+    proc = cli("train", *[x for kv in args.items() for x in kv])
     assert proc.returncode == exit_code, proc.stderr
     assert_one_error_line(proc.stderr, code, fragment)
     assert proc.stdout == ""
