@@ -91,7 +91,9 @@ def model_picker(settings: UISettings, key: str) -> Choice:
         tags = [a for a, v in aliases.items() if v == ref.version]
         return f"v{ref.version}" + (f" · {', '.join(tags)}" if tags else "")
 
-    ref = right.selectbox("Version", options, index=index, format_func=label, key=f"{key}.ref")
+    ref = right.selectbox(
+        "Version", options, index=index, format_func=label, key=f"{key}.ref.{name}"
+    )
     return Choice(ref, data.resolve(settings.registry, ref))
 
 

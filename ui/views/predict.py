@@ -166,9 +166,7 @@ def _show(card: ModelCard, result: Answer) -> None:
             best = result.proba.get(str(result.value), 0.0)
             st.metric(f"Predicted {card.target}", str(result.value), border=False)
             st.caption(f"probability {best:.1%}")
-            st.altair_chart(
-                _proba_chart(result.proba), width="stretch", height=max(90, 44 * len(result.proba))
-            )
+            st.altair_chart(_proba_chart(result.proba), width="stretch")
         else:
             st.metric(f"Predicted {card.target}", f"{result.value:,.2f}")
             ref = np.mean([c.reference for c in result.explanation.contributions] or [0.0])
@@ -179,8 +177,7 @@ def _show(card: ModelCard, result: Answer) -> None:
         )
     with right, st.container(border=True):
         st.subheader("Why", anchor=False)
-        rows = len(result.explanation.contributions)
-        st.altair_chart(_why_chart(result.explanation), width="stretch", height=70 + 34 * rows)
+        st.altair_chart(_why_chart(result.explanation), width="stretch")
         st.caption(f"Method: {explain.METHOD}")
 
 
@@ -194,6 +191,7 @@ def _proba_chart(proba: dict[str, float]) -> alt.Chart:
             x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
             tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
         )
+        .properties(height=alt.Step(34))
     )
 
 
@@ -220,6 +218,7 @@ def _why_chart(why: explain.Explanation) -> alt.Chart:
             ),
             tooltip=["feature", alt.Tooltip("effect:Q", format=",.4g")],
         )
+        .properties(height=alt.Step(32))
     )
 
 

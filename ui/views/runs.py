@@ -202,7 +202,7 @@ def _drift(card: ModelCard, m: Manifest) -> None:
         for d in features
     ]
     frame = pd.DataFrame(rows)
-    st.altair_chart(_psi_chart(frame), width="stretch", height=70 + 34 * len(frame))
+    st.altair_chart(_psi_chart(frame), width="stretch")
     flagged = [d for d in features if d.level in ("moderate", "major")]
     if flagged:
         st.warning(
@@ -260,7 +260,7 @@ def _psi_chart(frame: pd.DataFrame) -> alt.LayerChart:
         .mark_rule(strokeDash=[4, 4], color="#7a8499")
         .encode(x="PSI:Q")
     )
-    return bars + rules
+    return (bars + rules).properties(height=alt.Step(32))
 
 
 def _rejected(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:

@@ -1,0 +1,104 @@
+"""Sign-in: aws mode lets in only signed-in users on the allow-list; local mode is labelled."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.ui.conftest import APP, TIMEOUT
+from ui.auth import matches
+from ui.settings import UISettings
+
+
+@pytest.fixture
+def aws_mode(ui_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROPSCORE_UI_MODE", "aws")
+    monkeypatch.setenv("DROPSCORE_UI_ALLOWED", "example.com, guest@partner.org")
+
+
+def session(user: dict) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.user = dict(user)
+    return at.run()
+
+
+def test_anonymous_users_see_only_sign_in(aws_mode: None) -> None:
+    at = session({"is_logged_in": False})
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert "Predict" not in [t.value for t in at.title]
+    assert not at.number_input and not at.dataframe
+
+
+def test_a_user_without_a_sign_in_state_is_anonymous(aws_mode: None) -> None:
+    at = session({"email": "someone@example.com"})  # no is_logged_in: never trusted
+    assert [b.label for b in at.button] == ["Sign in"]
+
+
+def test_signed_in_but_not_allowed_is_refused(aws_mode: None) -> None:
+    at = session({"is_logged_in": True, "email": "eve@evil.example"})
+    assert [e.value for e in at.error] == [
+        "eve@evil.example is not allowed to use dropscore. Ask an administrator to add your "
+        "address or domain to DROPSCORE_UI_ALLOWED."
+    ]
+    assert [b.label for b in at.button] == ["Sign out"]
+
+
+def test_unverified_email_is_refused(aws_mode: None) -> None:
+    at = session({"is_logged_in": True, "email": "ana@example.com", "email_verified": False})
+    assert at.error and "not allowed" in at.error[0].value
+
+
+def test_allowed_user_gets_the_app(aws_mode: None) -> None:
+    at = session({"is_logged_in": True, "email": "guest@partner.org", "name": "Guest"})
+    assert [t.value for t in at.title] == ["Predict"]
+    assert not at.exception
+
+
+def test_misconfiguration_is_a_message_not_a_traceback(ui_env: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DROPSCORE_UI_MODE", "public")
+    at = session({})
+    assert [e.value for e in at.error] == [
+        "dropscore is misconfigured: DROPSCORE_UI_MODE is 'public'; use 'local' or 'aws'"
+    ]
+    assert not at.exception
+
+
+@pytest.mark.parametrize(
+    ("email", "entries", "allowed"),
+    [
+        ("ana@example.com", ("example.com",), True),
+        ("ana@example.com", ("@example.com",), True),
+        ("ANA@Example.com", ("ana@example.com",), True),
+        ("ana@example.com.evil.org", ("example.com",), False),
+        ("ana@sub.example.com", ("example.com",), False),
+        ("example.com", ("example.com",), False),
+        ("@example.com", ("example.com",), False),
+        ("", ("example.com",), False),
+        ("ana@example.com", (), False),
+    ],
+    ids=[
+        "domain listed", "domain with @", "address, any case", "lookalike domain",
+        "subdomain is another domain", "no local part", "only a domain", "no address",
+        "empty allow-list lets nobody in",
+    ],
+)  # fmt: skip
+def test_allow_list_matching(email: str, entries: tuple[str, ...], allowed: bool) -> None:
+    assert matches(email, entries) is allowed
+
+
+def test_settings_defaults_and_limits() -> None:
+    s = UISettings.from_env({})
+    assert (s.bucket, s.registry, s.model, s.mode) == (
+        "dropscore", "s3://dropscore/models", "claims", "local",
+    )  # fmt: skip
+    assert (s.max_mb, s.max_rows) == (50, 200_000)
+    s = UISettings.from_env(
+        {
+            "DROPSCORE_BUCKET": "b",
+            "DROPSCORE_UI_ADMINS": "A@x.org; b@x.org",
+            "DROPSCORE_UI_MAX_MB": "5",
+        }
+    )
+    assert (s.registry, s.admins, s.max_mb) == ("s3://b/models", ("a@x.org", "b@x.org"), 5)
+    with pytest.raises(Exception, match="DROPSCORE_UI_MAX_ROWS is '-3'"):
+        UISettings.from_env({"DROPSCORE_UI_MAX_ROWS": "-3"})

@@ -1,0 +1,92 @@
+"""Runs: the list of every run, filters, and one run in detail."""
+
+from __future__ import annotations
+
+from tests.ui.conftest import open_page
+
+
+def runs_table(at):  # type: ignore[no-untyped-def]
+    return next(d.value for d in at.dataframe if "status" in d.value.columns)
+
+
+def test_every_run_is_listed_newest_first(app, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = app(page="runs")
+    assert not at.exception and [t.value for t in at.title] == ["Runs"]
+    table = runs_table(at)
+    assert sorted(table["input"]) == sorted(seeded.run_keys)
+    row = table.set_index("input").loc["incoming/2026/claims-with-bad-rows.csv"]
+    assert (row["status"], row["rows in"], row["scored"], row["rejected"]) == ("partial", 60, 57, 3)
+    assert row["model"] == "claims v1"
+    assert table.set_index("input").loc["incoming/broken/semicolons.csv", "status"] == "failed"
+    assert (
+        table.set_index("input").loc["incoming/partners/income-batch.csv", "model"] == "income v1"
+    )
+
+
+def test_filters_narrow_the_list(app, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = app(page="runs")
+    at.text_input(key="runs.search").set_value("partners").run()
+    assert list(runs_table(at)["input"]) == ["incoming/partners/income-batch.csv"]
+    at.text_input(key="runs.search").set_value("").run()
+    at.selectbox(key="runs.model").select("income v1").run()
+    assert list(runs_table(at)["model"]) == ["income v1"]
+    at.text_input(key="runs.search").set_value("no such input").run()
+    assert "No run matches these filters." in [i.value for i in at.info]
+
+
+def test_choosing_a_run_opens_its_detail(app, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = app(page="runs")
+    wanted = seeded.run_keys["incoming/2026/claims-week-47.csv"]
+    at.selectbox(key="runs.open.1").select(wanted).run()
+    assert at.query_params["run"] == wanted
+    assert [t.value for t in at.title] == ["incoming/2026/claims-week-47.csv"]
+
+
+def test_run_detail_shows_drift_rejects_warnings_and_files(app, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = app(query={"run": seeded.run_keys["incoming/2026/claims-drifted.csv"]})
+    open_page(at, "runs")
+    assert not at.exception and not at.error
+    assert [t.value for t in at.title] == ["incoming/2026/claims-drifted.csv"]
+    drifted = [w.value for w in at.warning if w.value.startswith("Drifted:")]
+    assert len(drifted) == 1 and "major" in drifted[0]
+    psi = next(d.value for d in at.dataframe if "PSI" in d.value.columns)
+    assert (psi["level"] == "major").sum() >= 2 and (psi["level"] == "stable").any()
+    assert [d.label for d in at.download_button] == ["Predictions CSV", "Manifest JSON"]
+    assert at.json[0].value  # the manifest itself
+
+
+def test_rejected_rows_are_listed_with_their_reasons(app, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = app(query={"run": seeded.run_keys["incoming/2026/claims-with-bad-rows.csv"]})
+    open_page(at, "runs")
+    tables = [d.value for d in at.dataframe]
+    reasons = next(t for t in tables if "reason" in t.columns)
+    assert dict(zip(reasons["reason"], reasons["rows"], strict=True)) == {
+        "NON_FINITE": 1, "TOO_MANY_FIELDS": 1, "WRONG_TYPE": 1,
+    }  # fmt: skip
+    rows = next(t for t in tables if "message" in t.columns)
+    assert set(rows["code"]) == {"NON_FINITE", "TOO_MANY_FIELDS", "WRONG_TYPE"}
+
+
+def test_a_failed_run_says_why(app, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = app(query={"run": seeded.run_keys["incoming/broken/semicolons.csv"]})
+    open_page(at, "runs")
+    assert any(e.value.startswith("WRONG_DELIMITER:") for e in at.error)
+
+
+def test_a_run_name_that_leaves_scored_is_refused(app, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = app(query={"run": "../../models/claims/claims-v1-0123456789abcdef"})
+    open_page(at, "runs")
+    assert [e.value for e in at.error] == [
+        "'../../models/claims/claims-v1-0123456789abcdef' is not a valid input path"
+    ]
+
+
+def test_a_run_not_committed_yet_says_so(app, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = app(query={"run": "2026/later/claims-v1-0123456789abcdef"})
+    open_page(at, "runs")
+    assert [t.value for t in at.title] == ["Run not found (yet)"]
+
+
+def test_no_runs_yet_points_at_how_to_make_one(app) -> None:  # type: ignore[no-untyped-def]
+    at = app(page="runs")
+    assert any(i.value.startswith("No runs yet.") for i in at.info)
