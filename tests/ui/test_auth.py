@@ -26,7 +26,8 @@ def test_anonymous_users_see_only_sign_in(aws_mode: None) -> None:
     at = session({"is_logged_in": False})
     assert [b.label for b in at.button] == ["Sign in"]
     assert "Predict" not in [t.value for t in at.title]
-    assert not at.number_input and not at.dataframe
+    assert not at.number_input
+    assert not at.dataframe
 
 
 def test_a_user_without_a_sign_in_state_is_anonymous(aws_mode: None) -> None:
@@ -45,7 +46,8 @@ def test_signed_in_but_not_allowed_is_refused(aws_mode: None) -> None:
 
 def test_unverified_email_is_refused(aws_mode: None) -> None:
     at = session({"is_logged_in": True, "email": "ana@example.com", "email_verified": False})
-    assert at.error and "not allowed" in at.error[0].value
+    assert at.error
+    assert "not allowed" in at.error[0].value
 
 
 def test_allowed_user_gets_the_app(aws_mode: None) -> None:

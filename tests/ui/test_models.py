@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from streamlit.testing.v1 import AppTest
+
 from scorer.registry import Registry
-from tests.ui.conftest import add_version, open_page
+from tests.ui.conftest import APP, TIMEOUT, add_version, open_page
 
 ADMIN = {"is_logged_in": True, "email": "boss@example.com", "name": "Boss"}
 ANALYST = {"is_logged_in": True, "email": "ana@example.com", "name": "Ana"}
@@ -15,12 +17,7 @@ def aws(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("DROPSCORE_UI_ADMINS", "boss@example.com")
 
 
-def signed_in(app, user: dict, page: str):  # type: ignore[no-untyped-def]
-    at = app.__wrapped_app__() if False else None
-    from streamlit.testing.v1 import AppTest
-
-    from tests.ui.conftest import APP, TIMEOUT
-
+def signed_in(user: dict, page: str) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.user = dict(user)
     at.run()
@@ -56,7 +53,7 @@ def test_promotion_in_local_mode(app, s3_registry) -> None:  # type: ignore[no-u
 def test_admin_may_promote(app, monkeypatch, s3_registry) -> None:  # type: ignore[no-untyped-def]
     aws(monkeypatch)
     new = add_version(s3_registry, "claims")
-    at = signed_in(app, ADMIN, "models")
+    at = signed_in(ADMIN, "models")
     assert any(b.label == f"Promote v{new} to production" for b in at.button)
     assert "Signed in as **Boss**" in [c.value for c in at.sidebar.caption]
 
@@ -64,7 +61,7 @@ def test_admin_may_promote(app, monkeypatch, s3_registry) -> None:  # type: igno
 def test_promotion_is_refused_to_non_admins(app, monkeypatch, s3_registry) -> None:  # type: ignore[no-untyped-def]
     aws(monkeypatch)
     add_version(s3_registry, "claims")
-    at = signed_in(app, ANALYST, "models")
+    at = signed_in(ANALYST, "models")
     assert not any(b.label.startswith("Promote") for b in at.button)
     assert any(i.value.startswith("Only administrators can promote") for i in at.info)
     assert Registry(s3_registry).aliases("claims")["production"] == 1

@@ -11,7 +11,8 @@ def runs_table(at):  # type: ignore[no-untyped-def]
 
 def test_every_run_is_listed_newest_first(app, seeded) -> None:  # type: ignore[no-untyped-def]
     at = app(page="runs")
-    assert not at.exception and [t.value for t in at.title] == ["Runs"]
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Runs"]
     table = runs_table(at)
     assert sorted(table["input"]) == sorted(seeded.run_keys)
     row = table.set_index("input").loc["incoming/2026/claims-with-bad-rows.csv"]
@@ -45,12 +46,15 @@ def test_choosing_a_run_opens_its_detail(app, seeded) -> None:  # type: ignore[n
 def test_run_detail_shows_drift_rejects_warnings_and_files(app, seeded) -> None:  # type: ignore[no-untyped-def]
     at = app(query={"run": seeded.run_keys["incoming/2026/claims-drifted.csv"]})
     open_page(at, "runs")
-    assert not at.exception and not at.error
+    assert not at.exception
+    assert not at.error
     assert [t.value for t in at.title] == ["incoming/2026/claims-drifted.csv"]
     drifted = [w.value for w in at.warning if w.value.startswith("Drifted:")]
-    assert len(drifted) == 1 and "major" in drifted[0]
+    assert len(drifted) == 1
+    assert "major" in drifted[0]
     psi = next(d.value for d in at.dataframe if "PSI" in d.value.columns)
-    assert (psi["level"] == "major").sum() >= 2 and (psi["level"] == "stable").any()
+    assert (psi["level"] == "major").sum() >= 2
+    assert (psi["level"] == "stable").any()
     assert [d.label for d in at.download_button] == ["Predictions CSV", "Manifest JSON"]
     assert at.json[0].value  # the manifest itself
 

@@ -24,12 +24,14 @@ def test_upload_with_bad_rows_is_scored_and_the_rejects_explained(app) -> None: 
     at = upload(app(page="score"), "march claims.csv", content)
     score_button(at).click()
     at.run()
-    assert not at.exception and not at.error
+    assert not at.exception
+    assert not at.error
     assert [w.value for w in at.warning] == [
         f"{40 - bad} of 40 rows scored; {bad} rejected — see each row's reason below."
     ]
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Rows in"] == "40" and metrics["Rejected"] == str(bad)
+    assert metrics["Rows in"] == "40"
+    assert metrics["Rejected"] == str(bad)
     tables = [d.value for d in at.dataframe]
     rejected = next(t for t in tables if "message" in t.columns)
     assert sorted(rejected["code"]) == ["NON_FINITE", "TOO_MANY_FIELDS", "WRONG_TYPE"]
@@ -45,7 +47,8 @@ def test_a_file_the_model_cannot_read_is_refused_with_a_reason(app) -> None:  # 
     score_button(at).click()
     at.run()
     errors = [e.value for e in at.error]
-    assert len(errors) == 1 and errors[0].startswith("Not scored (WRONG_DELIMITER)")
+    assert len(errors) == 1
+    assert errors[0].startswith("Not scored (WRONG_DELIMITER)")
 
 
 def test_too_many_rows_are_refused_with_the_limit(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -75,11 +78,13 @@ def test_send_to_the_bucket_links_to_the_run_the_batch_path_makes(app, s3, s3_re
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="incoming/")["Contents"]]
     assert len(keys) == 1
     key = keys[0]
-    assert key.startswith("incoming/uploads/passwd-") and key.endswith(".csv")
+    assert key.startswith("incoming/uploads/passwd-")
+    assert key.endswith(".csv")
     link = at.session_state["score.sent"][2]
     # the batch path (what the watcher would run) scores it into exactly that run
     result = service.score_object(ObjectRef(bucket, key), service.Settings(registry=s3_registry))
-    assert result is not None and link.endswith("/" + result.manifest.run_id)
+    assert result is not None
+    assert link.endswith("/" + result.manifest.run_id)
     detail = app(page="runs", query={"run": link})
     open_page(detail, "runs")
     assert [t.value for t in detail.title] == [key]
@@ -103,4 +108,5 @@ def test_the_predictions_download_is_the_batch_output(app) -> None:  # type: ign
     result = at.session_state["score.result"]
     frame = read_csv(result.predictions)
     assert list(frame.columns[-2:]) == ["row_number", "prediction"]
-    assert len(frame) == 25 and result.manifest.status == "ok"
+    assert len(frame) == 25
+    assert result.manifest.status == "ok"
