@@ -26,7 +26,7 @@ ENDPOINT = os.environ.get("DROPSCORE_S3_ENDPOINT", "http://127.0.0.1:5055")
 BUCKET = os.environ.get("DROPSCORE_BUCKET", "dropscore")
 UI_PORT = int(os.environ.get("DROPSCORE_UI_PORT", "8501"))
 MODEL = os.environ.get("DROPSCORE_MODEL", "claims")
-SWEEP_EVERY_S = int(os.environ.get("DROPSCORE_SWEEP_EVERY", "300"))
+SWEEP_EVERY_S = int(os.environ.get("DROPSCORE_SWEEP_EVERY", "120"))
 QUEUE = "dropscore-scorer-events"
 DLQ = "dropscore-scorer-dlq"
 
@@ -43,15 +43,19 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
 
     def start(
-        self, name: str, cmd: list[str], env: dict[str, str] | None = None, quiet: bool = True
+        self, name: str, cmd: list[str], quiet: bool = True, ignore_ctrl_c: bool = False
     ) -> subprocess.Popen[bytes]:
+        """Start a child in our process group; ``ignore_ctrl_c`` leaves its stopping to us
+        (moto must outlive the watcher, or the watcher's last calls fail noisily)."""
         out: Any = open(self.logs / f"{name}.log", "wb") if quiet else None  # noqa: SIM115
+        preexec = _ignore_sigint if ignore_ctrl_c else None
         proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
-            env=env or os.environ.copy(),
+            env=os.environ.copy(),
             stdout=out,
             stderr=subprocess.STDOUT if quiet else None,
+            preexec_fn=preexec,
         )
         self.procs.append((name, proc))
         return proc
@@ -68,6 +72,10 @@ class Stack:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def wait_http(url: str, seconds: float) -> bool:
@@ -109,7 +117,7 @@ def provision() -> tuple[str, str]:
         QueueName=QUEUE,
         Attributes={
             "VisibilityTimeout": "600",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
         },
     )["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
@@ -192,9 +200,62 @@ def main() -> int:
     except KeyboardInterrupt:
         say("stopping …")
         return 0
+    except Exception as exc:  # never a traceback to a user: one line and the log folder
+        if stack.stopping.is_set():
+            return 0
+        say(f"failed: {type(exc).__name__}: {exc} (logs in {stack.logs})")
+        return 1
     finally:
         stack.stop()
         say("stopped everything it started")
+
+
+def py(*args: str) -> list[str]:
+    return [sys.executable, "-m", *args]
+
+
+def sample_model(data: Path) -> Path:
+    """Train the sample model into a local registry once; later demos reuse it."""
+    registry = data / "models"
+    if list(registry.glob(f"{MODEL}/*/card.json")):
+        say(f"reusing the sample model in {registry} (delete it to retrain)")
+        return registry
+    train_csv = data / "training.csv"
+    subprocess.run(
+        py("training", "sample-data", "--rows", "4000", "--out", str(train_csv), "--seed", "1"),
+        cwd=ROOT,
+        check=True,
+    )
+    say("training the sample model with PyCaret (lr, lightgbm; about a minute) …")
+    subprocess.run(
+        py(
+            "training",
+            "train",
+            "--data",
+            str(train_csv),
+            "--target",
+            "charges",
+            "--name",
+            MODEL,
+            "--registry",
+            str(registry),
+            "--alias",
+            "production",
+            "--estimators",
+            "lr,lightgbm",
+        ),
+        cwd=ROOT,
+        check=True,
+    )
+    return registry
+
+
+def publish(registry: Path) -> None:
+    import boto3
+
+    s3 = boto3.client("s3")
+    for path in sorted(p for p in registry.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), BUCKET, f"models/{path.relative_to(registry).as_posix()}")
 
 
 def run(stack: Stack) -> int:
@@ -205,62 +266,19 @@ def run(stack: Stack) -> int:
         say(f"something already answers at {ENDPOINT}; stop it (an earlier demo?) and retry")
         return 1
     say(f"starting a local S3/SQS/EventBridge (moto) at {ENDPOINT}")
-    stack.start("moto", [str(BIN / "moto_server"), "-H", host, "-p", port])
+    stack.start("moto", [str(BIN / "moto_server"), "-H", host, "-p", port], ignore_ctrl_c=True)
     if not wait_http(f"{ENDPOINT}/moto-api/", 30):
         say(f"moto did not start; see {stack.logs / 'moto.log'}")
         return 1
-    queue_url, dlq_url = provision()
-    say(
-        f"bucket s3://{BUCKET} (versioned, EventBridge notifications), rule incoming/*.csv → "
-        f"queue {QUEUE} (+ DLQ {DLQ})"
-    )
-
     data = ROOT / "demo-data"
-    train_csv = data / "training.csv"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "sample-data",
-            "--rows",
-            "4000",
-            "--out",
-            str(train_csv),
-            "--seed",
-            "1",
-        ],
-        cwd=ROOT,
-        check=True,
-    )
-    say("training the sample model (PyCaret; ~30 s) …")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "train",
-            "--data",
-            str(train_csv),
-            "--target",
-            "charges",
-            "--name",
-            MODEL,
-            "--registry",
-            f"s3://{BUCKET}/models",
-            "--alias",
-            "production",
-            "--estimators",
-            "lr,lightgbm,gbr",
-        ],
-        cwd=ROOT,
-        check=True,
-    )
+    registry = sample_model(data)
+    # The bucket appears only once the model and the watcher are ready, so a file dropped as
+    # soon as the bucket answers is scored at once.
+    queue_url, dlq_url = provision()
+    publish(registry)
     stack.start(
         "watch",
-        [
-            sys.executable,
-            "-m",
+        py(
             "scorer",
             "--log-format",
             "human",
@@ -273,8 +291,12 @@ def run(stack: Stack) -> int:
             dlq_url,
             "--model",
             MODEL,
-        ],
+        ),
         quiet=False,
+    )
+    say(
+        f"bucket s3://{BUCKET} (versioned, EventBridge notifications), rule incoming/*.csv → "
+        f"queue {QUEUE} (+ DLQ {DLQ}), model {MODEL}:production, watcher running"
     )
     ui_url = f"http://127.0.0.1:{UI_PORT}"
     if (ROOT / "ui" / "app.py").exists():
@@ -301,7 +323,7 @@ def run(stack: Stack) -> int:
     s3 = boto3.client("s3")
     s3.upload_file(str(first), BUCKET, "incoming/demo/first claims.csv")
     say("dropped incoming/demo/first claims.csv; waiting for its manifest …")
-    m = wait_manifest(s3, "scored/demo/first claims/", 90)
+    m = wait_manifest(s3, "scored/demo/first claims/", 120)
     if m:
         say(
             f"scored: s3://{BUCKET}/{m['key']}  status={m['status']} rows_in={m['rows_in']} "

@@ -22,7 +22,7 @@ from scorer.errors import DropscoreError
 
 log = logging.getLogger("dropscore.watch")
 
-RETRY_VISIBILITY_S = 5
+RETRY_VISIBILITY_S = 20
 EVENT_TIMEOUT_S = 3600
 
 
