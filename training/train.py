@@ -160,7 +160,7 @@ def check_trainable(data: TrainingData, target: str, task: Task) -> None:
             "use --task classification"
         )
     if task == "classification":
-        counts = y.astype(str).value_counts()
+        counts = as_labels(y).value_counts()
         if counts.min() < 2:
             rare = ", ".join(map(repr, counts[counts < 2].index[:5]))
             raise TrainingDataError(
@@ -196,15 +196,12 @@ def fit(
     from sklearn.model_selection import train_test_split
 
     frame = data.frame
-    stratify = frame[target].astype(str) if task == "classification" else None
+    if task == "classification":
+        frame = frame.assign(**{target: as_labels(frame[target])})
+    stratify = frame[target] if task == "classification" else None
     train, holdout = train_test_split(
         frame, test_size=HOLDOUT, random_state=SEED, stratify=stratify
     )
-    if task == "classification":
-        train = train.copy()
-        holdout = holdout.copy()
-        train[target] = train[target].astype(str)
-        holdout[target] = holdout[target].astype(str)
     progress(f"setting up PyCaret ({len(train)} training rows, {len(holdout)} hold-out rows)")
     if task == "regression":
         from pycaret import regression as pc
@@ -264,6 +261,15 @@ def fit(
         holdout_rows=len(holdout),
     )
     return trained, train
+
+
+def as_labels(y: pd.Series) -> pd.Series:
+    """Target values as class labels; whole numbers read as floats stay '1', not '1.0'."""
+    if profile.is_number(y):
+        values = y.to_numpy(dtype=float)
+        if np.all(np.mod(values, 1) == 0):
+            return pd.Series([str(int(v)) for v in values], index=y.index, dtype=object)
+    return y.astype(str)
 
 
 def class_labels(pipeline: Any) -> list[Any]:
