@@ -30,7 +30,13 @@ from scorer.registry import Registry
 from tests.conftest import make_classification_frame
 from training.errors import TrainingDataError
 from training.sample_data import REGIONS, generate
-from training.train import TrainingData, check_trainable, detect_task, read_training_csv
+from training.train import (
+    TrainingData,
+    check_trainable,
+    detect_task,
+    read_training_csv,
+    train_and_publish,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CARD_FIELDS = {
@@ -323,6 +329,25 @@ def test_classification_model_predicts_the_labels_it_was_trained_on(trained_regi
     assert np.allclose(proba.sum(axis=1), 1.0)
 
 
+@pytest.mark.slow
+def test_a_0_1_target_keeps_its_labels(tmp_path: Path) -> None:
+    frame = make_classification_frame(300, seed=8)
+    frame["high earner? (1=yes)"] = (frame.pop("income >50K") == ">50K").astype(int)
+    src = tmp_path / "binary.csv"
+    frame.to_csv(src, index=False)
+    reg = Registry(str(tmp_path / "models"))
+    card = train_and_publish(
+        data_url=str(src), target="high earner? (1=yes)", name="earner", registry=reg,
+        estimators=("lr",),
+    )  # fmt: skip
+    assert card.task == "classification"
+    assert card.classes == ("0", "1")  # not '0.0'/'1.0' from the float column pandas reads
+    assert card.prediction_baseline.classes == ("0", "1")
+    rows = frame.drop(columns=["high earner? (1=yes)"]).head(20)
+    rows = rows.astype(object).where(rows.notna(), np.nan)
+    assert set(reg.load(card).pipeline.predict(rows)) <= {"0", "1"}
+
+
 # --- end to end through the CLI -----------------------------------------------------------------
 R2_FLOOR = 0.65  # lr on these 1000 rows (seed 2) measured 0.774; gbr on 32k rows reaches 0.83
 
@@ -516,4 +541,4 @@ def test_an_unreachable_registry_fails_in_one_line_before_any_training(
     )
     assert "setting up PyCaret" not in proc.stderr  # refused before minutes of training
     # botocore retries a refused connection 6 times with backoff (~25-40 s); it must still end.
-    assert elapsed < 120
+    assert elapsed < 150
