@@ -542,3 +542,59 @@ def test_an_unreachable_registry_fails_in_one_line_before_any_training(
     assert "setting up PyCaret" not in proc.stderr  # refused before minutes of training
     # botocore retries a refused connection 6 times with backoff (~25-40 s); it must still end.
     assert elapsed < 150
+
+
+# --- S3 data and registry (moto server over HTTP) -------------------------------------------------
+@pytest.mark.slow
+def test_train_from_s3_data_into_an_s3_registry(bucket: str, s3) -> None:  # type: ignore[no-untyped-def]
+    s3.put_object(
+        Bucket=bucket, Key="data/claims.csv", Body=generate(300, seed=6).to_csv(index=False)
+    )
+    proc = cli("train", "--data", f"s3://{bucket}/data/claims.csv", "--target", "charges",
+               "--name", "claims", "--registry", f"s3://{bucket}/models", "--estimators", "lr",
+               "--alias", "production")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "published claims@1" in proc.stdout
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == [
+        "data/claims.csv", "models/claims/1/card.json", "models/claims/1/model.pkl",
+        "models/claims/aliases/production.json",
+    ]  # fmt: skip
+    reg = Registry(f"s3://{bucket}/models")
+    card = reg.resolve("claims")
+    assert card.training_data["source"] == f"s3://{bucket}/data/claims.csv"
+    assert reg.load(card).card.version == 1
+
+
+S3_REFUSALS = [
+    ("data object that does not exist", "s3://{bucket}/data/nope.csv", "s3://{bucket}/models",
+     "INPUT_NOT_FOUND", "training data 's3://{bucket}/data/nope.csv' does not exist"),
+    ("registry bucket that does not exist", "{local}", "s3://no-such-bucket-{bucket}/models",
+     "STORAGE_UNAVAILABLE", "bucket of 's3://no-such-bucket-{bucket}/models/claims/' does not "
+     "exist; create it or check the name"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("data", "registry", "code", "fragment"),
+    [c[1:] for c in S3_REFUSALS],
+    ids=[c[0] for c in S3_REFUSALS],
+)
+def test_train_refuses_missing_s3_objects_in_one_line(
+    bucket: str,
+    s3,
+    tmp_path: Path,
+    data: str,
+    registry: str,
+    code: str,
+    fragment: str,  # type: ignore[no-untyped-def]
+) -> None:
+    local = tmp_path / "claims.csv"
+    local.write_bytes(_small())
+    fill = {"bucket": bucket, "local": str(local)}
+    proc = cli("train", "--data", data.format(**fill), "--target", "charges", "--name", "claims",
+               "--registry", registry.format(**fill), "--estimators", "lr")  # fmt: skip
+    assert proc.returncode == 1
+    assert_one_error_line(proc.stderr, code, fragment.format(**fill))
+    assert "setting up PyCaret" not in proc.stderr
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
