@@ -14,7 +14,7 @@ from scorer.errors import BadArgument, DropscoreError
 from scorer.manifest import Manifest
 from ui import data, state, widgets
 from ui.settings import UISettings
-from ui.views.score import show_warnings
+from ui.views.score import preview_table, show_warnings
 
 PAGE_SIZE = 25
 RUN_PARAM = "run"
@@ -161,7 +161,14 @@ def _detail(settings: UISettings, key: str) -> None:
     except (DropscoreError, ValueError):
         card = None
     tabs = st.tabs(
-        ["Drift", f"Rejected rows ({m.rows_rejected:,})", "Warnings", "Downloads", "Manifest"]
+        [
+            "Drift",
+            "Predictions",
+            f"Rejected rows ({m.rows_rejected:,})",
+            "Warnings",
+            "Downloads",
+            "Manifest",
+        ]
     )
     with tabs[0]:
         if card is None:
@@ -169,12 +176,14 @@ def _detail(settings: UISettings, key: str) -> None:
         else:
             _drift(card, m)
     with tabs[1]:
-        _rejected(settings, path, m)
+        _predictions(settings, path, m)
     with tabs[2]:
-        show_warnings(m)
+        _rejected(settings, path, m)
     with tabs[3]:
-        _downloads(settings, path, m)
+        show_warnings(m)
     with tabs[4]:
+        _downloads(settings, path, m)
+    with tabs[5]:
         st.json(m.to_json(), expanded=True)
 
 
@@ -263,6 +272,16 @@ def _psi_chart(frame: pd.DataFrame) -> alt.LayerChart:
     return (bars + rules).properties(height=alt.Step(32))
 
 
+def _predictions(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
+    url = catalog.output_url(path, m, "predictions", settings.scored)
+    if url is None:
+        st.info("No predictions: no row could be scored.")
+        return
+    frame = data.csv_preview(url)
+    st.caption(f"First {len(frame):,} of {m.rows_scored:,} rows (download for all)")
+    preview_table(frame)
+
+
 def _rejected(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
     if not m.rows_rejected:
         st.info("No rows were rejected.")
@@ -270,7 +289,7 @@ def _rejected(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
     by_code = pd.DataFrame(
         {"reason": list(m.rejected_by_code), "rows": list(m.rejected_by_code.values())}
     )
-    st.dataframe(by_code, hide_index=True)
+    st.dataframe(by_code, hide_index=True, width="content")
     url = catalog.output_url(path, m, "rejected", settings.scored)
     if url is None:
         return

@@ -18,6 +18,7 @@ from scorer import events, refs, runs, service, storage
 from scorer.errors import BadArgument, FileRefused
 from scorer.manifest import Manifest
 from scorer.registry import LoadedModel, Registry
+from scorer.schema import OUTPUT_COLUMNS
 from ui import data, state, widgets
 from ui.settings import UISettings
 
@@ -203,7 +204,7 @@ def _show(result: Scored) -> None:
         else:
             frame = _csv(result.predictions, PREVIEW_ROWS)
             st.caption(f"First {min(len(frame), PREVIEW_ROWS):,} of {m.rows_scored:,} rows")
-            st.dataframe(frame, hide_index=True)
+            preview_table(frame)
     with tabs[1]:
         if result.rejected is None:
             st.info("No rows were rejected.")
@@ -217,6 +218,7 @@ def _show(result: Scored) -> None:
                         }
                     ),
                     hide_index=True,
+                    width="content",
                 )
             st.dataframe(_csv(result.rejected, 1000), hide_index=True)
     with tabs[2]:
@@ -234,6 +236,7 @@ def show_warnings(m: Manifest) -> None:
             {"warning": list(m.warnings_by_code), "rows": list(m.warnings_by_code.values())}
         ),
         hide_index=True,
+        width="content",
     )
     if m.warnings_by_column:
         rows = [
@@ -241,9 +244,23 @@ def show_warnings(m: Manifest) -> None:
             for col, codes in m.warnings_by_column.items()
             for code, n in codes.items()
         ]
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="content")
     if m.extra_columns:
         st.caption("Extra columns passed through untouched: " + ", ".join(m.extra_columns))
+
+
+def preview_table(frame: pd.DataFrame) -> None:
+    """Predictions first, as numbers; the input columns after them, exactly as given."""
+    outputs = [c for c in OUTPUT_COLUMNS if c in frame.columns]
+    config = {}
+    for column in ("prediction", "prediction_score"):
+        numbers = pd.to_numeric(frame.get(column), errors="coerce") if column in frame else None
+        if numbers is not None and numbers.notna().all():
+            frame[column] = numbers
+            fmt = "percent" if column == "prediction_score" else "localized"
+            config[column] = st.column_config.NumberColumn(format=fmt)
+    order = outputs[1:] + [c for c in frame.columns if c not in outputs] + outputs[:1]
+    st.dataframe(frame, hide_index=True, column_order=order, column_config=config)
 
 
 def _csv(content: bytes, rows: int) -> pd.DataFrame:
