@@ -1,4 +1,4 @@
-"""``python -m scorer``: score, event, sweep, watch. Run with --help for details."""
+"""``python -m scorer``: score, event, sweep, check, watch. Run with --help for details."""
 
 from __future__ import annotations
 
@@ -65,6 +65,17 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     _service_args(p)
 
     p = sub.add_parser(
+        "check", help="ledger checker: report every input, run and output that breaks a promise"
+    )
+    p.add_argument("--bucket", required=True, help="bucket name")
+    p.add_argument(
+        "--all-versions",
+        action="store_true",
+        help="also require a manifest for superseded versions of each input",
+    )
+    _service_args(p)
+
+    p = sub.add_parser(
         "watch",
         help="local stand-in for EventBridge→Fargate: consume an SQS "
         "queue and run 'scorer event' per message",
@@ -109,6 +120,8 @@ def main(argv: Sequence[str]) -> int:
             rescore_stale=args.rescore_stale,
             concurrency=max(1, args.concurrency),
         )
+    if args.command == "check":
+        return _check(args, settings)
     from scorer.watch import watch
 
     return watch(
@@ -171,6 +184,16 @@ def _event(args: Any, settings: service.Settings) -> int:
     out = events.output_prefix(ref.bucket, ref.key, result.manifest.run_id)
     print(_summary(result, out), file=sys.stderr)
     return _exit_code(result)
+
+
+def _check(args: Any, settings: service.Settings) -> int:
+    from scorer.check import check
+
+    found = check(args.bucket, settings, all_versions=args.all_versions)
+    for violation in found:
+        print(violation)
+    print(f"check: {len(found)} violation(s) in s3://{args.bucket}", file=sys.stderr)
+    return 1 if found else 0
 
 
 def _read_text(path: str) -> str:

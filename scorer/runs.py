@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from scorer import __version__, output, storage
-from scorer.errors import FileRefused, ObjectMissing, SourceGone, VersionExists
+from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone, VersionExists
 from scorer.manifest import Manifest, decide_status
 from scorer.predict import predict
 from scorer.reader import CsvStream
@@ -74,6 +74,7 @@ def score(
     existing = read_manifest(out)
     if existing is not None:
         log.info("already scored", extra={"run_id": run_id, "status": existing.status})
+        _abort_stale_uploads(out)
         return RunResult(existing, already_done=True)
 
     started = dt.datetime.now(dt.UTC)
@@ -106,8 +107,28 @@ def score(
     except (FileRefused, SourceGone) as exc:
         manifest.status = "failed"
         manifest.reason = {"code": exc.code, "message": exc.message}
+    except DropscoreError:
+        # a concurrent duplicate may have committed (and aborted our upload) meanwhile
+        theirs = read_manifest(out)
+        if theirs is None:
+            raise
+        log.info("another run committed first", extra={"run_id": run_id})
+        return RunResult(theirs, already_done=True)
     _finish(manifest, t0)
-    return _commit(out, manifest)
+    result = _commit(out, manifest)
+    _abort_stale_uploads(out)
+    return result
+
+
+def _abort_stale_uploads(out: str) -> None:
+    """Once the run's manifest exists, an open upload under it is a killed run's leftover."""
+    try:
+        n = storage.abort_uploads(out.rstrip("/") + "/")
+    except DropscoreError as exc:  # harmless to leave; the next run or the sweep retries
+        log.warning("could not abort stale uploads", extra={"output": out, "error": exc.message})
+        return
+    if n:
+        log.info("aborted stale multipart uploads", extra={"output": out, "count": n})
 
 
 def _stream(
@@ -139,7 +160,11 @@ def _stream(
         classification = card.task == "classification"
         pred_url = storage.join(out, "predictions.csv")
         rej_url = storage.join(out, "rejected.csv")
-        with storage.open_write(pred_url) as pred_out, storage.open_write(rej_url) as rej_out:
+        # create-only: a rerun or a duplicate never makes a second version of an output
+        with (
+            storage.open_write(pred_url, create_only=True, identical_ok=True) as pred_out,
+            storage.open_write(rej_url, create_only=True, identical_ok=True) as rej_out,
+        ):
             pred_out.write(
                 output.header_line(output.prediction_columns(plan.header, classification))
             )

@@ -252,9 +252,12 @@ class Writer:
     the ``with``) removes every trace, including an open multipart upload.
     """
 
-    def __init__(self, url: str, *, create_only: bool = False) -> None:
+    def __init__(self, url: str, *, create_only: bool = False, identical_ok: bool = False) -> None:
         self.url = url
         self.create_only = create_only
+        # create-only, but an existing object with exactly these bytes counts as written: a rerun
+        # (or a concurrent duplicate) of a deterministic run then writes nothing new
+        self.identical_ok = identical_ok
         self.size = 0
         self._hash = hashlib.sha256()
         self._buf = bytearray()
@@ -305,6 +308,24 @@ class Writer:
         self._buf.clear()
 
     def commit(self) -> None:
+        try:
+            self._commit()
+        except VersionExists:
+            if not (self.identical_ok and self._same_as_existing()):
+                raise
+            self.abort()  # a refused multipart completion leaves its upload open
+
+    def _same_as_existing(self) -> bool:
+        info = head(self.url)
+        if info.size != self.size:
+            return False
+        digest = hashlib.sha256()
+        with open_read(self.url) as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest() == self.sha256
+
+    def _commit(self) -> None:
         if self._tmp is not None:
             self._commit_local()
             return
@@ -380,5 +401,27 @@ class Writer:
             self.abort()
 
 
-def open_write(url: str, *, create_only: bool = False) -> Writer:
-    return Writer(url, create_only=create_only)
+def open_write(url: str, *, create_only: bool = False, identical_ok: bool = False) -> Writer:
+    return Writer(url, create_only=create_only, identical_ok=identical_ok)
+
+
+def abort_uploads(prefix_url: str) -> int:
+    """Abort every open multipart upload under an S3 prefix (left by a killed writer); returns
+    how many. Call it only where nothing may still be writing, e.g. under a committed run."""
+    if not is_s3(prefix_url):
+        return 0
+    bucket, prefix = split_s3(prefix_url)
+    client = s3_client()
+    n = 0
+    with map_storage_errors(prefix_url):
+        pages = client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=bucket, Prefix=prefix
+        )
+        for page in pages:
+            for up in page.get("Uploads", []):
+                with contextlib.suppress(Exception):  # gone already: someone else aborted it
+                    client.abort_multipart_upload(
+                        Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"]
+                    )
+                    n += 1
+    return n

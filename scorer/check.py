@@ -1,0 +1,417 @@
+"""The ledger checker: does the bucket keep the promises in DESIGN.md "Rules the code keeps"?
+
+``evaluate`` is the pure decision (plain facts in, violations out); ``gather`` is the thin S3
+adapter that lists versions, reads manifests, hashes outputs and counts records with an
+independent parse. Run it when nothing is scoring: an in-flight run looks like a violation
+(outputs or an input without a manifest) until it commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import sys
+import threading
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from scorer import events, refs, service, storage
+from scorer.errors import DropscoreError
+from scorer.manifest import TERMINAL, Manifest
+
+OUTPUT_NAMES = ("predictions.csv", "rejected.csv")
+# refusals decided before any record was counted: rows_in is 0 by design, not an undercount
+_COUNTED_FAILURES = ("HEADER_ONLY", "ALL_ROWS_REJECTED")
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    code: str
+    subject: str  # an S3 key, a run prefix or an input version
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.subject}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class InputVersion:
+    key: str
+    version_id: str | None
+    etag: str
+    is_latest: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One key under scored/: how many versions it has, and (outputs) its hash and records."""
+
+    key: str
+    versions: int = 1  # every version and delete marker of the key
+    sha256: str | None = None
+    records: int | None = None  # data records an independent parse counts (outputs only)
+
+
+@dataclass(slots=True)
+class RunFacts:
+    """Everything under ``scored/<rel>/<run-id>/``."""
+
+    rel: str
+    run_id: str
+    manifest: Manifest | None = None
+    manifest_error: str | None = None  # unreadable manifest.json
+    objects: dict[str, StoredObject] = field(default_factory=dict)  # file name → facts
+    input_records: int | None = None  # independent count of the input version, if readable
+    input_error: str | None = None
+    open_uploads: int = 0
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.rel}/{self.run_id}"
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Plain facts about one bucket, gathered by ``gather``."""
+
+    inputs: list[InputVersion]
+    runs: list[RunFacts]
+    stray: list[str]  # keys under scored/ that are not inside a run prefix
+    model_versions: dict[str, set[int]]  # name → published versions in the registry
+    production: tuple[str, int]  # the model every latest input must be scored with
+
+
+# --- pure decision ------------------------------------------------------------------------------
+def evaluate(
+    ledger: Ledger, *, all_versions: bool = False, incoming: str = events.INCOMING
+) -> list[Violation]:
+    """Every violation of the ledger's invariants, in a stable order."""
+    out: list[Violation] = []
+    out += _check_inputs(ledger, all_versions=all_versions, incoming=incoming)
+    for key in ledger.stray:
+        out.append(Violation("STRAY_OBJECT", key, "object under scored/ outside any run folder"))
+    for run in sorted(ledger.runs, key=lambda r: r.prefix):
+        out += _check_run(run, ledger.model_versions)
+    return out
+
+
+def _check_inputs(ledger: Ledger, *, all_versions: bool, incoming: str) -> list[Violation]:
+    committed: dict[str, set[str]] = {}
+    for run in ledger.runs:
+        if run.manifest is not None and run.manifest.status in TERMINAL:
+            committed.setdefault(run.rel, set()).add(run.run_id)
+    name, version = ledger.production
+    out = []
+    for inp in ledger.inputs:
+        if not events.is_input_key(inp.key, incoming):
+            continue
+        identity = service.input_identity(inp.version_id, inp.etag)
+        there = committed.get(events.relative_name(inp.key, incoming), set())
+        subject = f"{inp.key}?versionId={inp.version_id}" if inp.version_id else inp.key
+        if inp.is_latest:
+            if refs.run_id(name, version, identity) not in there:
+                out.append(
+                    Violation(
+                        "INPUT_PENDING",
+                        subject,
+                        f"no terminal manifest from the production model {name}@{version}",
+                    )
+                )
+        elif all_versions:
+            digest = service.identity_digest(identity)
+            if not any(r.endswith(f"-{digest}") for r in there):
+                out.append(
+                    Violation("INPUT_PENDING", subject, "older version never reached a manifest")
+                )
+    return out
+
+
+def _check_run(run: RunFacts, model_versions: Mapping[str, set[int]]) -> list[Violation]:
+    where = run.prefix
+    out = [
+        Violation("OVERWRITTEN", f"{where}/{name}", f"{obj.versions} versions of an immutable key")
+        for name, obj in sorted(run.objects.items())
+        if obj.versions > 1
+    ]
+    if run.manifest_error is not None:
+        return [*out, Violation("MANIFEST_UNREADABLE", where, run.manifest_error)]
+    m = run.manifest
+    if m is None:
+        names = ", ".join(sorted(run.objects)) or "an open upload"
+        return [*out, Violation("OUTPUT_WITHOUT_MANIFEST", where, f"{names} but no manifest.json")]
+
+    def bad(code: str, message: str) -> None:
+        out.append(Violation(code, where, message))
+
+    if m.status not in TERMINAL:
+        bad("NOT_TERMINAL", f"status '{m.status}' is not one of {', '.join(TERMINAL)}")
+    if m.run_id != run.run_id:
+        bad("RUN_ID_MISMATCH", f"manifest says run {m.run_id}")
+    _check_identity(run, m, bad)
+    if not m.reconciles:
+        bad(
+            "COUNTS",
+            f"rows_in {m.rows_in} != rows_scored {m.rows_scored} + rows_rejected {m.rows_rejected}",
+        )
+    if m.status == "failed" and m.reason is None:
+        bad("NO_REASON", "a failed manifest without a reason code")
+    counted = m.status != "failed" or (m.reason or {}).get("code") in _COUNTED_FAILURES
+    if counted:
+        if run.input_error is not None:
+            bad("INPUT_UNPARSEABLE", f"independent parse of the input failed: {run.input_error}")
+        elif run.input_records is not None and run.input_records != m.rows_in:
+            bad(
+                "ROWS_IN",
+                f"rows_in {m.rows_in} but an independent parse counts {run.input_records} records",
+            )
+    name, version = m.model.get("name"), m.model.get("version")
+    if not isinstance(version, int) or version not in model_versions.get(str(name), set()):
+        bad("MODEL_MISSING", f"model {name}@{version} is not in the registry")
+    listed = {
+        str(e.get("key") or e.get("url", "")).rsplit("/", 1)[-1]: e for e in m.outputs.values()
+    }
+    for fname, entry in sorted(listed.items()):
+        obj = run.objects.get(fname)
+        if obj is None:
+            bad("OUTPUT_MISSING", f"manifest lists {fname} but it does not exist")
+            continue
+        if obj.sha256 != entry.get("sha256"):
+            bad("SHA256", f"{fname} sha256 {str(obj.sha256)[:12]}… != manifest's")
+        expect = m.rows_scored if fname == "predictions.csv" else m.rows_rejected
+        if obj.records is not None and obj.records != expect:
+            bad("OUTPUT_ROWS", f"{fname} holds {obj.records} records, manifest claims {expect}")
+    if m.rows_scored and "predictions.csv" not in listed:
+        bad("OUTPUT_MISSING", f"{m.rows_scored} rows scored but no predictions.csv listed")
+    for fname in sorted(set(run.objects) - set(listed) - {"manifest.json"}):
+        bad("UNLISTED_OUTPUT", f"{fname} exists but the manifest does not list it")
+    if run.open_uploads:
+        bad("OPEN_UPLOAD", f"{run.open_uploads} multipart upload(s) left open after the commit")
+    return out
+
+
+def _check_identity(run: RunFacts, m: Manifest, bad: Any) -> None:
+    inp, model = m.input, m.model
+    try:
+        expected = refs.run_id(
+            str(model.get("name")),
+            int(model.get("version") or 0),
+            service.input_identity(inp.get("version_id"), str(inp.get("etag") or "")),
+        )
+    except (DropscoreError, TypeError, ValueError) as exc:
+        bad("RUN_ID_MISMATCH", f"manifest names no valid model/input ({exc})")
+        return
+    gone = (m.reason or {}).get("code") == "SOURCE_GONE"
+    if expected != run.run_id and not gone:  # a gone source may have had no ETag to record
+        bad("RUN_ID_MISMATCH", f"model+input in the manifest give run {expected}")
+
+
+# --- independent record count -------------------------------------------------------------------
+_csv_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _unlimited_fields() -> Iterator[None]:
+    # the scorer uses the csv field limit to refuse huge cells; outputs may hold a cell at that
+    # limit plus a safety apostrophe, so the checker lifts it while it counts
+    with _csv_lock:
+        old = csv.field_size_limit()
+        csv.field_size_limit(sys.maxsize)
+        try:
+            yield
+        finally:
+            csv.field_size_limit(old)
+
+
+class _Gunzip(io.RawIOBase):
+    def __init__(self, src: IO[bytes]) -> None:
+        self._src = src
+        self._z = zlib.decompressobj(wbits=31)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        while not self._pending:
+            chunk = self._z.unused_data or self._src.read(1 << 20)
+            if not chunk:
+                return 0
+            if self._z.eof:
+                self._z = zlib.decompressobj(wbits=31)
+            self._pending = self._z.decompress(chunk)
+        n = min(len(buf), len(self._pending))
+        buf[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def count_records(fh: IO[bytes] | io.RawIOBase) -> int:
+    """Data records in a CSV byte stream (gzip or plain): non-blank records after the header.
+
+    Python's csv module over the whole text, not the scorer's streaming reader: a blank line is
+    not a record (the scorer's rule), quoted newlines stay inside their record.
+    """
+    raw: io.BufferedReader = io.BufferedReader(fh if isinstance(fh, io.RawIOBase) else _Raw(fh))
+    if raw.peek(2)[:2] == b"\x1f\x8b":
+        raw = io.BufferedReader(_Gunzip(raw))
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    with _unlimited_fields():
+        n = sum(1 for rec in csv.reader(text) if rec)
+    return max(n - 1, 0)
+
+
+class _Raw(io.RawIOBase):
+    def __init__(self, src: IO[bytes]) -> None:
+        self._src = src
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        data = self._src.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
+# --- the S3 adapter -----------------------------------------------------------------------------
+def _versions(bucket: str, prefix: str) -> Iterator[tuple[str, dict[str, Any], bool]]:
+    """(key, entry, is_delete_marker) for every version under a prefix."""
+    client = storage.s3_client()
+    with storage.map_storage_errors(f"s3://{bucket}/{prefix}"):
+        pages = client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for v in page.get("Versions", []):
+                yield v["Key"], v, False
+            for d in page.get("DeleteMarkers", []):
+                yield d["Key"], d, True
+
+
+def _hash_and_count(url: str, count: bool) -> tuple[str, int | None]:
+    digest = hashlib.sha256()
+
+    class _Tee(io.RawIOBase):
+        def __init__(self, src: IO[bytes]) -> None:
+            self._src = src
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buf: Any) -> int:
+            data = self._src.read(len(buf))
+            digest.update(data)
+            buf[: len(data)] = data
+            return len(data)
+
+    with storage.open_read(url) as fh:
+        tee = _Tee(fh)
+        records = count_records(tee) if count else None
+        while tee.read(1 << 20):
+            pass
+    return digest.hexdigest(), records
+
+
+def gather(
+    bucket: str,
+    settings: service.Settings,
+    *,
+    incoming: str = events.INCOMING,
+    scored: str = events.SCORED,
+) -> Ledger:
+    registry = settings.registry_for(bucket)
+    prod = registry.resolve(refs.ModelRef.parse(settings.model))
+    inputs = [
+        InputVersion(
+            key=key,
+            version_id=None if v.get("VersionId") in (None, "null") else v["VersionId"],
+            etag=str(v.get("ETag", "")).strip('"'),
+            is_latest=bool(v.get("IsLatest")),
+        )
+        for key, v, marker in _versions(bucket, incoming)
+        if not marker
+    ]
+    counts: dict[str, int] = {}
+    latest_live: set[str] = set()
+    for key, v, marker in _versions(bucket, scored):
+        counts[key] = counts.get(key, 0) + 1
+        if v.get("IsLatest") and not marker:
+            latest_live.add(key)
+    runs: dict[str, RunFacts] = {}
+    stray: list[str] = []
+    for key in sorted(counts):
+        rel, _, fname = key[len(scored) :].rpartition("/")
+        rel, _, run_id = rel.rpartition("/")
+        if not refs.is_run_id(run_id) or not rel:
+            stray.append(key)
+            continue
+        if key not in latest_live and counts[key] == 1:
+            continue  # cannot happen: one version that is not live
+        run = runs.setdefault(f"{rel}/{run_id}", RunFacts(rel=rel, run_id=run_id))
+        run.objects[fname] = StoredObject(key=key, versions=counts[key])
+    for run in runs.values():
+        _read_run(bucket, scored, run)
+    client = storage.s3_client()
+    with storage.map_storage_errors(f"s3://{bucket}/{scored}"):
+        pages = client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=bucket, Prefix=scored
+        )
+        for page in pages:
+            for up in page.get("Uploads", []):
+                rel, _, _fname = up["Key"][len(scored) :].rpartition("/")
+                rel, _, run_id = rel.rpartition("/")
+                run = runs.setdefault(f"{rel}/{run_id}", RunFacts(rel=rel, run_id=run_id))
+                run.open_uploads += 1
+    names = {prod.name} | {
+        str(r.manifest.model.get("name")) for r in runs.values() if r.manifest is not None
+    }
+    model_versions: dict[str, set[int]] = {}
+    for name in names:
+        try:
+            model_versions[name] = set(registry.versions(name))
+        except DropscoreError:
+            model_versions[name] = set()
+    return Ledger(
+        inputs=inputs,
+        runs=list(runs.values()),
+        stray=stray,
+        model_versions=model_versions,
+        production=(prod.name, prod.version),
+    )
+
+
+def _read_run(bucket: str, scored: str, run: RunFacts) -> None:
+    base = f"s3://{bucket}/{scored}{run.prefix}"
+    if "manifest.json" in run.objects:
+        try:
+            run.manifest = Manifest.from_json(storage.read_bytes(f"{base}/manifest.json"))
+        except (ValueError, TypeError) as exc:
+            run.manifest_error = f"not a manifest ({exc})"
+    for fname, obj in list(run.objects.items()):
+        if fname == "manifest.json":
+            continue
+        sha, records = _hash_and_count(f"{base}/{fname}", count=fname in OUTPUT_NAMES)
+        run.objects[fname] = StoredObject(obj.key, obj.versions, sha, records)
+    m = run.manifest
+    if m is None:
+        return
+    key, version_id = m.input.get("key"), m.input.get("version_id")
+    if not key:
+        return
+    try:
+        with storage.open_read(f"s3://{bucket}/{key}", version_id) as fh:
+            run.input_records = count_records(fh)
+    except DropscoreError:
+        run.input_records = None  # the input version is gone: nothing to count against
+    except (UnicodeDecodeError, csv.Error, zlib.error, EOFError) as exc:
+        run.input_error = f"{type(exc).__name__}: {exc}"
+
+
+def check(
+    bucket: str, settings: service.Settings, *, all_versions: bool = False
+) -> list[Violation]:
+    """Gather the bucket's ledger and evaluate it (the ``check`` command)."""
+    ledger = gather(bucket, settings, incoming=settings.incoming, scored=settings.scored)
+    return evaluate(ledger, all_versions=all_versions, incoming=settings.incoming)
