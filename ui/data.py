@@ -99,21 +99,26 @@ def runs(bucket: str, scored: str) -> list[catalog.RunSummary]:
     """Every run, newest first (manifests fetched in parallel, each only once per process)."""
     entries = catalog.list_runs(bucket, scored)
     manifests = _store().get_many(entries, scored)
-    return [
+    found = [
         catalog.summarise(e.path, m)
         for e, m in zip(entries, manifests, strict=True)
         if m is not None
     ]
+    # manifests carry microsecond start times; listings only whole seconds
+    return sorted(found, key=lambda s: (s.started_at, s.key), reverse=True)
+
+
+def manifest(bucket: str, key: str, scored: str) -> Manifest | None:
+    """One run's manifest by its link name, ``None`` if there is no such run (yet)."""
+    try:
+        return _manifest(bucket, key, scored)
+    except storage.ObjectMissing:
+        return None  # not cached: the run may be committed a second from now
 
 
 @st.cache_data(ttl=3600, max_entries=512, show_spinner=False)
-def manifest(bucket: str, key: str, scored: str) -> Manifest | None:
-    """One run's manifest by its link name, ``None`` if there is no such run (yet)."""
-    path = catalog.check_run_path(bucket, key)
-    try:
-        return catalog.read_manifest(path, scored)
-    except storage.ObjectMissing:
-        return None
+def _manifest(bucket: str, key: str, scored: str) -> Manifest:
+    return catalog.read_manifest(catalog.check_run_path(bucket, key), scored)
 
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner=False)

@@ -94,3 +94,30 @@ def test_a_run_not_committed_yet_says_so(app, seeded) -> None:  # type: ignore[n
 def test_no_runs_yet_points_at_how_to_make_one(app) -> None:  # type: ignore[no-untyped-def]
     at = app(page="runs")
     assert any(i.value.startswith("No runs yet.") for i in at.info)
+
+
+def test_hundreds_of_runs_are_paged(app, seeded, s3, capsys) -> None:  # type: ignore[no-untyped-def]
+    """300 more committed runs: the list reads them once and shows 25 per page."""
+    import time
+
+    bucket = app().session_state["dropscore.settings"].bucket
+    source = seeded.run_keys["incoming/2026/claims-week-47.csv"]
+    body = s3.get_object(Bucket=bucket, Key=f"scored/{source}/manifest.json")["Body"].read()
+    for i in range(300):
+        run = f"claims-v1-{i:016x}"
+        s3.put_object(Bucket=bucket, Key=f"scored/many/file-{i:03d}/{run}/manifest.json", Body=body)
+    t0 = time.perf_counter()
+    at = app(page="runs")
+    cold = time.perf_counter() - t0
+    assert "305 of 305 runs" in [c.value for c in at.caption][1]
+    first = runs_table(at)
+    assert len(first) == 25
+    t0 = time.perf_counter()
+    at.pagination(key="runs.page").select(13).run()
+    warm = time.perf_counter() - t0
+    last = runs_table(at)
+    assert len(last) == 305 - 12 * 25
+    with capsys.disabled():
+        print(
+            f"\n[runs] 305 runs: first page {cold:.2f} s (list + manifests), page 13 {warm:.2f} s"
+        )

@@ -42,7 +42,7 @@ def render() -> None:
     st.dataframe(_versions_table(cards, aliases), hide_index=True)
     _promotion(settings.registry, name, cards, aliases, viewer.can_promote, viewer.label)
     st.subheader("Features", anchor=False)
-    shown = st.selectbox(
+    shown = st.columns([2, 3])[0].selectbox(
         "Card of version",
         [c.version for c in cards],
         index=_index_of(cards, aliases.get(DEFAULT_ALIAS)),
@@ -82,7 +82,7 @@ def _versions_table(cards: list[ModelCard], aliases: dict[str, int]) -> pd.DataF
             "estimator": c.estimator,
             "training rows": c.training_data.get("rows"),
         }
-        row.update({k: round(float(v), 4) for k, v in c.metrics.items()})
+        row.update({k: float(f"{float(v):.4g}") for k, v in c.metrics.items()})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -102,11 +102,19 @@ def _features_table(card: ModelCard) -> pd.DataFrame:
                 "required": f.required,
                 "may be empty": f.nullable,
                 "seen in training": seen,
-                "typical": "" if f.typical is None else str(f.typical),
+                "typical": _typical(f.typical),
                 "missing in training": f"{f.missing_rate:.1%}",
             }
         )
     return pd.DataFrame(rows)
+
+
+def _typical(value: float | str | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return repr(value) if value != value.strip() else value
+    return f"{value:,.6g}"
 
 
 def _promotion(

@@ -138,7 +138,6 @@ def _detail(settings: UISettings, key: str) -> None:
             icon=":material/hourglass_top:",
         )
         if st.button("Refresh", icon=":material/refresh:"):
-            data.manifest.clear()
             st.rerun()
         return
     st.title(str(m.input.get("key") or path.rel))
