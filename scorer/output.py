@@ -23,10 +23,10 @@ REJECTED_HEADER = ("row_number", "line", "column", "code", "message", "raw")
 
 
 def safe_cells(values: pa.Array) -> pa.Array:
-    risky = pc.and_(
-        pc.match_substring_regex(values, _RISKY),
-        pc.invert(pc.match_substring_regex(values, _PLAIN_NUMBER)),
-    )
+    starts = pc.match_substring_regex(values, _RISKY)
+    if not pc.any(starts).as_py():  # the common case: nothing to check further
+        return values
+    risky = pc.and_(starts, pc.invert(pc.match_substring_regex(values, _PLAIN_NUMBER)))
     return pc.if_else(risky, pc.binary_join_element_wise("'", values, ""), values)
 
 
@@ -55,7 +55,8 @@ def predictions_csv(
     """CSV lines (no header) for scored rows: the input cells as given + row_number + prediction."""
     if not records:
         return b""
-    arrays = [safe_cells(pa.array([r[j] for r in records], pa.string())) for j in range(width)]
+    columns = list(zip(*records, strict=True))  # every scored record has ``width`` cells
+    arrays = [safe_cells(pa.array(columns[j], pa.string())) for j in range(width)]
     names = [f"c{j}" for j in range(width)]
     arrays.append(pa.array(row_numbers, pa.int64()))
     names.append("row_number")

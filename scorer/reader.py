@@ -13,6 +13,7 @@ import io
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import IO
 
 from scorer.errors import FileRefused
@@ -141,10 +142,14 @@ class CsvStream:
         self._raw = _Counting(source, compressed_size)
         buffered = io.BufferedReader(self._raw, buffer_size=READ_SIZE)
         self._text = io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="strict", newline="")
-        self._lines = _LineCounter(self._text)
-        self._reader = csv.reader(self._lines, strict=True)
+        # the reader counts the physical lines it pulls (line_num): no per-line Python wrapper
+        self._reader = csv.reader(self._text, strict=True)
         self.rows_read = 0
+        self._deferred: UnicodeDecodeError | FileRefused | None = None  # see units()
+        self._eof = False
+        self._lines_read = 0
         self.header = self._read_header()
+        self._lines_read = self._reader.line_num
 
     @property
     def bytes_in(self) -> int:
@@ -169,30 +174,8 @@ class CsvStream:
             return next(self._reader)
         except StopIteration:
             return None
-        except UnicodeDecodeError as exc:
-            raise FileRefused(
-                f"the file is not UTF-8 text (invalid byte near line {self._lines.count + 1}); "
-                "save it as UTF-8 CSV",
-                code="NOT_UTF8",
-            ) from exc
-        except csv.Error as exc:
-            line = self._lines.count
-            msg = str(exc)
-            if "NUL" in msg:
-                raise FileRefused(
-                    f"the file contains NUL bytes (line {line}); it is binary, not a text CSV",
-                    code="BINARY_CONTENT",
-                ) from exc
-            if "field larger" in msg:
-                raise FileRefused(
-                    f"a value near line {line} is larger than {MAX_FIELD // 1024} KiB; "
-                    "is a quote left open?",
-                    code="FIELD_TOO_LARGE",
-                ) from exc
-            raise FileRefused(
-                f"the CSV is malformed near line {line} ({msg}); check the quoting",
-                code="MALFORMED_CSV",
-            ) from exc
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise _refusal(exc, self._reader.line_num) from exc
 
     def _read_header(self) -> list[str]:
         while True:
@@ -203,40 +186,181 @@ class CsvStream:
                 return rec
 
     def batches(self) -> Iterator[RecordBatch]:
-        batch = RecordBatch([], [], [])
-        start = self._lines.count + 1
+        """Parsed batches of ``batch_size`` records (the last one shorter)."""
+        # the hot loop of a run: locals only, one append per record, row numbers as a range
+        reader = self._reader
+        size = self.batch_size
+        records: list[list[str]] = []
+        lines: list[int] = []
+        first_row = self.rows_read + 1
+        start = reader.line_num + 1
+        try:
+            for rec in reader:
+                line = start
+                start = reader.line_num + 1
+                if not rec:  # blank line: not a record
+                    continue
+                records.append(rec)
+                lines.append(line)
+                if len(records) >= size:
+                    self.rows_read += len(records)
+                    yield RecordBatch(records, list(range(first_row, self.rows_read + 1)), lines)
+                    first_row = self.rows_read + 1
+                    records, lines = [], []
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise _refusal(exc, reader.line_num) from exc
+        if records:
+            self.rows_read += len(records)
+            yield RecordBatch(records, list(range(first_row, self.rows_read + 1)), lines)
+
+    def units(self) -> Iterator[LineUnit]:
+        """The same batches as ``batches()``, as their unparsed lines, for parsing elsewhere.
+
+        A run of lines with no quote and no blank line holds one record per line, so it is cut
+        without parsing; anything else is parsed here just far enough to find where the batch
+        ends. Errors surface in the order ``batches()`` meets them: a read error found while
+        reading ahead waits until the lines before it are used up.
+        """
+        size = self.batch_size
+        pending: list[str] = []
+        lines_done = self._reader.line_num  # the header's lines
         while True:
-            rec = self._next()
-            if rec is None:
-                break
-            line = start
-            start = self._lines.count + 1
-            if not rec:  # blank line: not a record
-                continue
-            self.rows_read += 1
-            batch.records.append(rec)
-            batch.row_numbers.append(self.rows_read)
-            batch.lines.append(line)
-            if len(batch.records) >= self.batch_size:
-                yield batch
-                batch = RecordBatch([], [], [])
-        if batch.records:
-            yield batch
+            self._fill(pending, size)
+            if not pending:
+                self._raise_deferred()
+                return
+            take = pending if len(pending) <= size else pending[:size]
+            complete = len(take) == size or self._deferred is None
+            if complete and _one_record_per_line(take):
+                if take is pending:
+                    pending = []
+                else:
+                    del pending[:size]
+                unit = LineUnit(take, lines_done + 1, self.rows_read + 1, len(take), simple=True)
+            else:
+                unit = self._parse_unit(pending, lines_done)
+            lines_done += len(unit.lines)
+            self.rows_read += unit.records
+            if unit.records:  # trailing blank lines are no batch
+                yield unit
+
+    def _fill(self, pending: list[str], want: int) -> None:
+        if self._deferred is not None or self._eof or len(pending) >= want:
+            return
+        before = len(pending)
+        try:
+            pending.extend(islice(self._text, want - before))
+        except (UnicodeDecodeError, FileRefused) as exc:
+            self._deferred = exc  # the lines read before it stay in ``pending``
+        self._lines_read += len(pending) - before
+        if self._deferred is None and len(pending) < want:
+            self._eof = True
+
+    def _raise_deferred(self) -> None:
+        exc = self._deferred
+        if isinstance(exc, UnicodeDecodeError):
+            raise _refusal(exc, self._lines_read) from exc
+        if exc is not None:
+            raise exc
+
+    def _parse_unit(self, pending: list[str], lines_done: int) -> LineUnit:
+        """Parse from ``pending`` (reading on as needed) up to ``batch_size`` records."""
+        taken: list[str] = []
+
+        def feed() -> Iterator[str]:
+            i = 0
+            while True:
+                if i == len(taken):
+                    if not pending:
+                        self._fill(pending, self.batch_size)
+                        if not pending:
+                            self._raise_deferred()
+                            return
+                    taken.extend(pending)
+                    pending.clear()
+                yield taken[i]
+                i += 1
+
+        reader = csv.reader(feed(), strict=True)
+        records = 0
+        try:
+            for rec in reader:
+                if rec:
+                    records += 1
+                    if records == self.batch_size:
+                        break
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise _refusal(exc, lines_done + reader.line_num) from exc
+        # the feeder may have handed over lines the reader has not consumed (never past a record)
+        used = reader.line_num
+        if used < len(taken):
+            pending[:0] = taken[used:]
+            del taken[used:]
+        return LineUnit(taken, lines_done + 1, self.rows_read + 1, records, simple=False)
 
 
-class _LineCounter:
-    """Iterates text lines (keeping their endings) and counts them, for line numbers."""
+@dataclass(slots=True)
+class LineUnit:
+    """The physical lines holding one batch of records, not yet parsed."""
 
-    def __init__(self, text: IO[str]) -> None:
-        self._text = text
-        self.count = 0
+    lines: list[str]
+    first_line: int  # line number of lines[0] (the header is line 1)
+    first_row: int  # row number of the first record
+    records: int
+    simple: bool  # one record per line: no quote, no blank line
 
-    def __iter__(self) -> _LineCounter:
-        return self
 
-    def __next__(self) -> str:
-        line = self._text.readline()
-        if not line:
-            raise StopIteration
-        self.count += 1
-        return line
+def parse_unit(unit: LineUnit) -> RecordBatch:
+    """The RecordBatch ``CsvStream.batches()`` gives for the same lines."""
+    rows = list(range(unit.first_row, unit.first_row + unit.records))
+    reader = csv.reader(unit.lines, strict=True)
+    if unit.simple:
+        records = list(reader)
+        return RecordBatch(records, rows, list(range(unit.first_line, unit.first_line + len(rows))))
+    records, lines = [], []
+    start = unit.first_line
+    for rec in reader:
+        line = start
+        start = unit.first_line + reader.line_num
+        if rec:
+            records.append(rec)
+            lines.append(line)
+    return RecordBatch(records, rows, lines)
+
+
+_BLANK = ("\n", "\r\n", "\r")
+
+
+def _one_record_per_line(lines: list[str]) -> bool:
+    """No quote, no blank line and no line long enough to hold an oversized field."""
+    text = "".join(lines)
+    if '"' in text:
+        return False
+    if any(lines.count(b) for b in _BLANK):
+        return False
+    return len(text) <= MAX_FIELD or max(map(len, lines)) <= MAX_FIELD
+
+
+def _refusal(exc: UnicodeDecodeError | csv.Error, line: int) -> FileRefused:
+    """The refusal for a decoding or CSV error after ``line`` physical lines were read."""
+    if isinstance(exc, UnicodeDecodeError):
+        return FileRefused(
+            f"the file is not UTF-8 text (invalid byte near line {line + 1}); save it as UTF-8 CSV",
+            code="NOT_UTF8",
+        )
+    msg = str(exc)
+    if "NUL" in msg:
+        return FileRefused(
+            f"the file contains NUL bytes (line {line}); it is binary, not a text CSV",
+            code="BINARY_CONTENT",
+        )
+    if "field larger" in msg:
+        return FileRefused(
+            f"a value near line {line} is larger than {MAX_FIELD // 1024} KiB; "
+            "is a quote left open?",
+            code="FIELD_TOO_LARGE",
+        )
+    return FileRefused(
+        f"the CSV is malformed near line {line} ({msg}); check the quoting",
+        code="MALFORMED_CSV",
+    )

@@ -1,0 +1,382 @@
+"""Scoring benchmark: ``scorer score`` against two baselines, measured in the same run.
+
+    python -m bench.scoring [--rows 100000,1000000,3000000] [--quick] [--repeat N]
+
+For each size a sample file (``training.sample_data``, target column dropped) is scored by
+  ours   ``python -m scorer score SRC --registry R --model claims --out DEST``
+  (a)    naive: ``pd.read_csv`` → PyCaret ``predict_model`` → ``to_csv``
+  (b)    lean loop: ``pd.read_csv(chunksize=32768)`` → ``pipeline.predict`` → append to a CSV
+each as its own process (tree). Measured: wall time; CPU time (user+sys of the whole tree);
+peak memory of the whole process tree, sampled every 50 ms (sum of RSS over the process and all
+its children, and the sum of PSS, which counts pages shared by forked workers once); and cold
+start to first row = from process start until the output file shows its first data row (polled
+every 50 ms; for ours, the predictions file being uploaded). Ratios are ours / baseline in the
+same run. Ours' predictions are checked against (a)'s and (b)'s (1e-6 relative).
+
+Subprocesses get a bytecode cache under bench/out/pycache (as the Docker image compiles one), so
+imports cost what they cost in production; ``--no-bytecode-cache`` keeps the environment as is.
+Generated files and outputs live in bench/out/ (gitignored); samples and the model are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+PY = sys.executable
+MODEL = "claims"
+SAMPLE_SEED = 7
+SAMPLE_MS = 0.05
+TARGETS = {  # issue 4, with a linear pipeline
+    "vs_naive_at_1m": 1 / 2.5,
+    "vs_lean_at_1m": 0.8,
+    "rss_mb": 800.0,
+}
+
+
+@dataclass
+class Measure:
+    name: str
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    peak_pss_mb: float | None
+    first_row_s: float | None
+    exit_code: int
+    load_before: float
+    notes: list[str] = field(default_factory=list)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    sizes = [100_000] if args.quick else [int(r) for r in args.rows.split(",") if r.strip()]
+    OUT.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if not args.no_bytecode_cache:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(OUT / "pycache")
+    env.setdefault("PYTHONHASHSEED", "0")
+    registry = _model(env)
+    model_pkl = _model_pkl(registry)
+    print(_header(args, env))
+    _warm_up(registry, model_pkl, env)
+    summary: list[tuple[int, dict[str, Measure], dict[str, str]]] = []
+    for rows in sizes:
+        src = _sample(rows)
+        per: dict[str, list[Measure]] = {"ours": [], "naive": [], "lean": []}
+        checks: dict[str, str] = {}
+        for rep in range(args.repeat):
+            work = OUT / "run" / f"{rows}-{rep}"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            runs = _runs(registry, model_pkl, src, work)
+            for name, (cmd, first_row) in runs.items():
+                per[name].append(_measure(name, cmd, first_row, env))
+            if rep == 0:
+                checks = _check(work)
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+        best = {name: min(ms, key=lambda m: m.wall_s) for name, ms in per.items()}
+        print(_table(rows, src, best, checks, args.repeat))
+        summary.append((rows, best, checks))
+        sys.stdout.flush()
+    print(_summary(summary))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.scoring", description=__doc__.split("\n")[0])
+    p.add_argument("--rows", default="100000,1000000,3000000", help="comma-separated sizes")
+    p.add_argument("--quick", action="store_true", help="100k rows only")
+    p.add_argument("--repeat", type=int, default=1, help="runs per approach; the fastest is kept")
+    p.add_argument("--keep", action="store_true", help="keep the outputs under bench/out/run/")
+    p.add_argument("--no-bytecode-cache", action="store_true", help="do not set a pycache dir")
+    return p
+
+
+# --- inputs -------------------------------------------------------------------------------------
+def _model(env: dict[str, str]) -> Path:
+    """A linear model (``--estimators lr``) in bench/out/models, trained once and reused."""
+    registry = OUT / "models"
+    if (registry / MODEL / "aliases" / "production.json").exists():
+        return registry
+    train_csv = OUT / "train.csv"
+    print("training the benchmark model (once) …", flush=True)
+    for cmd in (
+        [PY, "-m", "training", "sample-data", "--rows", "20000", "--out", str(train_csv)],
+        [
+            PY, "-m", "training", "train", "--data", str(train_csv), "--target", "charges",
+            "--name", MODEL, "--registry", str(registry), "--alias", "production",
+            "--estimators", "lr",
+        ],
+    ):  # fmt: skip
+        subprocess.run(cmd, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return registry
+
+
+def _model_pkl(registry: Path) -> Path:
+    alias = json.loads((registry / MODEL / "aliases" / "production.json").read_text())
+    return registry / MODEL / str(alias["version"]) / "model.pkl"
+
+
+def _sample(rows: int) -> Path:
+    from training.sample_data import TARGET, generate
+
+    path = OUT / "data" / f"sample-{rows}-s{SAMPLE_SEED}.csv"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        generate(rows, seed=SAMPLE_SEED).drop(columns=[TARGET]).to_csv(tmp, index=False)
+        tmp.rename(path)
+    return path
+
+
+def _runs(
+    registry: Path, model_pkl: Path, src: Path, work: Path
+) -> dict[str, tuple[list[str], Callable[[], bool]]]:
+    ours_out = work / "ours"
+    ours = [
+        PY, "-m", "scorer", "--log-format", "json", "score", str(src),
+        "--registry", str(registry), "--model", MODEL, "--out", str(ours_out),
+    ]  # fmt: skip
+    naive = [PY, "-m", "bench.baselines", "naive", str(model_pkl), str(src), str(work / "a.csv")]
+    lean = [PY, "-m", "bench.baselines", "lean", str(model_pkl), str(src), str(work / "b.csv")]
+    return {
+        "ours": (ours, lambda: _has_row(ours_out, ".predictions.csv.*.part", "predictions.csv")),
+        "naive": (naive, lambda: _has_row(work, "a.csv")),
+        "lean": (lean, lambda: _has_row(work, "b.csv")),
+    }
+
+
+def _warm_up(registry: Path, model_pkl: Path, env: dict[str, str]) -> None:
+    """Run each approach once on a small file: fills the bytecode cache and the page cache."""
+    work = OUT / "run" / "warm-up"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for cmd, _ in _runs(registry, model_pkl, _sample(2000), work).values():
+        subprocess.run(cmd, check=True, env=env, cwd=ROOT, capture_output=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+# --- measuring ----------------------------------------------------------------------------------
+def _has_row(folder: Path, *patterns: str) -> bool:
+    """True once a file matching a pattern holds a header line and one data line."""
+    for pattern in patterns:
+        for path in folder.glob(pattern):
+            try:
+                with open(path, "rb") as fh:
+                    if fh.read(1 << 16).count(b"\n") >= 2:
+                        return True
+            except OSError:
+                continue
+    return False
+
+
+def _measure(
+    name: str, cmd: list[str], first_row: Callable[[], bool], env: dict[str, str]
+) -> Measure:
+    load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    log = OUT / "run" / f"{name}.log"
+    t0 = time.monotonic()
+    with open(log, "wb") as err:
+        proc = psutil.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        peak = {"rss": 0.0, "pss": 0.0, "pss_ok": 1.0, "first": -1.0}
+        stop = threading.Event()
+        sampler = threading.Thread(target=_sample_tree, args=(proc, peak, first_row, t0, stop))
+        sampler.start()
+        code = proc.wait()
+        wall = time.monotonic() - t0
+        stop.set()
+        sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    m = Measure(
+        name=name,
+        wall_s=wall,
+        cpu_s=cpu,
+        peak_rss_mb=peak["rss"] / 1e6,
+        peak_pss_mb=peak["pss"] / 1e6 if peak["pss_ok"] else None,
+        first_row_s=peak["first"] if peak["first"] >= 0 else None,
+        exit_code=code,
+        load_before=load,
+    )
+    if code != 0:
+        m.notes.append(f"exit code {code}: see {log}")
+    return m
+
+
+def _sample_tree(
+    proc: psutil.Popen,
+    peak: dict[str, float],
+    first_row: Callable[[], bool],
+    t0: float,
+    stop: threading.Event,
+) -> None:
+    while not stop.is_set():
+        try:
+            tree = [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            tree = []
+        rss = pss = 0
+        for p in tree:
+            try:
+                rss += p.memory_info().rss
+                if peak["pss_ok"]:
+                    pss += p.memory_full_info().pss
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue
+            except (psutil.AccessDenied, AttributeError):
+                peak["pss_ok"] = 0.0
+        peak["rss"] = max(peak["rss"], rss)
+        peak["pss"] = max(peak["pss"], pss)
+        if peak["first"] < 0 and first_row():
+            peak["first"] = time.monotonic() - t0
+        stop.wait(SAMPLE_MS)
+
+
+def _check(work: Path) -> dict[str, str]:
+    """Ours' predictions against (a)'s and (b)'s, row by row, 1e-6 relative."""
+    pred = work / "ours" / "predictions.csv"
+    if not pred.exists():
+        return {"naive": "no predictions.csv from ours", "lean": "no predictions.csv from ours"}
+    ours = pd.read_csv(pred, usecols=["row_number", "prediction"])
+    out: dict[str, str] = {}
+    baselines = (("naive", "a.csv", "prediction_label"), ("lean", "b.csv", "prediction"))
+    for name, file, col in baselines:
+        path = work / file
+        if not path.exists():
+            out[name] = f"no output from {name}"
+            continue
+        theirs = pd.read_csv(path, usecols=[col])[col].to_numpy(dtype=float)
+        mine = ours["prediction"].to_numpy(dtype=float)
+        if len(theirs) != len(mine):
+            out[name] = f"FAIL: {len(mine)} rows vs {len(theirs)}"
+            continue
+        diff = np.abs(mine - theirs)
+        rel = diff / np.maximum(np.abs(theirs), np.finfo(float).tiny)
+        worst = float(rel.max()) if len(rel) else 0.0
+        scale = float(diff.max() / np.abs(theirs).mean()) if len(rel) else 0.0
+        off = int((rel > 1e-6).sum())
+        if worst <= 1e-6:
+            out[name] = f"OK: max relative difference {worst:.1e} over {len(mine):,} rows"
+        elif scale <= 1e-6:
+            # predict_model casts numeric features to float32 before the pipeline runs
+            out[name] = (
+                f"OK at the predictions' scale: max |difference| / mean |prediction| = "
+                f"{scale:.1e}; {off:,} of {len(mine):,} rows differ by more than 1e-6 "
+                f"relative (max {worst:.1e}), all with |prediction| ≤ "
+                f"{float(np.abs(theirs[rel > 1e-6]).max()):.3g} (float32 features there)"
+            )
+        else:
+            out[name] = f"FAIL: max relative difference {worst:.1e} ({off:,} rows > 1e-6)"
+    return out
+
+
+# --- printing -----------------------------------------------------------------------------------
+LABELS = {
+    "ours": "ours (scorer score)",
+    "naive": "(a) naive predict_model",
+    "lean": "(b) lean loop",
+}
+
+
+def _header(args: argparse.Namespace, env: dict[str, str]) -> str:
+    cache = env.get("PYTHONPYCACHEPREFIX", "off (PYTHONDONTWRITEBYTECODE as set)")
+    return (
+        f"dropscore scoring benchmark — {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n"
+        f"machine: {psutil.cpu_count()} CPUs, "
+        f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
+        f"load average {os.getloadavg()[0]:.1f} (other work on the machine skews wall times; "
+        "CPU s is less sensitive)\n"
+        f"model: {MODEL} (LinearRegression pipeline); bytecode cache: {cache}; "
+        f"repeat: {args.repeat} (fastest kept)\n"
+        "first row: from process start until the output file shows its first data row "
+        "(polled every 50 ms)\n"
+        "peak RSS: sum over the process tree (forked workers count shared pages again); "
+        "PSS counts them once"
+    )
+
+
+def _table(
+    rows: int, src: Path, best: dict[str, Measure], checks: dict[str, str], repeat: int
+) -> str:
+    ours = best["ours"]
+    lines = [
+        "",
+        f"== {rows:,} rows ({src.stat().st_size / 1e6:.1f} MB CSV) ==",
+        f"{'approach':<26}{'wall s':>8}{'ours/x':>8}{'rows/s':>11}{'CPU s':>8}"
+        f"{'RSS MB':>8}{'PSS MB':>8}{'1st row s':>10}{'load':>6}",
+    ]
+    for name, m in best.items():
+        ratio = ours.wall_s / m.wall_s if m.wall_s else float("nan")
+        pss = f"{m.peak_pss_mb:.0f}" if m.peak_pss_mb is not None else "n/a"
+        first = f"{m.first_row_s:.2f}" if m.first_row_s is not None else "n/a"
+        lines.append(
+            f"{LABELS[name]:<26}{m.wall_s:>8.2f}{ratio:>8.2f}{rows / m.wall_s:>11,.0f}"
+            f"{m.cpu_s:>8.2f}{m.peak_rss_mb:>8.0f}{pss:>8}{first:>10}{m.load_before:>6.1f}"
+        )
+        lines.extend(f"    {note}" for note in m.notes)
+    a, b = best["naive"], best["lean"]
+    lines.append(
+        f"ours/(a) = {ours.wall_s / a.wall_s:.2f}   ours/(b) = {ours.wall_s / b.wall_s:.2f}   "
+        f"(CPU: ours/(a) = {ours.cpu_s / a.cpu_s:.2f}, ours/(b) = {ours.cpu_s / b.cpu_s:.2f})"
+    )
+    if rows == 1_000_000:
+        lines.append(
+            f"target at 1M: ours/(a) ≤ {TARGETS['vs_naive_at_1m']:.2f} → "
+            f"{_verdict(ours.wall_s / a.wall_s <= TARGETS['vs_naive_at_1m'])}; "
+            f"ours/(b) ≤ {TARGETS['vs_lean_at_1m']:.2f} → "
+            f"{_verdict(ours.wall_s / b.wall_s <= TARGETS['vs_lean_at_1m'])}"
+        )
+    if rows >= 1_000_000:
+        lines.append(
+            f"target: peak RSS of ours' tree ≤ {TARGETS['rss_mb']:.0f} MB → "
+            f"{_verdict(ours.peak_rss_mb <= TARGETS['rss_mb'])} ({ours.peak_rss_mb:.0f} MB)"
+        )
+    for name, verdict in checks.items():
+        lines.append(f"predictions ours vs {LABELS[name]}: {verdict}")
+    return "\n".join(lines)
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _summary(summary: list[tuple[int, dict[str, Measure], dict[str, str]]]) -> str:
+    lines = [
+        "",
+        "== summary (wall s; ratios ours/baseline, same run) ==",
+        f"{'rows':>10}{'ours':>8}{'(a)':>8}{'(b)':>8}{'ours/(a)':>10}{'ours/(b)':>10}"
+        f"{'ours RSS':>10}{'ours PSS':>10}{'ours 1st':>10}",
+    ]
+    for rows, best, _ in summary:
+        o, a, b = best["ours"], best["naive"], best["lean"]
+        pss = f"{o.peak_pss_mb:.0f}" if o.peak_pss_mb is not None else "n/a"
+        first = f"{o.first_row_s:.2f}" if o.first_row_s is not None else "n/a"
+        lines.append(
+            f"{rows:>10,}{o.wall_s:>8.2f}{a.wall_s:>8.2f}{b.wall_s:>8.2f}"
+            f"{o.wall_s / a.wall_s:>10.2f}{o.wall_s / b.wall_s:>10.2f}"
+            f"{o.peak_rss_mb:>10.0f}{pss:>10}{first:>10}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

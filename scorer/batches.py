@@ -1,0 +1,161 @@
+"""One batch of records scored (pure): validated, predicted and formatted into output bytes.
+
+The same function runs in the run's own process or in a forked worker, so a file's outputs are
+the same bytes whatever the number of workers; ``Totals`` adds the results up in file order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scorer import output
+from scorer.card import ModelCard
+from scorer.predict import predict
+from scorer.reader import RecordBatch
+from scorer.registry import LoadedModel
+from scorer.schema import HeaderPlan
+from scorer.validate import check_batch
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch adds to the outputs and to the manifest's counts."""
+
+    predictions: bytes  # CSV lines, no header
+    rejected: bytes  # CSV lines, no header
+    rows: int
+    rows_scored: int
+    rejected_by_code: Counter[str]  # codes in the order they first occur (ties in messages)
+    warnings: Counter[str]
+    column_warnings: dict[str, Counter[str]]
+    distributions: Distributions
+
+
+def score_batch(batch: RecordBatch, model: LoadedModel, plan: HeaderPlan) -> BatchResult:
+    checked = check_batch(batch.records, batch.row_numbers, batch.lines, plan)
+    preds = predict(model, checked.frame)
+    if len(checked.valid) == len(batch.records):
+        valid_records = batch.records
+        row_numbers = np.asarray(batch.row_numbers, dtype=np.int64)
+    else:
+        valid_records = [batch.records[i] for i in checked.valid]
+        row_numbers = np.asarray(batch.row_numbers, dtype=np.int64)[checked.valid]
+    predictions = output.predictions_csv(
+        valid_records, plan.width, row_numbers, preds.values, preds.score
+    )
+    rejected = output.rejected_csv(checked.rejections) if checked.rejections else b""
+    dist = Distributions(model.card)
+    dist.add(checked.frame, preds.values)
+    return BatchResult(
+        predictions=predictions,
+        rejected=rejected,
+        rows=len(batch.records),
+        rows_scored=len(checked.valid),
+        rejected_by_code=Counter(r.code for r in checked.rejections),
+        warnings=checked.warnings,
+        column_warnings=checked.column_warnings,
+        distributions=dist,
+    )
+
+
+@dataclass(slots=True)
+class Totals:
+    """The manifest's counts over every batch so far, added in file order."""
+
+    rows_scored: int = 0
+    rows_rejected: int = 0
+    rejected_by_code: Counter[str] = field(default_factory=Counter)
+    warnings: Counter[str] = field(default_factory=Counter)
+    column_warnings: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def add(self, result: BatchResult) -> None:
+        self.rows_scored += result.rows_scored
+        self.rows_rejected += result.rows - result.rows_scored
+        self.rejected_by_code.update(result.rejected_by_code)
+        self.warnings.update(result.warnings)
+        for col, cnt in result.column_warnings.items():
+            self.column_warnings.setdefault(col, Counter()).update(cnt)
+
+
+class Distributions:
+    """Counts of scored values in the card's baseline bins, for drift views without re-reading."""
+
+    def __init__(self, card: ModelCard) -> None:
+        self.card = card
+        self.features: dict[str, np.ndarray] = {}
+        self.missing: Counter[str] = Counter()
+        self.other: Counter[str] = Counter()
+        for f in card.features:
+            n = len(f.bins) - 1 if f.kind == "number" else len(f.categories)
+            self.features[f.name] = np.zeros(max(n, 0), dtype=np.int64)
+        pb = card.prediction_baseline
+        n_pred = len(pb.classes) if pb.classes else max(len(pb.bins) - 1, 0)
+        self.prediction = np.zeros(n_pred, dtype=np.int64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a worker sends its counts back; the card stays with the receiver
+        return {
+            "features": self.features,
+            "missing": self.missing,
+            "other": self.other,
+            "prediction": self.prediction,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def merge(self, other: Distributions) -> None:
+        for name, counts in other.features.items():
+            self.features[name] += counts
+        self.missing.update(other.missing)
+        self.other.update(other.other)
+        self.prediction += other.prediction
+
+    def add(self, frame: Any, values: np.ndarray) -> None:
+        for f in self.card.features:
+            col = frame[f.name].to_numpy() if f.name in frame else np.array([])
+            counts = self.features[f.name]
+            if f.kind == "number":
+                vals = col.astype(float)
+                self.missing[f.name] += int(np.isnan(vals).sum())
+                vals = vals[~np.isnan(vals)]
+                if len(counts):
+                    idx = np.searchsorted(np.asarray(f.bins[1:-1]), vals, side="right")
+                    counts += np.bincount(idx, minlength=len(counts))
+            else:
+                seen = pd.Series(col, dtype=object).value_counts(dropna=True)
+                self.missing[f.name] += len(col) - int(seen.sum())
+                pos = {c: i for i, c in enumerate(f.categories)}
+                for value, n in seen.items():
+                    i = pos.get(value)
+                    if i is None:
+                        self.other[f.name] += int(n)
+                    else:
+                        counts[i] += int(n)
+        pb = self.card.prediction_baseline
+        if len(self.prediction) and len(values):
+            if pb.classes:
+                seen = pd.Series(values, dtype=object).astype(str).value_counts()
+                for i, c in enumerate(pb.classes):
+                    self.prediction[i] += int(seen.get(c, 0))
+            else:
+                idx = np.searchsorted(np.asarray(pb.bins[1:-1]), values.astype(float), "right")
+                self.prediction += np.bincount(idx, minlength=len(self.prediction))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "prediction": {"counts": self.prediction.tolist()},
+            "features": {
+                name: {
+                    "counts": counts.tolist(),
+                    "missing": int(self.missing[name]),
+                    "other": int(self.other[name]),
+                }
+                for name, counts in self.features.items()
+            },
+        }

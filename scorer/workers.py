@@ -1,0 +1,140 @@
+"""Score batches in forked worker processes, handing results back in file order.
+
+The run's process reads the file and cuts it into batches of lines (``CsvStream.units``);
+workers forked after the model is loaded (so PyCaret's import and the unpickling are paid once
+and the pages are shared) parse, validate, predict and format each batch. At most ``depth``
+batches are in flight, so memory stays flat whatever the file's size.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import threading
+import traceback
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from scorer.batches import BatchResult, score_batch
+from scorer.errors import DropscoreError
+from scorer.reader import LineUnit, parse_unit
+from scorer.registry import LoadedModel
+from scorer.schema import HeaderPlan
+
+MAX_WORKERS = 2
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, starting workers costs more than it saves
+_POLL_S = 1.0
+
+
+def auto_workers(size: int | None) -> int:
+    """Workers for a file of ``size`` bytes: none for small files, on one core, or in a
+    multi-threaded process (forking one with other threads running is not safe)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    if cores < 2 or size is None or size < PARALLEL_MIN_BYTES:
+        return 0
+    if threading.active_count() > 1 or "fork" not in mp.get_all_start_methods():
+        return 0
+    return min(cores, MAX_WORKERS)
+
+
+class WorkerFailed(DropscoreError):
+    """A scoring worker process died or failed; the run stops and the input stays pending."""
+
+    code = "WORKER_FAILED"
+
+
+def scored_in_order(
+    units: Iterable[LineUnit], model: LoadedModel, plan: HeaderPlan, workers: int
+) -> Iterator[BatchResult]:
+    """``score_batch`` of each unit, computed by ``workers`` forked processes, in unit order."""
+    ctx = mp.get_context("fork")
+    tasks: Any = ctx.Queue()
+    results: Any = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_work, args=(tasks, results, model, plan), daemon=True, name=f"scorer-{i}"
+        )
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    depth = 2 * workers
+    done: dict[int, BatchResult] = {}
+    sent = 0
+    wanted = 0
+    try:
+        it = iter(units)
+        exhausted = False
+        while True:
+            while not exhausted and sent - wanted < depth:
+                unit = next(it, None)
+                if unit is None:
+                    exhausted = True
+                    break
+                tasks.put((sent, unit))
+                sent += 1
+            if wanted == sent:
+                return
+            while wanted not in done:
+                seq, result = _get(results, procs)
+                done[seq] = result
+            yield done.pop(wanted)
+            wanted += 1
+    finally:
+        for _ in procs:
+            tasks.put(None)
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=5)
+        tasks.close()
+        results.close()
+        tasks.cancel_join_thread()
+        results.cancel_join_thread()
+
+
+def _get(results: Any, procs: list[Any]) -> tuple[int, BatchResult]:
+    while True:
+        try:
+            seq, result, error = results.get(timeout=_POLL_S)
+        except queue.Empty:
+            dead = [p for p in procs if not p.is_alive()]
+            if dead:
+                raise WorkerFailed(
+                    f"scoring worker {dead[0].name} stopped (exit code {dead[0].exitcode}); "
+                    "the input stays pending"
+                ) from None
+            continue
+        if error is not None:
+            raise error
+        return seq, result
+
+
+def _work(tasks: Any, results: Any, model: LoadedModel, plan: HeaderPlan) -> None:
+    while True:
+        item = tasks.get()
+        if item is None:
+            return
+        seq, unit = item
+        try:
+            results.put((seq, score_batch(parse_unit(unit), model, plan), None))
+        except BaseException as exc:
+            results.put((seq, None, _portable(exc)))
+            return
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception if it survives pickling, else a WorkerFailed with its traceback."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        text = "".join(traceback.format_exception(exc))
+        return WorkerFailed(f"a scoring worker failed: {exc!r}\n{text}")
+    return exc

@@ -1,0 +1,126 @@
+"""Scoring with forked workers gives the same bytes as scoring in one process: predictions,
+rejected rows, manifest counts and refusals, on files that span many batches."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from scorer import runs, storage
+from scorer.reader import CsvStream, parse_unit
+from scorer.registry import LoadedModel
+
+BATCH = 64  # small batches, so that a few thousand rows make dozens of them
+TIMINGS = {"started_at", "finished_at", "duration_s", "rows_per_s", "peak_memory_mb"}
+
+
+def messy_csv(rows: int, seed: int) -> bytes:
+    """Sample rows with bad rows, quoted cells, blank lines, CRLF and risky cells mixed in."""
+    from training.sample_data import generate
+
+    rnd = random.Random(seed)
+    frame = generate(rows, seed=seed).drop(columns=["charges"])
+    lines = [",".join(frame.columns) + ",note\n"]
+    for rec in frame.astype(str).itertuples(index=False):
+        cells = [*rec, rnd.choice(["", "ok", "=1+1", '"a, b"', '"two\nlines"', "-5", "@x"])]
+        k = rnd.random()
+        if k < 0.02:
+            cells[0] = "forty"  # wrong type
+        elif k < 0.03:
+            cells[2] = "inf"  # non-finite
+        elif k < 0.04:
+            cells = cells[:-2]  # too few fields
+        elif k < 0.05:
+            cells[5] = "atlantis"  # unseen category
+        elif k < 0.06:
+            lines.append("\n")  # a blank line is no record
+        end = "\r\n" if rnd.random() < 0.1 else "\n"
+        lines.append(",".join(cells) + end)
+    return "".join(lines).encode()
+
+
+def score(tmp: Path, data: bytes, model: LoadedModel, workers: int) -> dict[str, object]:
+    src = tmp / "in.csv"
+    src.write_bytes(data)
+    out = tmp / f"out-{workers}"
+    result = runs.score(
+        runs.InputRef(url=str(src)),
+        str(out),
+        model,
+        "claims-v1-parallel",
+        info=storage.head(str(src)),
+        batch_rows=BATCH,
+        workers=workers,
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    files = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "manifest.json"}
+    for entry in manifest.get("outputs", {}).values():
+        entry.pop("url")
+    return {
+        "status": result.manifest.status,
+        "manifest": {k: v for k, v in manifest.items() if k not in TIMINGS},
+        "files": files,
+    }
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-worker", "two-workers"])
+def test_workers_write_the_same_bytes_as_one_process(
+    tmp_path: Path, claims_model: LoadedModel, workers: int
+) -> None:
+    data = messy_csv(3000, seed=11)
+    serial = score(tmp_path, data, claims_model, workers=0)
+    parallel = score(tmp_path, data, claims_model, workers=workers)
+    assert serial["status"] == "partial"
+    assert serial["manifest"]["rows_in"] > 40 * BATCH  # type: ignore[index]
+    assert set(serial["files"]) == {"predictions.csv", "rejected.csv"}  # type: ignore[arg-type]
+    assert parallel == serial
+
+
+@pytest.mark.parametrize(
+    ("name", "tail", "code"),
+    [
+        ("quote-left-open-late", b'40,male,"30.5,2,no,southeast,x\n', "MALFORMED_CSV"),
+        ("invalid-utf8-late", b"40,m\xe4nnlich,30.5,2,no,southeast,x\n", "NOT_UTF8"),
+    ],
+    ids=["quote-left-open-late", "invalid-utf8-late"],
+)
+def test_a_file_refused_late_is_refused_the_same_way_with_workers(
+    tmp_path: Path, claims_model: LoadedModel, name: str, tail: bytes, code: str
+) -> None:
+    data = messy_csv(1500, seed=3) + tail + messy_csv(200, seed=4).split(b"\n", 1)[1]
+    serial = score(tmp_path, data, claims_model, workers=0)
+    parallel = score(tmp_path, data, claims_model, workers=2)
+    assert serial["status"] == "failed"
+    assert serial["manifest"]["reason"]["code"] == code  # type: ignore[index]
+    assert parallel == serial
+
+
+def test_units_hold_the_batches_that_batches_gives() -> None:
+    """Cutting a file into unparsed batches and parsing them elsewhere changes nothing."""
+    rnd = random.Random(7)
+    pieces = ["a", "1", "2.5", "", " ", '"q,1"', '"multi\nline"', '"x""y"', '"bad"x', 'a"b', "é"]
+    seps = [",", ",", "\n", "\r\n", "\r", "\n\n"]
+    for _ in range(500):
+        text = "h1,h2,h3\n" + "".join(
+            rnd.choice(pieces) + rnd.choice(seps) for _ in range(rnd.randint(0, 40))
+        )
+        data = text.encode()
+        if rnd.random() < 0.1:
+            at = rnd.randint(0, len(data))
+            data = data[:at] + b"\xff" + data[at:]
+        for size in (1, 3, 50):
+            assert _read(data, size, units=True) == _read(data, size, units=False), data
+
+
+def _read(data: bytes, size: int, *, units: bool) -> object:
+    try:
+        stream = CsvStream(io.BytesIO(data), batch_size=size)
+        batches = map(parse_unit, stream.units()) if units else stream.batches()
+        got = [(b.records, b.row_numbers, b.lines) for b in batches]
+        return got, stream.rows_read, stream.drain()
+    except Exception as exc:  # the refusal, compared by type and message
+        return type(exc).__name__, str(exc)
