@@ -91,11 +91,16 @@ def read_training_csv(src: str, target: str) -> TrainingData:
         )
     _check_field_counts(text, src, len(header))
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype_backend="numpy_nullable")
+        # Only an empty cell is missing, as in the scorer: pandas' default would also read
+        # 'NA', 'None', 'null' … as missing, so a category 'None' would train as a gap.
+        frame = pd.read_csv(
+            io.StringIO(text), dtype_backend="numpy_nullable", keep_default_na=False, na_values=[""]
+        )
     except (pd.errors.ParserError, ValueError) as exc:
         detail = " ".join(str(exc).split())  # pandas' messages end in newlines; keep one line
         raise TrainingDataError(f"'{src}' is not a readable CSV: {detail}") from exc
     frame = _plain_dtypes(frame)
+    _check_missing_markers(frame)
     for col in frame.columns:
         if profile.is_number(frame[col]):
             vals = frame[col].to_numpy(dtype=float, na_value=np.nan)
@@ -104,6 +109,27 @@ def read_training_csv(src: str, target: str) -> TrainingData:
     missing = int(frame[target].isna().sum())
     frame = frame[frame[target].notna()].reset_index(drop=True)
     return TrainingData(frame, sha, src, missing)
+
+
+_MISSING_WORDS = frozenset({"na", "n/a", "nan", "null", "none", "#n/a", "-nan", "nil", "?", "-"})
+
+
+def _check_missing_markers(frame: pd.DataFrame) -> None:
+    """Refuse a number column that marks gaps with a word: trained as text, scored as a number."""
+    for col in frame.columns:
+        s = frame[col]
+        if profile.is_number(s):
+            continue
+        text = s.dropna().astype(str).str.strip()
+        numeric = pd.to_numeric(text, errors="coerce").notna()
+        words = set(text[~numeric].str.lower())
+        if numeric.any() and words and words <= _MISSING_WORDS:
+            shown = ", ".join(repr(w) for w in sorted(set(text[~numeric]))[:3])
+            raise TrainingDataError(
+                f"column '{col}' holds numbers but also {shown} in {int((~numeric).sum())} "
+                "row(s); leave a missing number empty (the scorer reads only an empty cell as "
+                "missing)"
+            )
 
 
 def _check_field_counts(text: str, src: str, width: int) -> None:
