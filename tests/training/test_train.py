@@ -190,6 +190,8 @@ def _xlsx_like() -> bytes:
         ("x.csv", b"a,b,charges\ninf,2,3\n", "column 'a' contains infinite values"),
         ("x.csv", b"a,b\n1,2\n", "target 'charges' is not a column of"),
         ("x.csv.gz", b"a,b,charges\n1,2,3\n", "is not a valid gzip file"),
+        ("x.csv", b"a,b,charges\n1,2,3\nNA,2,4\n", "column 'a' holds numbers but also 'NA'"),
+        ("x.csv", b"a,b,charges\n1,2,3\n4,5,?\n", "column 'charges' holds numbers but also '?'"),
     ],
     ids=[
         "a PNG image",
@@ -204,6 +206,8 @@ def _xlsx_like() -> bytes:
         "infinite values",
         "no target column",
         "a .gz that is not gzip",
+        "a number column marking gaps with NA (the scorer would reject those rows)",
+        "a number target marking gaps with ?",
     ],
 )
 def test_read_training_csv_refuses(tmp_path: Path, name: str, body: bytes, message: str) -> None:
@@ -227,6 +231,14 @@ def test_read_training_csv_keeps_awkward_names_quotes_bom_gzip_and_drops_missing
     assert data.frame["name, with comma"].tolist() == ["A", "B, b"]
     assert data.dropped_missing_target == 1
     assert data.sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_only_an_empty_cell_is_missing_as_in_the_scorer(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text("heating,charges\nNone,1\nNA,2\nnull,3\n,4\ngas,5\n")
+    data = read_training_csv(str(src), "charges")
+    assert data.frame["heating"].tolist()[:3] == ["None", "NA", "null"]
+    assert data.frame["heating"].isna().tolist() == [False, False, False, True, False]
 
 
 # --- the model card of a real training ------------------------------------------------------------
