@@ -610,3 +610,56 @@ def test_train_refuses_missing_s3_objects_in_one_line(
     assert_one_error_line(proc.stderr, code, fragment.format(**fill))
     assert "setting up PyCaret" not in proc.stderr
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+# --- any frame written as CSV reads back as written -------------------------------------------
+def _looks_special(text: str) -> bool:
+    """Text pandas reads as something else: a number, a boolean, or a missing-value word."""
+    t = text.strip().lower()
+    try:
+        float(t)
+        return True
+    except ValueError:
+        return t in {"true", "false"} or t in {"na", "n/a", "nan", "null", "none", "-nan", "nil"}
+
+
+_chars = st.characters(blacklist_categories=("Cs", "Cc", "Cf", "Zl", "Zp")) | st.sampled_from(
+    [",", '"', "'", "\n", " ", ";", "$", ">"]
+)
+_cells = st.text(_chars, min_size=1, max_size=8).filter(lambda t: not _looks_special(t))
+_names = st.text(_chars, min_size=1, max_size=10)
+
+
+@st.composite
+def _frames(draw: st.DrawFn) -> pd.DataFrame:
+    names = draw(st.lists(_names, min_size=2, max_size=4, unique=True))
+    rows = draw(st.integers(1, 8))
+    cols = {}
+    for i, name in enumerate(names):
+        numeric = draw(st.booleans())
+        base = st.floats(-1e12, 1e12, allow_nan=False) if numeric else _cells
+        cell = base if i == 0 else st.one_of(st.none(), base)  # the target is never empty
+        cols[name] = draw(st.lists(cell, min_size=rows, max_size=rows))
+    return pd.DataFrame(cols)
+
+
+@given(_frames())
+def test_any_frame_written_as_csv_reads_back_as_written(frame: pd.DataFrame) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "f.csv"
+        src.write_bytes(frame.to_csv(index=False).encode())
+        data = read_training_csv(str(src), str(frame.columns[0]))
+    got = data.frame
+    assert list(got.columns) == list(frame.columns)
+    assert len(got) == len(frame)
+    for col in frame.columns:
+        want, have = frame[col], got[col]
+        assert have.isna().tolist() == want.isna().tolist(), col
+        present = want.notna()
+        if present.any() and isinstance(want[present].iloc[0], float):
+            np.testing.assert_allclose(have[present].astype(float), want[present].astype(float),
+                                       rtol=1e-15)  # fmt: skip
+        else:
+            assert have[present].tolist() == want[present].tolist(), col
