@@ -12,10 +12,12 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 from scorer import storage
@@ -53,8 +55,7 @@ class Registry:
     def models(self) -> list[str]:
         names = set()
         for obj in storage.list_objects(self.url + "/"):
-            rel = obj.url[len(self.url) :].lstrip("/")
-            parts = rel.split("/")
+            parts = _relative_parts(obj.url, self.url)
             if len(parts) == 3 and parts[1].isdigit() and parts[2] == "card.json":
                 names.add(parts[0])
         return sorted(names)
@@ -64,7 +65,7 @@ class Registry:
         check_name(name)
         found = set()
         for obj in storage.list_objects(self._path(name) + "/"):
-            rel = obj.url[len(self._path(name)) :].lstrip("/").split("/")
+            rel = _relative_parts(obj.url, self._path(name))
             if len(rel) == 2 and rel[0].isdigit() and (rel[1] == "card.json" or not published_only):
                 found.add(int(rel[0]))
         return sorted(found)
@@ -193,6 +194,14 @@ class Registry:
             self._path(name, "aliases", f"{alias}.json"), (json.dumps(body) + "\n").encode()
         )
         return card
+
+
+def _relative_parts(url: str, base: str) -> list[str]:
+    """Path segments of ``url`` below ``base``; local listings come back normalised, so a base
+    like './models' cannot be cut off by its length."""
+    if "://" in base:
+        return url[len(base) :].lstrip("/").split("/")
+    return list(PurePath(os.path.relpath(url, base)).parts)
 
 
 def unpickle(blob: bytes, card: ModelCard) -> Any:
