@@ -115,6 +115,23 @@ def test_versions_are_numbered_1_2_3_and_each_keeps_its_own_files(registry: Regi
     ]
 
 
+@pytest.mark.parametrize(
+    "url", ["./models", "models/", "sub/../models", "."], ids=["./models", "models/", "a/../b", "."]
+)
+def test_a_relative_registry_path_lists_models_and_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    reg = Registry(url)
+    assert [reg.publish("claims", f"m{i}".encode(), card_factory("claims")).version
+            for i in range(2)] == [1, 2]  # fmt: skip
+    assert reg.models() == ["claims"]
+    assert reg.versions("claims") == [1, 2]
+    with pytest.raises(ModelNotFound, match=r"known versions: 1, 2"):
+        reg.promote("claims", 3)
+
+
 def test_publishing_never_changes_an_existing_version(registry: Registry) -> None:
     registry.publish("m", b"first", card_factory("m"))
     before = snapshot(Path(registry.url) / "m" / "1")
