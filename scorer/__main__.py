@@ -105,6 +105,12 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.log_format)
+    # test-only knobs (tests/reliability): smaller multipart parts and a SIGKILL at a named point
+    part_size = os.environ.get("DROPSCORE_PART_SIZE", "")
+    storage.configure(
+        part_size=int(part_size) if part_size.isdigit() else None,
+        fault=os.environ.get("DROPSCORE_FAULT"),
+    )
     signal.signal(signal.SIGTERM, _on_sigterm)
     if args.command == "score":
         return _score(args)

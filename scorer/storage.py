@@ -22,6 +22,27 @@ from typing import IO, Any, cast
 from scorer.errors import DropscoreError, ObjectMissing, StorageUnavailable, VersionExists
 
 PART_SIZE = 8 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB except the last
+MIN_PART_SIZE = 5 * 1024 * 1024
+
+# Test-only crash points, set once by the CLI from DROPSCORE_FAULT (never set in production):
+# "open:<file name>" (a writer for that file is created), "after_part:<n>" (part n uploaded),
+# "commit:<file name>" (just before that object is made visible). Reaching it SIGKILLs the process.
+FAULT: str | None = None
+
+
+def configure(*, part_size: int | None = None, fault: str | None = None) -> None:
+    """Process-wide settings the CLI enters once (DROPSCORE_PART_SIZE, DROPSCORE_FAULT)."""
+    global PART_SIZE, FAULT
+    if part_size:
+        PART_SIZE = max(int(part_size), MIN_PART_SIZE)
+    FAULT = fault or None
+
+
+def _fault(point: str) -> None:
+    if point == FAULT:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +286,7 @@ class Writer:
         self._upload_id: str | None = None
         self._tmp: IO[bytes] | None = None
         self._discarded = False
+        _fault(f"open:{url.rsplit('/', 1)[-1]}")
         if not is_s3(url):
             if "://" in url:
                 raise StorageUnavailable(f"cannot write to '{url}': only local paths and s3://")
@@ -305,9 +327,11 @@ class Writer:
                 Body=bytes(self._buf),
             )
         self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+        _fault(f"after_part:{number}")
         self._buf.clear()
 
     def commit(self) -> None:
+        _fault(f"commit:{self.url.rsplit('/', 1)[-1]}")
         try:
             self._commit()
         except VersionExists:
