@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ def guarded(render: Callable[[], None]) -> Callable[[], None]:
         try:
             render()
         except DropscoreError as exc:
-            st.error(exc.message, icon=":material/error:")
+            st.error(md(exc.message), icon=":material/error:")
         except Exception:
             log.exception("page failed")
             st.error(
@@ -46,6 +47,15 @@ def guarded(render: Callable[[], None]) -> Callable[[], None]:
 
     run.__name__ = render.__name__
     return run
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~:=])")
+
+
+def md(text: object) -> str:
+    """Text from a file, a bucket key or a card, shown literally inside Streamlit markdown
+    (no links, no LaTeX from '$', no ':red[…]' directives)."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def status_markdown(status: str) -> str:
@@ -105,8 +115,8 @@ def describe_card(card: ModelCard) -> str:
     metrics = " · ".join(f"{k} {_num(v)}" for k, v in list(card.metrics.items())[:3])
     created = card.created_at[:16].replace("T", " ")
     return (
-        f"**{card.ref}** · {card.task} of *{card.target}* · {card.estimator} · "
-        f"trained {created} UTC" + (f" · {metrics}" if metrics else "")
+        f"**{md(card.ref)}** · {card.task} of *{md(card.target)}* · {md(card.estimator)} · "
+        f"trained {created} UTC" + (f" · {md(metrics)}" if metrics else "")
     )
 
 

@@ -107,6 +107,16 @@ def test_the_app_in_a_real_browser(server, s3_registry: str) -> None:  # type: i
         expect(page.get_by_text("Method: one feature at a time")).to_be_visible()
         settled("02-prediction")
 
+        # the same page for a classification model with other columns: no code change
+        income = Registry(s3_registry).resolve("income")
+        page.get_by_role("combobox", name="Model").first.click()
+        page.get_by_role("option", name="income").click()
+        expect(page.get_by_label(income.feature_names[0], exact=True)).to_be_visible()
+        page.get_by_role("button", name="Predict").click()
+        expect(page.get_by_text(f"Predicted {income.target}")).to_be_visible()
+        expect(page.get_by_text("probability ").first).to_be_visible()
+        settled("03-classification")
+
         # Score a file: an upload with bad rows
         page.goto(f"{url}/score")
         expect(page.get_by_role("heading", name="Score a file")).to_be_visible()
@@ -116,30 +126,30 @@ def test_the_app_in_a_real_browser(server, s3_registry: str) -> None:  # type: i
         page.locator('input[type="file"]').set_input_files(str(upload))
         page.get_by_role("button", name=f"Score with {card.ref}").click()
         expect(page.get_by_text(f"{60 - bad} of 60 rows scored")).to_be_visible()
-        settled("03-score-result")
+        settled("04-score-result")
         page.get_by_role("tab", name=f"Rejected rows ({bad})").click()
         expect(page.get_by_text("WRONG_TYPE").first).to_be_attached()  # a canvas grid cell
-        settled("04-score-rejected")
+        settled("05-score-rejected")
 
         # Runs: the list, then one run's drift
         page.goto(f"{url}/runs")
         expect(page.get_by_role("heading", name="Runs")).to_be_visible()
         expect(page.get_by_text("5 of 5 runs")).to_be_visible()
-        settled("05-runs")
+        settled("06-runs")
         drifted = seeded.run_keys["incoming/2026/claims-drifted.csv"]
         page.goto(f"{url}/runs?run={drifted}")
         expect(page.get_by_text("Drift per feature (PSI)")).to_be_visible()
         expect(page.get_by_text("Drifted:")).to_be_visible()
-        settled("06-run-drift")
+        settled("07-run-drift")
         bad_run = seeded.run_keys["incoming/2026/claims-with-bad-rows.csv"]
         page.goto(f"{url}/runs?run={bad_run}")
         page.get_by_role("tab", name="Rejected rows (3)").click()
         expect(page.get_by_text("TOO_MANY_FIELDS").first).to_be_attached()
-        settled("07-run-rejected")
+        settled("08-run-rejected")
 
         # Models
         page.goto(f"{url}/models")
         expect(page.get_by_role("heading", name="Versions")).to_be_visible()
         expect(page.get_by_text("production → v1")).to_be_visible()
-        settled("08-models")
+        settled("09-models")
         browser.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.ui.conftest import open_page
+from ui.widgets import md
 
 
 def runs_table(at):  # type: ignore[no-untyped-def]
@@ -40,7 +41,7 @@ def test_choosing_a_run_opens_its_detail(app, seeded) -> None:  # type: ignore[n
     wanted = seeded.run_keys["incoming/2026/claims-week-47.csv"]
     at.selectbox(key="runs.open.1").select(wanted).run()
     assert at.query_params["run"] == wanted
-    assert [t.value for t in at.title] == ["incoming/2026/claims-week-47.csv"]
+    assert [t.value for t in at.title] == [md("incoming/2026/claims-week-47.csv")]
 
 
 def test_run_detail_shows_drift_rejects_warnings_and_files(app, seeded) -> None:  # type: ignore[no-untyped-def]
@@ -48,7 +49,7 @@ def test_run_detail_shows_drift_rejects_warnings_and_files(app, seeded) -> None:
     open_page(at, "runs")
     assert not at.exception
     assert not at.error
-    assert [t.value for t in at.title] == ["incoming/2026/claims-drifted.csv"]
+    assert [t.value for t in at.title] == [md("incoming/2026/claims-drifted.csv")]
     drifted = [w.value for w in at.warning if w.value.startswith("Drifted:")]
     assert len(drifted) == 1
     assert "major" in drifted[0]
@@ -81,7 +82,7 @@ def test_a_run_name_that_leaves_scored_is_refused(app, seeded) -> None:  # type:
     at = app(query={"run": "../../models/claims/claims-v1-0123456789abcdef"})
     open_page(at, "runs")
     assert [e.value for e in at.error] == [
-        "'../../models/claims/claims-v1-0123456789abcdef' is not a valid input path"
+        md("'../../models/claims/claims-v1-0123456789abcdef' is not a valid input path")
     ]
 
 

@@ -8,6 +8,7 @@ from scorer import service
 from scorer.events import ObjectRef
 from tests.ui.conftest import open_page
 from tests.ui.support import claims_frame, claims_with_bad_rows, csv_bytes, read_csv
+from ui.widgets import md
 
 
 def score_button(at):  # type: ignore[no-untyped-def]
@@ -62,7 +63,7 @@ def test_too_many_rows_are_refused_with_the_limit(app, monkeypatch) -> None:  # 
 
 def test_only_csv_files_are_accepted(app) -> None:  # type: ignore[no-untyped-def]
     at = upload(app(page="score"), "notes.gz", b"x\n1\n")  # .txt: the widget refuses it
-    assert any("is not a .csv or .csv.gz file" in e.value for e in at.error)
+    assert any(md("is not a .csv or .csv.gz file") in e.value for e in at.error)
 
 
 def test_send_to_the_bucket_links_to_the_run_the_batch_path_makes(app, s3, s3_registry) -> None:  # type: ignore[no-untyped-def]
@@ -87,7 +88,7 @@ def test_send_to_the_bucket_links_to_the_run_the_batch_path_makes(app, s3, s3_re
     assert link.endswith("/" + result.manifest.run_id)
     detail = app(page="runs", query={"run": link})
     open_page(detail, "runs")
-    assert [t.value for t in detail.title] == [key]
+    assert [t.value for t in detail.title] == [md(key)]
 
 
 @pytest.mark.parametrize(

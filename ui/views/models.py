@@ -9,7 +9,7 @@ from scorer.card import ModelCard
 from scorer.errors import DropscoreError
 from scorer.refs import DEFAULT_ALIAS
 from scorer.registry import Registry
-from ui import data, state
+from ui import data, state, widgets
 
 
 def render() -> None:
@@ -157,7 +157,7 @@ def _promotion(
         try:
             Registry(registry).promote(name, int(version), DEFAULT_ALIAS)
         except DropscoreError as exc:
-            st.error(exc.message)
+            st.error(widgets.md(exc.message))
             return
         data.forget_aliases()
         st.session_state[state.PROMOTED] = f"{name} v{version} is now {DEFAULT_ALIAS}."

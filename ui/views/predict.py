@@ -150,10 +150,11 @@ def answer(model: LoadedModel, row: dict[str, Any]) -> Answer:
 
 def _show(card: ModelCard, result: Answer) -> None:
     for message in result.range_warnings:
-        st.warning(message, icon=":material/warning:")
+        st.warning(widgets.md(message), icon=":material/warning:")
     for name in result.unseen:
         st.warning(
-            f"'{name}' has a value the model never saw in training", icon=":material/warning:"
+            f"'{widgets.md(name)}' has a value the model never saw in training",
+            icon=":material/warning:",
         )
     left, right = st.columns([2, 3], gap="large")
     with left, st.container(border=True):

@@ -127,7 +127,7 @@ def _detail(settings: UISettings, key: str) -> None:
     try:
         path = catalog.check_run_path(settings.bucket, key)
     except BadArgument as exc:
-        st.error(exc.message, icon=":material/block:")
+        st.error(widgets.md(exc.message), icon=":material/block:")
         return
     m = data.manifest(settings.bucket, path.key, settings.scored)
     if m is None:
@@ -140,14 +140,18 @@ def _detail(settings: UISettings, key: str) -> None:
         if st.button("Refresh", icon=":material/refresh:"):
             st.rerun()
         return
-    st.title(str(m.input.get("key") or path.rel))
+    st.title(widgets.md(m.input.get("key") or path.rel))
     name, version = str(m.model.get("name", "")), m.model.get("version")
     st.markdown(
-        f"{widgets.status_markdown(m.status)} &nbsp; run `{path.run_id}` · model **{name} "
-        f"v{version}** · started {m.started_at[:19].replace('T', ' ')} UTC"
+        f"{widgets.status_markdown(m.status)} &nbsp; run `{path.run_id}` · model "
+        f"**{widgets.md(name)} v{widgets.md(version)}** · started "
+        f"{m.started_at[:19].replace('T', ' ')} UTC"
     )
     if m.status == "failed" and m.reason:
-        st.error(f"{m.reason.get('code')}: {m.reason.get('message')}", icon=":material/error:")
+        st.error(
+            f"{m.reason.get('code')}: {widgets.md(m.reason.get('message'))}",
+            icon=":material/error:",
+        )
     cols = st.columns(5)
     cols[0].metric("Rows in", f"{m.rows_in:,}")
     cols[1].metric("Scored", f"{m.rows_scored:,}")
@@ -215,7 +219,7 @@ def _drift(card: ModelCard, m: Manifest) -> None:
     if flagged:
         st.warning(
             "Drifted: "
-            + ", ".join(f"{d.name} (PSI {d.psi:.2f}, {d.level})" for d in flagged)
+            + ", ".join(f"{widgets.md(d.name)} (PSI {d.psi:.2f}, {d.level})" for d in flagged)
             + f". Above {drift.MODERATE} is a moderate shift, above {drift.MAJOR} a major one.",
             icon=":material/trending_up:",
         )

@@ -85,9 +85,9 @@ def render() -> None:
         return
     if uploaded.size > settings.max_mb * MB:
         st.error(
-            f"{uploaded.name} is {uploaded.size / MB:.1f} MB; uploads here are limited to "
-            f"{settings.max_mb} MB. Put bigger files into the bucket's {settings.incoming} "
-            "instead.",
+            f"{widgets.md(uploaded.name)} is {uploaded.size / MB:.1f} MB; uploads here are "
+            f"limited to {settings.max_mb} MB. Put bigger files into the bucket's "
+            f"{settings.incoming} instead.",
             icon=":material/block:",
         )
         return
@@ -173,7 +173,7 @@ def _show(result: Scored) -> None:
     else:
         reason = m.reason or {}
         st.error(
-            f"Not scored ({reason.get('code', 'FAILED')}): {reason.get('message', '')}",
+            f"Not scored ({reason.get('code', 'FAILED')}): {widgets.md(reason.get('message', ''))}",
             icon=":material/error:",
         )
     cols = st.columns(4)
@@ -259,7 +259,7 @@ def preview_table(frame: pd.DataFrame) -> None:
             frame[column] = numbers
             fmt = "percent" if column == "prediction_score" else "localized"
             config[column] = st.column_config.NumberColumn(format=fmt)
-    order = outputs[1:] + [c for c in frame.columns if c not in outputs] + outputs[:1]
+    order = outputs + [c for c in frame.columns if c not in outputs]
     st.dataframe(frame, hide_index=True, column_order=order, column_config=config)
 
 
