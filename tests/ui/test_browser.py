@@ -86,12 +86,15 @@ def test_the_app_in_a_real_browser(server, s3_registry: str) -> None:  # type: i
         page.set_default_timeout(WAIT_MS)
         expect.set_options(timeout=WAIT_MS)
 
-        def settled(name: str) -> None:
+        def settled(name: str, height: int = 1600) -> None:
             page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
             page.wait_for_timeout(800)  # let charts finish drawing for the screenshot
             assert page.locator('[data-testid="stException"]').count() == 0
             assert "Traceback" not in page.content()
+            page.set_viewport_size({"width": 1400, "height": height})  # the app scrolls inside
+            page.wait_for_timeout(300)
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            page.set_viewport_size({"width": 1400, "height": 1600})
 
         # Predict: the form from the card, one value beyond the training range, predict
         page.goto(url)
@@ -140,7 +143,7 @@ def test_the_app_in_a_real_browser(server, s3_registry: str) -> None:  # type: i
         page.goto(f"{url}/runs?run={drifted}")
         expect(page.get_by_text("Drift per feature (PSI)")).to_be_visible()
         expect(page.get_by_text("Drifted:")).to_be_visible()
-        settled("07-run-drift")
+        settled("07-run-drift", height=2400)
         bad_run = seeded.run_keys["incoming/2026/claims-with-bad-rows.csv"]
         page.goto(f"{url}/runs?run={bad_run}")
         page.get_by_role("tab", name="Rejected rows (3)").click()

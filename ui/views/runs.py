@@ -231,7 +231,7 @@ def _drift(card: ModelCard, m: Manifest) -> None:
     if usable:
         worst = max(usable, key=lambda d: d.psi)
         names = [d.name for d in usable]
-        pick = st.selectbox(
+        pick = st.columns([2, 3])[0].selectbox(
             "Compare a feature's distribution", names, index=names.index(worst.name),
             key="runs.feature",
         )  # fmt: skip
