@@ -35,6 +35,9 @@ from training.errors import TrainingDataError, TrainingFailed
 log = logging.getLogger("dropscore.training")
 
 MIN_ROWS = 30
+# A class must reach every split: our hold-out, PyCaret's own test split, 3 CV folds. With fewer
+# rows some fold never sees it and PyCaret fails with "y contains previously unseen labels".
+MIN_CLASS_ROWS = 5
 HOLDOUT = 0.2
 SEED = 42
 DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
@@ -187,10 +190,12 @@ def check_trainable(data: TrainingData, target: str, task: Task) -> None:
         )
     if task == "classification":
         counts = as_labels(y).value_counts()
-        if counts.min() < 2:
-            rare = ", ".join(map(repr, counts[counts < 2].index[:5]))
+        if counts.min() < MIN_CLASS_ROWS:
+            rare = ", ".join(map(repr, counts[counts < MIN_CLASS_ROWS].index[:5]))
             raise TrainingDataError(
-                f"class(es) {rare} of '{target}' occur only once; every class needs ≥ 2 rows"
+                f"class(es) {rare} of '{target}' have fewer than {MIN_CLASS_ROWS} rows; every "
+                "class needs that many for the hold-out split and cross-validation (drop or "
+                "merge rare classes)"
             )
         if len(counts) > 50:
             raise TrainingDataError(
@@ -256,8 +261,9 @@ def fit(
             best = pc.compare_models(
                 include=list(estimators), sort=SORT_BY[task], verbose=False, errors="raise"
             )
-        except ValueError as exc:
-            raise TrainingFailed(f"PyCaret could not train on this data: {exc}") from exc
+        except (ValueError, RuntimeError) as exc:  # PyCaret wraps a failed fit in RuntimeError
+            detail = " ".join(str(exc).split())
+            raise TrainingFailed(f"PyCaret could not train on this data: {detail}") from exc
         if isinstance(best, list):  # pragma: no cover - only when n_select > 1
             best = best[0]
         estimator = type(best).__name__
