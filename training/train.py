@@ -85,6 +85,12 @@ def read_training_csv(src: str, target: str) -> TrainingData:
             f"'{src}' has a single column ('{header[0][:40]}'); it must be comma-separated "
             "with a header row naming the target and at least one feature"
         )
+    blank = [str(i + 1) for i, h in enumerate(header) if not h.strip()]
+    if blank:
+        raise TrainingDataError(
+            f"'{src}' has column(s) without a name (position {', '.join(blank)}); name or remove "
+            "them (a trailing comma on every line makes one)"
+        )
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise TrainingDataError(f"'{src}' repeats the column(s) {dupes}; rename them")
