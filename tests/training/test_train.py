@@ -185,6 +185,8 @@ def _xlsx_like() -> bytes:
         ("x.csv", b"", "is empty"),
         ("x.csv", b"\n\n \n", "is empty"),
         ("x.csv", b"a,a,charges\n1,2,3\n", "repeats the column(s) ['a']"),
+        ("x.csv", b"a,b,charges,\n1,2,3,\n", "column(s) without a name (position 4)"),
+        ("x.csv", b"a, ,charges\n1,2,3\n", "column(s) without a name (position 2)"),
         ("x.csv", b"a,charges,b\n1,2,3\n4,5\n", "line 3 has 2 field(s) but the header has 3"),
         ("x.csv", b"a,charges,b\n1,2,3,4\n", "line 2 has 4 field(s) but the header has 3"),
         ("x.csv", b"a,b,charges\ninf,2,3\n", "column 'a' contains infinite values"),
@@ -201,6 +203,8 @@ def _xlsx_like() -> bytes:
         "empty file",
         "only blank lines",
         "duplicate column names",
+        "a trailing comma makes a column without a name",
+        "a blank column name",
         "a row with too few fields (pandas would pad it with NaN)",
         "a row with too many fields",
         "infinite values",
@@ -630,7 +634,7 @@ _chars = st.characters(blacklist_categories=("Cs", "Cc", "Cf", "Zl", "Zp")) | st
     [",", '"', "'", "\n", " ", ";", "$", ">"]
 )
 _cells = st.text(_chars, min_size=1, max_size=8).filter(lambda t: not _looks_special(t))
-_names = st.text(_chars, min_size=1, max_size=10)
+_names = st.text(_chars, min_size=1, max_size=10).filter(str.strip)
 
 
 @st.composite
