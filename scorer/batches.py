@@ -39,14 +39,11 @@ class BatchResult:
 def score_batch(batch: RecordBatch, model: LoadedModel, plan: HeaderPlan) -> BatchResult:
     checked = check_batch(batch.records, batch.row_numbers, batch.lines, plan)
     preds = predict(model, checked.frame)
-    if len(checked.valid) == len(batch.records):
-        valid_records = batch.records
-        row_numbers = np.asarray(batch.row_numbers, dtype=np.int64)
-    else:
-        valid_records = [batch.records[i] for i in checked.valid]
-        row_numbers = np.asarray(batch.row_numbers, dtype=np.int64)[checked.valid]
-    predictions = output.predictions_csv(
-        valid_records, plan.width, row_numbers, preds.values, preds.score
+    row_numbers = np.asarray(batch.row_numbers, dtype=np.int64)
+    if len(checked.valid) != len(batch.records):
+        row_numbers = row_numbers[checked.valid]
+    predictions = output.predictions_csv_columns(
+        checked.valid_cells, row_numbers, preds.values, preds.score
     )
     rejected = output.rejected_csv(checked.rejections) if checked.rejections else b""
     dist = Distributions(model.card)

@@ -56,8 +56,20 @@ def predictions_csv(
     if not records:
         return b""
     columns = list(zip(*records, strict=True))  # every scored record has ``width`` cells
-    arrays = [safe_cells(pa.array(columns[j], pa.string())) for j in range(width)]
-    names = [f"c{j}" for j in range(width)]
+    return predictions_csv_columns(columns[:width], row_numbers, values, score)
+
+
+def predictions_csv_columns(
+    columns: list[tuple[str, ...]],
+    row_numbers: np.ndarray,
+    values: np.ndarray,
+    score: np.ndarray | None,
+) -> bytes:
+    """``predictions_csv`` from the input's columns (each a tuple of the scored rows' cells)."""
+    if not len(row_numbers):
+        return b""
+    arrays = [safe_cells(pa.array(col, pa.string())) for col in columns]
+    names = [f"c{j}" for j in range(len(columns))]
     arrays.append(pa.array(row_numbers, pa.int64()))
     names.append("row_number")
     if values.dtype == object:

@@ -19,7 +19,14 @@ from typing import Any
 
 from scorer import __version__, output, storage
 from scorer.batches import BatchResult, Distributions, Totals, score_batch
-from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone, VersionExists
+from scorer.errors import (
+    DropscoreError,
+    FileRefused,
+    ObjectMissing,
+    SourceGone,
+    StorageUnavailable,
+    VersionExists,
+)
 from scorer.manifest import Manifest, decide_status
 from scorer.reader import CsvStream
 from scorer.registry import LoadedModel
@@ -196,6 +203,13 @@ def _stream(
             warnings = totals.warnings
             col_warn = totals.column_warnings
             manifest.input["sha256"] = stream.drain()
+            expected = manifest.input.get("bytes")
+            if expected is not None and stream.bytes_in != expected:
+                # a body cut short (even with a matching Content-Length) must not commit
+                raise StorageUnavailable(
+                    f"read {stream.bytes_in} bytes of '{src.url}' but it has {expected}; "
+                    "the download was cut short, so the input stays pending for a retry"
+                )
             manifest.input["bytes"] = stream.bytes_in
             manifest.input["compressed"] = stream.compressed
             manifest.rows_in = stream.rows_read

@@ -12,6 +12,7 @@ import io
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,8 @@ class CheckedBatch:
     rejections: list[Rejection]
     warnings: Counter[str] = field(default_factory=Counter)
     column_warnings: dict[str, Counter[str]] = field(default_factory=dict)
+    # every column's cells of the valid rows, as given (the output repeats them)
+    valid_cells: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def check_batch(
@@ -109,11 +112,18 @@ def check_batch(
     if len(valid) == m:
         valid_in_shaped = np.ones(m, dtype=bool)
         frame = pd.DataFrame({name: np.asarray(vals) for name, vals in columns.items()})
+        valid_cells = cells
     else:
         valid_in_shaped = np.isin(shaped, valid)
         frame = pd.DataFrame(
             {name: np.asarray(vals)[valid_in_shaped] for name, vals in columns.items()}
         )
+        keep = np.flatnonzero(valid_in_shaped).tolist()
+        if len(keep) > 1:
+            pick = itemgetter(*keep)
+            valid_cells = [pick(col) for col in cells]
+        else:
+            valid_cells = [tuple(col[i] for i in keep) for col in cells]
     for (name, _pos, mask), feat in zip(pending, plan.features, strict=True):
         count = int(mask[valid_in_shaped].sum())
         if count:
@@ -133,7 +143,7 @@ def check_batch(
                 raw=_raw_line(records[i]),
             )
         )
-    return CheckedBatch(frame, valid, rejections, warn, col_warn)
+    return CheckedBatch(frame, valid, rejections, warn, col_warn, valid_cells)
 
 
 def parse_numbers(stripped: list[str]) -> tuple[np.ndarray, np.ndarray]:
