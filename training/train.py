@@ -273,9 +273,16 @@ def fit(
         if isinstance(best, list):  # pragma: no cover - only when n_select > 1
             best = best[0]
         estimator = type(best).__name__
-        progress(f"best estimator: {estimator}; measuring the hold-out")
+        progress(f"best estimator: {estimator}; refitting on every training row")
+        # compare_models fits on PyCaret's own 70% split; finalize refits on all of ``train``
+        # (still never the hold-out), so the published model uses all the data it may.
+        try:
+            final = pc.finalize_model(best)
+        except (ValueError, RuntimeError) as exc:
+            detail = " ".join(str(exc).split())
+            raise TrainingFailed(f"PyCaret could not refit the best model: {detail}") from exc
         with tempfile.TemporaryDirectory() as tmp:
-            pipeline, path = pc.save_model(best, os.path.join(tmp, "model"), verbose=False)
+            pipeline, path = pc.save_model(final, os.path.join(tmp, "model"), verbose=False)
             model_bytes = Path(path).read_bytes()
     x_hold = holdout[features]
     y_hold = holdout[target]
