@@ -19,6 +19,7 @@ import pytest
 
 from scorer.registry import Registry
 from tests.conftest import free_port
+from tests.ui.conftest import add_version
 from tests.ui.support import Seeded, claims_with_bad_rows, seed_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -150,9 +151,16 @@ def test_the_app_in_a_real_browser(server, s3_registry: str) -> None:  # type: i
         expect(page.get_by_text("TOO_MANY_FIELDS").first).to_be_attached()
         settled("08-run-rejected")
 
-        # Models
+        # Models: a second version, promoted (local mode may promote)
+        new = add_version(s3_registry, "claims")
         page.goto(f"{url}/models")
         expect(page.get_by_role("heading", name="Versions")).to_be_visible()
         expect(page.get_by_text("production → v1")).to_be_visible()
         settled("09-models")
+        page.get_by_text(f"Yes: batch runs from now on use v{new}").click()
+        page.get_by_role("button", name=f"Promote v{new} to production").click()
+        expect(page.get_by_text(f"claims v{new} is now production.")).to_be_visible()
+        expect(page.get_by_text(f"production → v{new}")).to_be_visible()
+        expect(page.get_by_role("button", name="Promote v1 to production")).to_be_disabled()
+        settled("10-models-promoted")
         browser.close()

@@ -43,11 +43,12 @@ def test_promotion_in_local_mode(app, s3_registry) -> None:  # type: ignore[no-u
     at = app(page="models")
     button = next(b for b in at.button if b.label == f"Promote v{new} to production")
     assert button.disabled  # until the confirmation is ticked
-    at.checkbox(key="models.promote.confirm").check().run()
+    at.checkbox(key="models.promote.confirm.claims.1").check().run()
     next(b for b in at.button if b.label == f"Promote v{new} to production").click()
     at.run()
     assert f"claims v{new} is now production." in [s.value for s in at.success]
     assert Registry(s3_registry).aliases("claims")["production"] == new
+    assert at.checkbox(key=f"models.promote.confirm.claims.{new}").value is False  # no 2nd click
 
 
 def test_admin_may_promote(app, monkeypatch, s3_registry) -> None:  # type: ignore[no-untyped-def]

@@ -146,7 +146,7 @@ def _promotion(
     confirm = right.checkbox(
         f"Yes: batch runs from now on use v{version} instead of "
         + (f"v{current}" if current else "nothing"),
-        key="models.promote.confirm",
+        key=f"models.promote.confirm.{name}.{current}",  # unticked again after a promotion
     )
     if st.button(
         f"Promote v{version} to {DEFAULT_ALIAS}",
