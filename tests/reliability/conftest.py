@@ -84,9 +84,14 @@ def open_uploads(s3: Any, bucket: str) -> list[str]:
     return [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 
 
-def ledger(bucket: str, model: str = service.DEFAULT_MODEL, **kw: Any) -> list[str]:
+def ledger(
+    bucket: str,
+    model: str = service.DEFAULT_MODEL,
+    settings: service.Settings | None = None,
+    **kw: Any,
+) -> list[str]:
     """The ledger checker's violations for a bucket, as the lines `scorer check` prints."""
-    found: list[Violation] = check(bucket, service.Settings(model=model), **kw)
+    found: list[Violation] = check(bucket, settings or service.Settings(model=model), **kw)
     return [str(v) for v in found]
 
 
