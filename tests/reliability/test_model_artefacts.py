@@ -1,0 +1,121 @@
+"""Model artefacts on the S3 path: a fresh task (subprocess, no model cache) refuses a tampered
+or mismatched model before scoring anything, and a sweep scores every file with the one model
+version it resolved at its start even when the alias moves under it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scorer import service, sweep
+from scorer.errors import ModelNotFound
+from scorer.registry import Registry
+from tests.reliability.conftest import ledger, manifests, put, run_event, sample_csv
+from tests.scorer.test_registry import _TouchOnLoad, stale_sklearn_pickle
+
+
+def _publish_raw(reg: Registry, blob: bytes) -> int:
+    """A new claims version whose card vouches for ``blob`` (sha256 right), promoted."""
+    card = reg.resolve("claims")
+    new = reg.publish(
+        "claims",
+        blob,
+        lambda v, sha: dataclasses.replace(card, version=v, model_sha256=sha),
+        alias="production",
+    )
+    return new.version
+
+
+def _tampered(s3: Any, bucket: str, reg: Registry, tmp_path: Path) -> str:
+    marker = tmp_path / "pwned"
+    s3.put_object(
+        Bucket=bucket,
+        Key="models/claims/1/model.pkl",
+        Body=pickle.dumps(_TouchOnLoad(marker), protocol=4),
+    )
+    return "MODEL_TAMPERED"
+
+
+def _missing_version(s3: Any, bucket: str, reg: Registry, tmp_path: Path) -> str:
+    s3.put_object(
+        Bucket=bucket,
+        Key="models/claims/aliases/production.json",
+        Body=json.dumps({"version": 7}).encode(),
+    )
+    return "MODEL_NOT_FOUND"
+
+
+def _missing_pickle(s3: Any, bucket: str, reg: Registry, tmp_path: Path) -> str:
+    s3.delete_object(Bucket=bucket, Key="models/claims/1/model.pkl")
+    return "MODEL_NOT_FOUND"
+
+
+def _old_sklearn(s3: Any, bucket: str, reg: Registry, tmp_path: Path) -> str:
+    _publish_raw(reg, stale_sklearn_pickle())
+    return "MODEL_LIBRARY_MISMATCH"
+
+
+BAD_MODELS = [
+    ("a model.pkl replaced by a code-running pickle", _tampered),
+    ("the production alias names a version that does not exist", _missing_version),
+    ("a card whose model.pkl is gone", _missing_pickle),
+    ("a model pickled by another scikit-learn", _old_sklearn),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", [b[1] for b in BAD_MODELS], ids=[b[0] for b in BAD_MODELS])
+def test_a_bad_model_stops_the_task_before_scoring_and_the_input_stays_pending(
+    s3: Any, bucket: str, s3_registry: str, tmp_path: Path, damage: Any
+) -> None:
+    version = put(s3, bucket, "incoming/m.csv", sample_csv(20))
+    code = damage(s3, bucket, Registry(s3_registry), tmp_path)
+    done = run_event(bucket, "incoming/m.csv", version)
+    assert done.returncode == 1, done.stderr
+    assert f"error [{code}]" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "pwned").exists()  # refused before unpickling
+    assert manifests(s3, bucket) == {}
+    if code == "MODEL_NOT_FOUND" and "version 7" in done.stderr:
+        with pytest.raises(ModelNotFound):
+            ledger(bucket)
+    else:
+        assert [v.split()[0] for v in ledger(bucket, model="claims@1")] == ["INPUT_PENDING"]
+
+
+def test_an_alias_moved_during_a_sweep_each_file_is_scored_by_one_recorded_version(
+    s3: Any, bucket: str, s3_registry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(5):
+        put(s3, bucket, f"incoming/alias/{i}.csv", sample_csv(15, seed=i))
+    reg = Registry(s3_registry)
+    original = service.score_object
+    moved: list[int] = []
+
+    def score_then_promote(*args: Any, **kw: Any) -> Any:
+        result = original(*args, **kw)
+        if not moved:  # after the first file, a data scientist promotes a new version
+            blob = s3.get_object(Bucket=bucket, Key="models/claims/1/model.pkl")["Body"].read()
+            moved.append(_publish_raw(reg, blob))
+        return result
+
+    monkeypatch.setattr(service, "score_object", score_then_promote)
+    assert sweep.sweep(bucket, service.Settings(), concurrency=1) == 0
+    assert moved == [2]
+    done = list(manifests(s3, bucket).values())
+    assert len(done) == 5
+    assert {m["model"]["version"] for m in done} == {1}  # the version the sweep resolved
+    assert all(m["run_id"].startswith("claims-v1-") for m in done)
+    assert ledger(bucket, model="claims@1") == []
+    # production is now v2: by the strict rule every input is pending until it is rescored
+    assert len(ledger(bucket)) == 5
+    monkeypatch.setattr(service, "score_object", original)
+    assert sweep.sweep(bucket, service.Settings(), rescore_stale=True) == 0
+    versions = sorted(m["model"]["version"] for m in manifests(s3, bucket).values())
+    assert versions == [1] * 5 + [2] * 5
+    assert ledger(bucket) == []
