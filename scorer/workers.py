@@ -30,19 +30,29 @@ _POLL_S = 1.0
 def auto_workers(size: int | None) -> int:
     """Workers for a file of ``size`` bytes: none for small files, on one core, on a busy
     machine (more processes would only share the same CPU, at ~30% more CPU time for handing
-    batches over), or in a multi-threaded process (forking one with threads running is unsafe)."""
+    batches over), or where forking is not safe (see ``_safe_to_fork``)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     if cores < 2 or size is None or size < PARALLEL_MIN_BYTES:
         return 0
-    if threading.active_count() > 1 or "fork" not in mp.get_all_start_methods():
+    if not _safe_to_fork():
         return 0
     idle = cores - os.getloadavg()[0]  # this process itself counts for about one
     if idle < 0.5:
         return 0
     return min(cores, MAX_WORKERS)
+
+
+def _safe_to_fork() -> bool:
+    """Fork only from the main thread of a process whose other threads are daemons (a progress
+    bar's monitor), never from a thread pool (``sweep``) or a server (the UI)."""
+    if "fork" not in mp.get_all_start_methods():
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return all(t.daemon for t in threading.enumerate() if t is not threading.main_thread())
 
 
 class WorkerFailed(DropscoreError):

@@ -124,3 +124,14 @@ def _read(data: bytes, size: int, *, units: bool) -> object:
         return got, stream.rows_read, stream.drain()
     except Exception as exc:  # the refusal, compared by type and message
         return type(exc).__name__, str(exc)
+
+
+def test_no_workers_for_small_files_or_from_a_thread_pool() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scorer.workers import PARALLEL_MIN_BYTES, auto_workers
+
+    assert auto_workers(PARALLEL_MIN_BYTES - 1) == 0
+    assert auto_workers(None) == 0
+    with ThreadPoolExecutor(1) as pool:  # like ``sweep``: forking there is not safe
+        assert pool.submit(auto_workers, 10 * PARALLEL_MIN_BYTES).result() == 0
