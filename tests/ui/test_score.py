@@ -111,3 +111,12 @@ def test_the_predictions_download_is_the_batch_output(app) -> None:  # type: ign
     assert list(frame.columns[-2:]) == ["row_number", "prediction"]
     assert len(frame) == 25
     assert result.manifest.status == "ok"
+
+
+def test_a_gzipped_upload_is_scored_like_a_plain_one(app) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+
+    at = upload(app(page="score"), "week.csv.gz", gzip.compress(csv_bytes(claims_frame(30, 7))))
+    score_button(at).click()
+    at.run()
+    assert [s.value for s in at.success] == ["All 30 rows scored."]
