@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from scorer import events, refs, service, storage
-from scorer.errors import DropscoreError
+from scorer.errors import DropscoreError, ObjectMissing
 from scorer.manifest import TERMINAL, Manifest
 
 OUTPUT_NAMES = ("predictions.csv", "rejected.csv")
@@ -387,12 +387,19 @@ def _read_run(bucket: str, scored: str, run: RunFacts) -> None:
     if "manifest.json" in run.objects:
         try:
             run.manifest = Manifest.from_json(storage.read_bytes(f"{base}/manifest.json"))
+        except ObjectMissing:  # deleted: only older versions or a delete marker are left
+            run.manifest_error = "manifest.json was deleted"
         except (ValueError, TypeError) as exc:
             run.manifest_error = f"not a manifest ({exc})"
     for fname, obj in list(run.objects.items()):
         if fname == "manifest.json":
             continue
-        sha, records = _hash_and_count(f"{base}/{fname}", count=fname in OUTPUT_NAMES)
+        try:
+            sha, records = _hash_and_count(f"{base}/{fname}", count=fname in OUTPUT_NAMES)
+        except ObjectMissing:
+            sha, records = None, None
+        except (UnicodeDecodeError, csv.Error, zlib.error, EOFError):
+            sha, records = _hash_and_count(f"{base}/{fname}", count=False)
         run.objects[fname] = StoredObject(obj.key, obj.versions, sha, records)
     m = run.manifest
     if m is None:

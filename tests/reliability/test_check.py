@@ -226,3 +226,28 @@ def test_scorer_check_command_is_clean_then_names_each_violation(
     lines = capsys.readouterr().out.splitlines()
     codes = sorted(line.split()[0] for line in lines)
     assert codes == ["INPUT_PENDING", "OUTPUT_ROWS", "OVERWRITTEN", "SHA256"], lines
+
+
+def test_deleted_outputs_and_manifests_are_reported_not_crashed_on(
+    s3: Any, bucket: str, s3_registry: str
+) -> None:
+    from scorer.events import ObjectRef
+    from tests.reliability.conftest import ledger, put, sample_csv
+
+    for name in ("a", "b"):
+        put(s3, bucket, f"incoming/{name}.csv", sample_csv(10) + b"x,male,1,1,no,se\n")
+    settings = service.Settings()
+    a = service.score_object(ObjectRef(bucket, "incoming/a.csv"), settings)
+    b = service.score_object(ObjectRef(bucket, "incoming/b.csv"), settings)
+    assert a is not None
+    assert b is not None
+    s3.delete_object(Bucket=bucket, Key=a.manifest.outputs["rejected"]["key"])
+    s3.delete_object(Bucket=bucket, Key=f"scored/b/{b.manifest.run_id}/manifest.json")
+    found = sorted(v.split()[0] for v in ledger(bucket))
+    assert found == [
+        "INPUT_PENDING",
+        "MANIFEST_UNREADABLE",
+        "OVERWRITTEN",
+        "OVERWRITTEN",
+        "SHA256",
+    ], found

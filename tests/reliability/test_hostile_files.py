@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,7 +131,9 @@ _bodies = st.one_of(
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("DROPSCORE_TEST_FUZZ_EXAMPLES", "40")),  # longer: a fuzz run
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(body=_bodies)
 def test_any_bytes_end_in_one_terminal_outcome_that_reconciles(
