@@ -19,7 +19,13 @@ from functools import cache
 from pathlib import Path
 from typing import IO, Any, cast
 
-from scorer.errors import DropscoreError, ObjectMissing, StorageUnavailable, VersionExists
+from scorer.errors import (
+    DropscoreError,
+    ObjectMissing,
+    SourceGone,
+    StorageUnavailable,
+    VersionExists,
+)
 
 PART_SIZE = 8 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB except the last
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -110,6 +116,11 @@ def map_storage_errors(url: str) -> Iterator[None]:
         raise
 
 
+def _status(exc: Exception) -> int | None:
+    response = getattr(exc, "response", None) or {}
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
 def _raise_translated(url: str, exc: Exception) -> None:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -176,15 +187,28 @@ def exists(url: str) -> bool:
     return True
 
 
-def open_read(url: str, version_id: str | None = None) -> IO[bytes]:
-    """A binary stream of the object; S3 streams, it is never read whole into memory."""
+def open_read(url: str, version_id: str | None = None, *, if_match: str | None = None) -> IO[bytes]:
+    """A binary stream of the object; S3 streams, it is never read whole into memory.
+
+    ``if_match``: the ETag the caller saw; if the object was replaced since (an unversioned
+    bucket), that content is gone: SourceGone rather than silently reading the new bytes."""
     with map_storage_errors(url):
         if is_s3(url):
             bucket, key = split_s3(url)
             kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
             if version_id:
                 kwargs["VersionId"] = version_id
-            body = s3_client().get_object(**kwargs)["Body"]
+            if if_match:
+                kwargs["IfMatch"] = f'"{if_match.strip(chr(34))}"'
+            try:
+                body = s3_client().get_object(**kwargs)["Body"]
+            except Exception as exc:
+                if if_match and _status(exc) == 412:
+                    raise SourceGone(
+                        f"'{url}' was replaced after its event (ETag {if_match} is gone); "
+                        "the new content is scored by its own event"
+                    ) from exc
+                raise
             return cast(IO[bytes], _S3Stream(body, url))
         if "://" in url:
             import fsspec
@@ -243,9 +267,15 @@ def list_objects(prefix_url: str) -> Iterator[ObjectInfo]:
         root = Path(prefix_url)
         if not root.exists():
             return
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            st = path.stat()
-            yield ObjectInfo(url=str(path), size=st.st_size, last_modified=st.st_mtime)
+        for path in sorted(root.rglob("*")):
+            if path.name.startswith(".") and path.name.endswith(".part"):
+                continue  # a Writer's temp file: not an object until it is renamed into place
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # removed since the directory was read
+                continue
+            if path.is_file():
+                yield ObjectInfo(url=str(path), size=st.st_size, last_modified=st.st_mtime)
 
 
 def delete(url: str) -> None:
