@@ -14,7 +14,7 @@ help:  ## list the targets
 	python3 -m venv .tools && .tools/bin/pip install -q 'uv==0.13.9'
 
 .venv/.installed: uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen --all-groups
+	$(UV) sync --frozen --all-groups --compile-bytecode  # .pyc: PyCaret imports ~2x faster
 	@touch $@
 
 install: .venv/.installed  ## create .venv from the lock file (quick when nothing changed)
