@@ -102,8 +102,14 @@ def read_training_csv(src: str, target: str) -> TrainingData:
     try:
         # Only an empty cell is missing, as in the scorer: pandas' default would also read
         # 'NA', 'None', 'null' … as missing, so a category 'None' would train as a gap.
+        # round_trip: pandas' fast float parser is off by an ulp now and then, which moves the
+        # card's min/max away from the values a scoring file holds.
         frame = pd.read_csv(
-            io.StringIO(text), dtype_backend="numpy_nullable", keep_default_na=False, na_values=[""]
+            io.StringIO(text),
+            dtype_backend="numpy_nullable",
+            keep_default_na=False,
+            na_values=[""],
+            float_precision="round_trip",
         )
     except (pd.errors.ParserError, ValueError) as exc:
         detail = " ".join(str(exc).split())  # pandas' messages end in newlines; keep one line
