@@ -157,7 +157,9 @@ def _stream(
 ) -> None:
     card = model.card
     try:
-        source = storage.open_read(src.url, src.version_id)
+        # no version id (unversioned bucket): read only the content whose ETag names this run
+        etag = None if src.version_id else (manifest.input.get("etag") or None)
+        source = storage.open_read(src.url, src.version_id, if_match=etag)
     except ObjectMissing as exc:
         what = f"version {src.version_id} of " if src.version_id else ""
         raise SourceGone(

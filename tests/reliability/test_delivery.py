@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -200,4 +201,40 @@ def test_a_burst_of_files_through_watch_with_its_cap_is_all_accounted_for(
     assert left["ApproximateNumberOfMessages"] == "0"
     assert left["ApproximateNumberOfMessagesNotVisible"] == "0"
     assert open_uploads(s3, bucket) == []
+    assert ledger(bucket) == []
+
+
+def test_an_input_replaced_between_its_head_and_its_read_is_not_scored_as_the_old_one(
+    s3: Any, trained_registry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unversioned bucket: the run id comes from the ETag the HEAD saw; if the object is
+    overwritten before the GET, the old content is gone (SOURCE_GONE, terminal) and the new
+    content is scored under its own ETag — never the new bytes under the old identity."""
+    from pathlib import Path
+
+    from scorer import storage
+
+    bucket = f"u-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    base = Path(trained_registry)
+    for path in sorted(p for p in base.rglob("*") if p.is_file()):
+        s3.put_object(
+            Bucket=bucket, Key=f"models/{path.relative_to(base).as_posix()}", Body=path.read_bytes()
+        )
+    settings = service.Settings()
+    model = service.load_model(settings.registry_for(bucket), settings.model)
+    key = "incoming/replaced.csv"
+    s3.put_object(Bucket=bucket, Key=key, Body=sample_csv(20, seed=1))
+    seen = storage.head(f"s3://{bucket}/{key}")
+    s3.put_object(Bucket=bucket, Key=key, Body=sample_csv(20, seed=2))
+    monkeypatch.setattr(storage, "head", lambda url, version_id=None: seen)  # the HEAD raced
+    stale = service.score_object(ObjectRef(bucket, key), settings, model=model)
+    monkeypatch.undo()
+    assert stale is not None
+    assert stale.manifest.status == "failed"
+    assert (stale.manifest.reason or {}).get("code") == "SOURCE_GONE"
+    fresh = service.score_object(ObjectRef(bucket, key), settings, model=model)
+    assert fresh is not None
+    assert (fresh.manifest.status, fresh.manifest.rows_in) == ("ok", 20)
+    assert fresh.manifest.input["etag"] != seen.etag
     assert ledger(bucket) == []
