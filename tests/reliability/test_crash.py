@@ -33,14 +33,28 @@ def big_csv() -> bytes:
     return sample_csv(ROWS, seed=21)
 
 
-@pytest.fixture
-def reference(s3: Any, bucket: str, s3_registry: str, big_csv: bytes) -> bytes:
-    """predictions.csv of an uninterrupted run of the same bytes."""
-    put(s3, bucket, "incoming/reference.csv", big_csv)
-    result = service.score_object(ObjectRef(bucket, "incoming/reference.csv"), service.Settings())
-    assert result is not None
-    key = result.manifest.outputs["predictions"]["key"]
-    body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+@pytest.fixture(scope="module")
+def reference(
+    big_csv: bytes, trained_registry: str, tmp_path_factory: pytest.TempPathFactory
+) -> bytes:
+    """predictions.csv of an uninterrupted run of the same bytes (once per module, on local
+    files: the bytes are the same wherever they are written)."""
+    from scorer import runs
+    from scorer.registry import Registry
+
+    reg = Registry(trained_registry)
+    model = reg.load(reg.resolve("claims"))
+    src = tmp_path_factory.mktemp("ref") / "big.csv"
+    src.write_bytes(big_csv)
+    out = src.parent / "out"
+    runs.score(
+        runs.InputRef(url=str(src)),
+        str(out),
+        model,
+        "claims-v1-0000000000000000",
+        info=storage.head(str(src)),
+    )
+    body = (out / "predictions.csv").read_bytes()
     assert len(body) > PART, "the file must span more than one multipart part"
     return body
 
