@@ -10,7 +10,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from scorer.errors import DropscoreError
 
@@ -36,6 +36,11 @@ class EnvDefaultsParser(argparse.ArgumentParser):
                 kw["default"] = self._environ[env].strip().lower() in ("1", "true", "yes", "on")
             kw["help"] = (kw.get("help") or "") + f" [env {env}]"
         return super().add_argument(*names, **kw)
+
+    def error(self, message: str) -> NoReturn:
+        """A usage mistake: one line with a code, like every other error (exit 1: retryable)."""
+        print(f"error [USAGE]: {message}; see '{self.prog} --help'", file=sys.stderr)
+        raise SystemExit(1)
 
     def add_subparsers(self, **kw: Any) -> Any:
         kw.setdefault("parser_class", _SubParser(self._environ))

@@ -332,6 +332,8 @@ def run(stack: Stack) -> int:
     else:
         say(f"no manifest yet for the first file; see {stack.logs}")
     ui_ok = (ROOT / "ui" / "app.py").exists() and wait_http(f"{ui_url}/_stcore/health", 60)
+    if ui_ok:
+        warm_up_ui(stack, ui_url)
     banner(ui_url if ui_ok else None)
     while True:
         for name, proc in stack.procs:
@@ -339,6 +341,27 @@ def run(stack: Stack) -> int:
                 say(f"{name} exited with {proc.returncode}; see {stack.logs}/{name}.log")
                 return 1
         time.sleep(1)
+
+
+def warm_up_ui(stack: Stack, url: str) -> None:
+    """Open the UI once in a headless browser, when there is one, so the first person to open
+    it doesn't wait for Streamlit's first-session work (component scan, imports)."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser:
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--dump-dom",
+            "--virtual-time-budget=20000",
+        ]
+        stack.start("ui-warmup", [browser, *flags, url])
 
 
 def sweeper(stack: Stack) -> None:

@@ -407,6 +407,9 @@ class Writer:
         with map_storage_errors(self.url):
             self._tmp.flush()
             os.fsync(self._tmp.fileno())
+            # NamedTemporaryFile is 0600; published files must be readable by other users
+            # (e.g. a non-root container reading a local registry).
+            os.fchmod(self._tmp.fileno(), 0o644)
             self._tmp.close()
             try:
                 if self.create_only:
