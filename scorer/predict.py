@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,18 @@ def model_input(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
+_locks: dict[int, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(pipeline: Any) -> threading.Lock:
+    """PyCaret's pipeline is not thread-safe (its transformers keep per-call state: two threads
+    predicting at once fail with 'cannot reindex on an axis with duplicate labels'), so calls
+    on one pipeline are serialised. Loaded pipelines live for the process, so ids are stable."""
+    with _locks_guard:
+        return _locks.setdefault(id(pipeline), threading.Lock())
+
+
 def predict(model: LoadedModel, frame: pd.DataFrame) -> Predictions:
     pipeline: Any = model.pipeline
     x = model_input(model, frame)
@@ -37,8 +50,11 @@ def predict(model: LoadedModel, frame: pd.DataFrame) -> Predictions:
         empty = np.array([], dtype=object if model.card.task == "classification" else float)
         return Predictions(empty, np.array([], dtype=float) if model.card.classes else None, None)
     if model.card.task == "regression":
-        return Predictions(np.asarray(pipeline.predict(x), dtype=float), None, None)
-    proba = np.asarray(pipeline.predict_proba(x), dtype=float)
+        with _lock_for(pipeline):
+            values = pipeline.predict(x)
+        return Predictions(np.asarray(values, dtype=float), None, None)
+    with _lock_for(pipeline):
+        proba = np.asarray(pipeline.predict_proba(x), dtype=float)
     classes = np.asarray(model.card.classes, dtype=object)
     best = proba.argmax(axis=1)
     return Predictions(classes[best], proba[np.arange(len(best)), best], proba)
