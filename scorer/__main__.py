@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from scorer import cliutil, events, logs, refs, runs, service, storage
+from scorer import cliutil, events, interrupt, logs, refs, runs, service, storage
 from scorer.errors import BadArgument, Interrupted, ObjectMissing
 from scorer.registry import Registry
 
@@ -99,6 +99,7 @@ def _service_args(p: Any) -> None:
 
 
 def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    interrupt.requested.set()  # survives even if the exception below is swallowed by a library
     raise Interrupted(f"stopped by signal {signum} before committing; the input stays pending")
 
 

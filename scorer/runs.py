@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from scorer import __version__, output, storage
+from scorer import __version__, interrupt, output, storage
 from scorer.batches import BatchResult, Distributions, Totals, score_batch
 from scorer.errors import (
     DropscoreError,
@@ -192,6 +192,7 @@ def _stream(
             )
             rej_out.write(output.header_line(list(output.REJECTED_HEADER)))
             for result in results:
+                interrupt.check()
                 pred_out.write(result.predictions)
                 if result.rejected:
                     rej_out.write(result.rejected)

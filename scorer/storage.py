@@ -32,7 +32,8 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 
 # Test-only crash points, set once by the CLI from DROPSCORE_FAULT (never set in production):
 # "open:<file name>" (a writer for that file is created), "after_part:<n>" (part n uploaded),
-# "commit:<file name>" (just before that object is made visible). Reaching it SIGKILLs the process.
+# "commit:<file name>" (just before that object is made visible). Reaching it SIGKILLs the process;
+# "pause:<point>" sleeps there for a minute instead (a window for a test to send a signal into).
 FAULT: str | None = None
 
 
@@ -45,6 +46,11 @@ def configure(*, part_size: int | None = None, fault: str | None = None) -> None
 
 
 def _fault(point: str) -> None:
+    if f"pause:{point}" == FAULT:
+        from scorer import interrupt
+
+        interrupt.requested.wait(60)
+        interrupt.check()
     if point == FAULT:
         import signal
 
@@ -361,6 +367,9 @@ class Writer:
         self._buf.clear()
 
     def commit(self) -> None:
+        from scorer import interrupt
+
+        interrupt.check()  # a stop request never lets an output become visible
         _fault(f"commit:{self.url.rsplit('/', 1)[-1]}")
         try:
             self._commit()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
 import threading
 import traceback
 from collections.abc import Iterable, Iterator
@@ -80,6 +81,7 @@ def scored_in_order(
     done: dict[int, BatchResult] = {}
     sent = 0
     wanted = 0
+    finished = False
     try:
         it = iter(units)
         exhausted = False
@@ -92,6 +94,7 @@ def scored_in_order(
                 tasks.put((sent, unit))
                 sent += 1
             if wanted == sent:
+                finished = True
                 return
             while wanted not in done:
                 seq, result = _get(results, procs)
@@ -99,6 +102,9 @@ def scored_in_order(
             yield done.pop(wanted)
             wanted += 1
     finally:
+        if not finished:  # interrupted or failed: stop the workers now, mid-batch
+            for p in procs:
+                p.terminate()
         for _ in procs:
             tasks.put(None)
         for p in procs:
@@ -130,6 +136,10 @@ def _get(results: Any, procs: list[Any]) -> tuple[int, BatchResult]:
 
 
 def _work(tasks: Any, results: Any, model: LoadedModel, plan: HeaderPlan) -> None:
+    # The parent owns shutdown: a worker must not inherit its SIGTERM handler (which raises
+    # Interrupted and prints a traceback from the child) nor react to Ctrl-C on its own.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         item = tasks.get()
         if item is None:

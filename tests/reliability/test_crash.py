@@ -106,7 +106,14 @@ def test_sigterm_mid_file_stops_within_25s_with_interrupted_and_the_next_run_com
     rows = 260_000  # three 5 MiB parts of predictions: the signal lands well inside the file
     key = "incoming/term.csv"
     version = put(s3, bucket, key, sample_csv(rows, seed=8))
-    proc = cli_proc("event", "--event", "-", env={"DROPSCORE_PART_SIZE": str(PART)})
+    # the run holds still after part 1 (DROPSCORE_FAULT=pause:…), so the signal lands mid-file
+    # however fast the machine is — without it a quick run could finish before the signal
+    proc = cli_proc(
+        "event",
+        "--event",
+        "-",
+        env={"DROPSCORE_PART_SIZE": str(PART), "DROPSCORE_FAULT": "pause:after_part:1"},
+    )
     assert proc.stdin is not None
     proc.stdin.write(json.dumps(eventbridge(key, version, bucket)))
     proc.stdin.close()
