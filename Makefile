@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PROJECT_ENVIRONMENT := .venv
 export UV_LINK_MODE := copy
 
-.PHONY: help install system-deps lint test test-fast bench demo deploy destroy clean
+.PHONY: help install system-deps lint test test-fast bench audit demo deploy destroy clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ test-fast: install  ## the suite without the slow end-to-end tests
 
 bench: install  ## scoring benchmark: ratios against predict_model and a lean loop
 	$(PY) -m bench.scoring
+
+audit: install  ## vulnerability audit of the locked dependencies (needs PyPI's JSON API or OSV online)
+	$(PY) -m pip_audit -r <($(UV) export --frozen --no-hashes --all-groups --no-emit-project) \
+	  --no-deps --disable-pip --strict --progress-spinner off
 
 demo: install  ## the whole local stack: S3, a model, the watcher, the UI, a first scored file
 	$(PY) -m scorer.demo
