@@ -265,14 +265,19 @@ def count_records(fh: IO[bytes] | io.RawIOBase) -> int:
 
 
 class _Raw(io.RawIOBase):
-    def __init__(self, src: IO[bytes]) -> None:
+    """Any readable binary stream as a RawIOBase; with ``digest``, hashes what passes through."""
+
+    def __init__(self, src: IO[bytes], digest: Any = None) -> None:
         self._src = src
+        self._digest = digest
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf: Any) -> int:
         data = self._src.read(len(buf))
+        if self._digest is not None:
+            self._digest.update(data)
         buf[: len(data)] = data
         return len(data)
 
@@ -292,22 +297,8 @@ def _versions(bucket: str, prefix: str) -> Iterator[tuple[str, dict[str, Any], b
 
 def _hash_and_count(url: str, count: bool) -> tuple[str, int | None]:
     digest = hashlib.sha256()
-
-    class _Tee(io.RawIOBase):
-        def __init__(self, src: IO[bytes]) -> None:
-            self._src = src
-
-        def readable(self) -> bool:
-            return True
-
-        def readinto(self, buf: Any) -> int:
-            data = self._src.read(len(buf))
-            digest.update(data)
-            buf[: len(data)] = data
-            return len(data)
-
     with storage.open_read(url) as fh:
-        tee = _Tee(fh)
+        tee = _Raw(fh, digest)
         records = count_records(tee) if count else None
         while tee.read(1 << 20):
             pass
