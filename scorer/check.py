@@ -283,18 +283,6 @@ class _Raw(io.RawIOBase):
 
 
 # --- the S3 adapter -----------------------------------------------------------------------------
-def _versions(bucket: str, prefix: str) -> Iterator[tuple[str, dict[str, Any], bool]]:
-    """(key, entry, is_delete_marker) for every version under a prefix."""
-    client = storage.s3_client()
-    with storage.map_storage_errors(f"s3://{bucket}/{prefix}"):
-        pages = client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
-        for page in pages:
-            for v in page.get("Versions", []):
-                yield v["Key"], v, False
-            for d in page.get("DeleteMarkers", []):
-                yield d["Key"], d, True
-
-
 def _hash_and_count(url: str, count: bool) -> tuple[str, int | None]:
     digest = hashlib.sha256()
     with storage.open_read(url) as fh:
@@ -321,12 +309,12 @@ def gather(
             etag=str(v.get("ETag", "")).strip('"'),
             is_latest=bool(v.get("IsLatest")),
         )
-        for key, v, marker in _versions(bucket, incoming)
+        for key, v, marker in storage.list_versions(bucket, incoming)
         if not marker
     ]
     counts: dict[str, int] = {}
     latest_live: set[str] = set()
-    for key, v, marker in _versions(bucket, scored):
+    for key, v, marker in storage.list_versions(bucket, scored):
         counts[key] = counts.get(key, 0) + 1
         if v.get("IsLatest") and not marker:
             latest_live.add(key)

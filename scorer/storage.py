@@ -284,6 +284,18 @@ def list_objects(prefix_url: str) -> Iterator[ObjectInfo]:
                 yield ObjectInfo(url=str(path), size=st.st_size, last_modified=st.st_mtime)
 
 
+def list_versions(bucket: str, prefix: str) -> Iterator[tuple[str, dict[str, Any], bool]]:
+    """(key, entry, is_delete_marker) for every version under a prefix."""
+    client = s3_client()
+    with map_storage_errors(f"s3://{bucket}/{prefix}"):
+        pages = client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for v in page.get("Versions", []):
+                yield v["Key"], v, False
+            for d in page.get("DeleteMarkers", []):
+                yield d["Key"], d, True
+
+
 def delete(url: str) -> None:
     with map_storage_errors(url):
         if is_s3(url):

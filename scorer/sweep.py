@@ -26,23 +26,18 @@ class Pending:
 
 def list_inputs(bucket: str, incoming: str = events.INCOMING) -> list[ObjectRef]:
     """The latest version of every input object."""
-    client = storage.s3_client()
     out: list[ObjectRef] = []
-    with storage.map_storage_errors(f"s3://{bucket}/{incoming}"):
-        for page in client.get_paginator("list_object_versions").paginate(
-            Bucket=bucket, Prefix=incoming
-        ):
-            for v in page.get("Versions", []):
-                if v.get("IsLatest") and events.is_input_key(v["Key"], incoming):
-                    vid = v.get("VersionId")
-                    out.append(
-                        ObjectRef(
-                            bucket=bucket,
-                            key=v["Key"],
-                            version_id=None if vid in (None, "null") else vid,
-                            etag=str(v.get("ETag", "")).strip('"'),
-                        )
-                    )
+    for key, v, is_marker in storage.list_versions(bucket, incoming):
+        if not is_marker and v.get("IsLatest") and events.is_input_key(key, incoming):
+            vid = v.get("VersionId")
+            out.append(
+                ObjectRef(
+                    bucket=bucket,
+                    key=key,
+                    version_id=None if vid in (None, "null") else vid,
+                    etag=str(v.get("ETag", "")).strip('"'),
+                )
+            )
     return sorted(out, key=lambda r: r.key)
 
 
