@@ -6,3 +6,7 @@ import os as _os
 
 # PyCaret writes a 'logs.log' into the working directory on import unless told otherwise.
 _os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", _os.devnull)
+# One BLAS thread. Scoring multiplies a batch by a coefficient vector: far too little work to
+# share, and OpenBLAS's idle threads spin on sched_yield meanwhile (measured: 2+ s of system
+# time per million rows on 2 cores). Set before numpy is imported; an explicit setting wins.
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

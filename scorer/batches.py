@@ -16,10 +16,10 @@ import pandas as pd
 from scorer import output
 from scorer.card import ModelCard
 from scorer.predict import predict
-from scorer.reader import RecordBatch
+from scorer.reader import Batch, ColumnBatch
 from scorer.registry import LoadedModel
 from scorer.schema import HeaderPlan
-from scorer.validate import check_batch
+from scorer.validate import check_batch, check_columns
 
 
 @dataclass(slots=True)
@@ -36,22 +36,26 @@ class BatchResult:
     distributions: Distributions
 
 
-def score_batch(batch: RecordBatch, model: LoadedModel, plan: HeaderPlan) -> BatchResult:
-    checked = check_batch(batch.records, batch.row_numbers, batch.lines, plan)
+def score_batch(batch: Batch, model: LoadedModel, plan: HeaderPlan) -> BatchResult:
+    if isinstance(batch, ColumnBatch):
+        checked = check_columns(batch, plan)
+        rows = batch.n
+        row_numbers = checked.valid.astype(np.int64) + batch.first_row
+    else:
+        checked = check_batch(batch.records, batch.row_numbers, batch.lines, plan)
+        rows = len(batch.records)
+        row_numbers = np.asarray(batch.row_numbers, dtype=np.int64)[checked.valid]
     preds = predict(model, checked.frame)
-    row_numbers = np.asarray(batch.row_numbers, dtype=np.int64)
-    if len(checked.valid) != len(batch.records):
-        row_numbers = row_numbers[checked.valid]
-    predictions = output.predictions_csv_columns(
-        checked.valid_cells, row_numbers, preds.values, preds.score
+    predictions = output.predictions_csv(
+        checked.valid_cells, row_numbers, preds.values, preds.score, checked.formula_safe
     )
     rejected = output.rejected_csv(checked.rejections) if checked.rejections else b""
     dist = Distributions(model.card)
-    dist.add(checked.frame, preds.values)
+    dist.add(checked.frame, preds.values, checked.category_codes)
     return BatchResult(
         predictions=predictions,
         rejected=rejected,
-        rows=len(batch.records),
+        rows=rows,
         rows_scored=len(checked.valid),
         rejected_by_code=Counter(r.code for r in checked.rejections),
         warnings=checked.warnings,
@@ -113,18 +117,29 @@ class Distributions:
         self.other.update(other.other)
         self.prediction += other.prediction
 
-    def add(self, frame: Any, values: np.ndarray) -> None:
+    def add(
+        self, frame: Any, values: np.ndarray, codes: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Count a batch's scored rows; ``codes``: categories as positions in the card's list
+        (-1 unseen, -2 missing), as validation found them, instead of counting the strings."""
+        codes = codes or {}
         for f in self.card.features:
-            col = frame[f.name].to_numpy() if f.name in frame else np.array([])
             counts = self.features[f.name]
-            if f.kind == "number":
-                vals = col.astype(float)
+            code = codes.get(f.name)
+            if code is not None:
+                self.missing[f.name] += int((code == -2).sum())
+                self.other[f.name] += int((code == -1).sum())
+                if len(counts):
+                    counts += np.bincount(code[code >= 0], minlength=len(counts))
+            elif f.kind == "number":
+                vals = _column(frame, f.name).astype(float)
                 self.missing[f.name] += int(np.isnan(vals).sum())
                 vals = vals[~np.isnan(vals)]
                 if len(counts):
                     idx = np.searchsorted(np.asarray(f.bins[1:-1]), vals, side="right")
                     counts += np.bincount(idx, minlength=len(counts))
             else:
+                col = _column(frame, f.name)
                 seen = pd.Series(col, dtype=object).value_counts(dropna=True)
                 self.missing[f.name] += len(col) - int(seen.sum())
                 pos = {c: i for i, c in enumerate(f.categories)}
@@ -156,3 +171,7 @@ class Distributions:
                 for name, counts in self.features.items()
             },
         }
+
+
+def _column(frame: Any, name: str) -> np.ndarray:
+    return frame[name].to_numpy() if name in frame else np.array([])

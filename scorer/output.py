@@ -46,29 +46,20 @@ def prediction_columns(header: tuple[str, ...], classification: bool) -> list[st
 
 
 def predictions_csv(
-    records: list[list[str]],
-    width: int,
+    columns: list[pa.Array] | list[tuple[str, ...]],
     row_numbers: np.ndarray,
     values: np.ndarray,
     score: np.ndarray | None,
+    formula_safe: frozenset[int] = frozenset(),
 ) -> bytes:
-    """CSV lines (no header) for scored rows: the input cells as given + row_number + prediction."""
-    if not records:
-        return b""
-    columns = list(zip(*records, strict=True))  # every scored record has ``width`` cells
-    return predictions_csv_columns(columns[:width], row_numbers, values, score)
-
-
-def predictions_csv_columns(
-    columns: list[tuple[str, ...]],
-    row_numbers: np.ndarray,
-    values: np.ndarray,
-    score: np.ndarray | None,
-) -> bytes:
-    """``predictions_csv`` from the input's columns (each a tuple of the scored rows' cells)."""
+    """CSV lines (no header) for scored rows: the input's columns (the scored rows' cells as
+    given) + row_number + prediction (+ prediction_score)."""
     if not len(row_numbers):
         return b""
-    arrays = [safe_cells(pa.array(col, pa.string())) for col in columns]
+    arrays = []
+    for j, col in enumerate(columns):
+        arr = col if isinstance(col, pa.Array) else pa.array(col, pa.string())
+        arrays.append(arr if j in formula_safe else safe_cells(arr))
     names = [f"c{j}" for j in range(len(columns))]
     arrays.append(pa.array(row_numbers, pa.int64()))
     names.append("row_number")

@@ -1,8 +1,11 @@
-"""Stream a CSV from bytes to batches of parsed records, refusing what is not a UTF-8 CSV.
+"""Stream a CSV from bytes to batches of records, refusing what is not a UTF-8 CSV.
 
-The file is never read whole: bytes → (gunzip, with a bomb guard) → UTF-8 decoder → Python's
-csv module, which follows RFC 4180 quoting (embedded commas, quotes and newlines), yields
-``batch_size`` records at a time with each record's row number and starting line.
+The file is never read whole: bytes → (gunzip, with a bomb guard) → strict UTF-8 decoding →
+blocks of whole lines. A block with no quote, no blank line and no lone CR holds exactly one
+record per line and goes to Arrow's CSV parser as it is (a ``TextUnit``, parsed into string
+columns). Anything else goes line by line to Python's csv module, which follows RFC 4180 quoting
+(embedded commas, quotes and newlines) (a ``LineUnit``). Both give the same records, each with its
+row number and the physical line it starts on; units can be parsed in another process.
 """
 
 from __future__ import annotations
@@ -10,18 +13,24 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
 from typing import IO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from scorer.errors import FileRefused
 
 MAX_FIELD = 1024 * 1024  # one cell; a larger one is almost surely not a CSV
+MAX_LINE = 64 * 1024 * 1024  # one physical line
 BOMB_RATIO = 200  # decompressed / compressed bytes
 BOMB_FLOOR = 256 * 1024 * 1024  # ratios only matter past this many decompressed bytes
 READ_SIZE = 1024 * 1024
+BLOCK_CHARS = 2 * 1024 * 1024  # text per unit at most (a unit also stops near batch_size rows)
 
 csv.field_size_limit(MAX_FIELD)
 
@@ -36,13 +45,6 @@ _MAGIC = {
 }
 
 
-@dataclass(slots=True)
-class RecordBatch:
-    records: list[list[str]]
-    row_numbers: list[int]
-    lines: list[int]
-
-
 def sniff(first: bytes) -> None:
     """Refuse well-known non-CSV formats by their first bytes."""
     if first.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -52,14 +54,14 @@ def sniff(first: bytes) -> None:
             raise FileRefused(f"the file is {what}", code="NOT_CSV")
 
 
-class _Counting(io.RawIOBase):
-    """Counts bytes, refuses a gzip bomb, maps zlib errors to a refusal."""
+class _Counting:
+    """The object's bytes as chunks: counted and hashed as stored, gunzipped if gzip, with the
+    bomb guard, NUL bytes and zlib errors turned into refusals."""
 
     def __init__(self, source: IO[bytes], compressed_size: int) -> None:
         self._src = source
         self._gzip = False
         self._z: zlib._Decompress | None = None
-        self._pending = b""
         self._eof = False
         self.bytes_in = 0
         self.bytes_out = 0
@@ -79,9 +81,6 @@ class _Counting(io.RawIOBase):
     def compressed(self) -> bool:
         return self._gzip
 
-    def readable(self) -> bool:
-        return True
-
     def _inflate(self, data: bytes) -> bytes:
         assert self._z is not None
         try:
@@ -97,7 +96,8 @@ class _Counting(io.RawIOBase):
             ) from exc
         return out
 
-    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+    def read_chunk(self) -> bytes:
+        """The next chunk of (decompressed) content; b"" at the end."""
         while not self._pending and not self._eof:
             chunk = self._src.read(READ_SIZE)
             self.bytes_in += len(chunk)
@@ -111,18 +111,16 @@ class _Counting(io.RawIOBase):
                     )
                 break
             self._pending = self._inflate(chunk) if self._gzip else chunk
+        data, self._pending = self._pending, b""
         if self.bytes_out == 0:
-            sniff(self._pending[:4])
-        if b"\x00" in self._pending:
+            sniff(data[:4])
+        if b"\x00" in data:
             raise FileRefused(
-                f"the file contains NUL bytes (after {self.bytes_out} bytes); it is binary, "
-                "not a text CSV",
+                f"the file contains NUL bytes (after {self.bytes_out + data.index(0)} bytes); "
+                "it is binary, not a text CSV",
                 code="BINARY_CONTENT",
             )
-        n = min(len(buf), len(self._pending))
-        buf[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        self.bytes_out += n
+        self.bytes_out += len(data)
         if self._gzip and self.bytes_out > BOMB_FLOOR:
             ratio = self.bytes_out / max(self.bytes_in, 1)
             if ratio > BOMB_RATIO:
@@ -131,33 +129,102 @@ class _Counting(io.RawIOBase):
                     "refused. Upload the CSV uncompressed or split it",
                     code="DECOMPRESSION_BOMB",
                 )
-        return n
+        return data
+
+
+@dataclass(slots=True)
+class TextUnit:
+    """Whole lines with no quote, no blank line and no lone CR: one record per line."""
+
+    text: str
+    first_line: int  # line number of the first line (the header is line 1)
+    first_row: int  # row number of the first record
+    records: int
+
+
+@dataclass(slots=True)
+class LineUnit:
+    """The physical lines holding a batch of records, for the csv module."""
+
+    lines: list[str]
+    first_line: int
+    first_row: int
+    records: int
+    simple: bool  # one record per line: no quote, no blank line
+
+
+Unit = TextUnit | LineUnit
+
+
+@dataclass(slots=True)
+class RecordBatch:
+    """Records as lists of cells (any shape), with their row numbers and starting lines."""
+
+    records: list[list[str]]
+    row_numbers: list[int]
+    lines: list[int]
+
+
+@dataclass(slots=True)
+class ColumnBatch:
+    """Records of one width as Arrow string columns; record i has row first_row + i and sits
+    on line first_line + i."""
+
+    columns: list[pa.Array]
+    first_row: int
+    first_line: int
+    n: int
+
+    def record(self, i: int) -> list[str]:
+        return [str(col[i].as_py()) for col in self.columns]
+
+    @property
+    def records(self) -> list[list[str]]:
+        return [list(r) for r in zip(*(c.to_pylist() for c in self.columns), strict=True)]
+
+    @property
+    def row_numbers(self) -> list[int]:
+        return list(range(self.first_row, self.first_row + self.n))
+
+    @property
+    def lines(self) -> list[int]:
+        return list(range(self.first_line, self.first_line + self.n))
+
+
+Batch = RecordBatch | ColumnBatch
 
 
 class CsvStream:
-    """Iterates record batches; ``header`` is read on construction."""
+    """Iterates units (or parsed batches) of records; ``header`` is read on construction.
 
-    def __init__(self, source: IO[bytes], compressed_size: int = 0, batch_size: int = 32768):
+    A unit holds about ``batch_size`` records and at most ``block_chars`` of text (more only
+    when one record is longer).
+    """
+
+    def __init__(
+        self,
+        source: IO[bytes],
+        compressed_size: int = 0,
+        batch_size: int = 32768,
+        block_chars: int = BLOCK_CHARS,
+    ):
         self.batch_size = batch_size
+        self.block_chars = block_chars
         self._raw = _Counting(source, compressed_size)
-        buffered = io.BufferedReader(self._raw, buffer_size=READ_SIZE)
-        self._text = io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="strict", newline="")
-        # the reader counts the physical lines it pulls (line_num): no per-line Python wrapper
-        self._reader = csv.reader(self._text, strict=True)
-        self.rows_read = 0
-        self._deferred: UnicodeDecodeError | FileRefused | None = None  # see units()
+        self._undecoded = b""  # the start of a UTF-8 sequence cut off by a chunk's end
+        self._text = ""  # decoded and not yet handed out; always starts at a line's start
+        self._started = False  # a BOM is dropped at the very start only
         self._eof = False
-        self._lines_read = 0
+        self._deferred: FileRefused | None = None  # raised once the text before it is used
+        self._pending: list[str] = []  # lines for the csv module, not yet in a unit
+        self._lines = 0  # physical lines handed out (header included)
+        self._chars_per_line = 0.0
+        self.rows_read = 0
         self.header = self._read_header()
-        self._lines_read = self._reader.line_num
 
     @property
     def bytes_in(self) -> int:
         return self._raw.bytes_in
-
-    @property
-    def bytes_decoded(self) -> int:
-        return self._raw.bytes_out
 
     @property
     def compressed(self) -> bool:
@@ -165,117 +232,178 @@ class CsvStream:
 
     def drain(self) -> str:
         """Read what is left of the source (after the last record) and return its sha256."""
-        while self._raw.readinto(bytearray(READ_SIZE)):
+        while self._raw.read_chunk():
             pass
         return self._raw.sha256.hexdigest()
 
-    def _next(self) -> list[str] | None:
+    # --- decoding --------------------------------------------------------------------------------
+    def _more(self) -> bool:
+        """Decode the next chunk onto ``_text``; False once nothing more will come."""
+        if self._eof or self._deferred is not None:
+            return False
         try:
-            return next(self._reader)
-        except StopIteration:
-            return None
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise _refusal(exc, self._reader.line_num) from exc
+            data = self._raw.read_chunk()
+        except FileRefused as exc:
+            self._defer(exc)
+            return False
+        if not data:
+            self._eof = True
+            if self._undecoded:  # the file ends inside a UTF-8 sequence
+                self._defer(None)
+            return False
+        data = self._undecoded + data
+        cut = _complete_utf8(data)
+        try:
+            text = data[:cut].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self._text += self._unbom(data[: exc.start].decode("utf-8"))
+            self._defer(None)
+            return True
+        self._undecoded = data[cut:]
+        self._text += self._unbom(text)
+        return True
 
-    def _read_header(self) -> list[str]:
+    def _unbom(self, text: str) -> str:
+        if not self._started and text:
+            self._started = True
+            return text.removeprefix("\ufeff")
+        return text
+
+    def _defer(self, exc: FileRefused | None) -> None:
+        """Stop reading at an error; the whole lines before it are still handed out first."""
+        end = max(self._text.rfind("\n"), self._text.rfind("\r")) + 1
+        self._text = self._text[:end]
+        if exc is None:
+            line = self._lines + len(self._pending) + _count_lines(self._text) + 1
+            exc = FileRefused(
+                f"the file is not UTF-8 text (invalid byte near line {line}); save it as UTF-8 CSV",
+                code="NOT_UTF8",
+            )
+        self._deferred = exc
+
+    def _raise_deferred(self) -> None:
+        if self._deferred is not None:
+            raise self._deferred
+
+    # --- taking text -----------------------------------------------------------------------------
+    def _next_line(self) -> str | None:
+        """One physical line (with its line end); None at the end."""
         while True:
-            rec = self._next()
-            if rec is None:
-                raise FileRefused("the file is empty; it needs a header and rows", code="EMPTY")
-            if rec:
-                return rec
+            final = self._eof or self._deferred is not None
+            cut = _first_line_end(self._text, final=final)
+            if cut:
+                line, self._text = self._text[:cut], self._text[cut:]
+                return line
+            if final:
+                line, self._text = self._text, ""
+                return line or None
+            if len(self._text) > MAX_LINE:
+                raise _line_too_long(self._lines)
+            self._more()
 
-    def batches(self) -> Iterator[RecordBatch]:
-        """Parsed batches of ``batch_size`` records (the last one shorter)."""
-        # the hot loop of a run: locals only, one append per record, row numbers as a range
-        reader = self._reader
-        size = self.batch_size
-        records: list[list[str]] = []
-        lines: list[int] = []
-        first_row = self.rows_read + 1
-        start = reader.line_num + 1
+    def _take_block(self) -> str:
+        """Whole lines: about ``batch_size`` of them, at most ``block_chars`` (unless a single
+        line is longer); "" at the end."""
+        want = self.block_chars
+        if self._chars_per_line:
+            want = min(want, max(1, int(self.batch_size * self._chars_per_line)))
+        while len(self._text) <= want and self._more():
+            pass
+        while True:
+            final = self._eof or self._deferred is not None
+            text = self._text
+            if final and len(text) <= want:
+                self._text = ""
+                return text
+            cut = _last_line_end(text, want, final=final)
+            if cut:
+                self._text = text[cut:]
+                return text[:cut]
+            if len(text) > MAX_LINE:
+                raise _line_too_long(self._lines)
+            if not final:  # one line longer than ``want``: read on to its end
+                self._more()
+            want = len(self._text)
+
+    # --- header ----------------------------------------------------------------------------------
+    def _read_header(self) -> list[str]:
+        def feed() -> Iterator[str]:
+            while True:
+                line = self._next_line()
+                if line is None:
+                    self._raise_deferred()
+                    return
+                yield line
+
+        reader = csv.reader(feed(), strict=True)
         try:
             for rec in reader:
-                line = start
-                start = reader.line_num + 1
-                if not rec:  # blank line: not a record
-                    continue
-                records.append(rec)
-                lines.append(line)
-                if len(records) >= size:
-                    self.rows_read += len(records)
-                    yield RecordBatch(records, list(range(first_row, self.rows_read + 1)), lines)
-                    first_row = self.rows_read + 1
-                    records, lines = [], []
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise _refusal(exc, reader.line_num) from exc
-        if records:
-            self.rows_read += len(records)
-            yield RecordBatch(records, list(range(first_row, self.rows_read + 1)), lines)
-
-    def units(self) -> Iterator[LineUnit]:
-        """The same batches as ``batches()``, as their unparsed lines, for parsing elsewhere.
-
-        A run of lines with no quote and no blank line holds one record per line, so it is cut
-        without parsing; anything else is parsed here just far enough to find where the batch
-        ends. Errors surface in the order ``batches()`` meets them: a read error found while
-        reading ahead waits until the lines before it are used up.
-        """
-        size = self.batch_size
-        pending: list[str] = []
-        lines_done = self._reader.line_num  # the header's lines
-        while True:
-            self._fill(pending, size)
-            if not pending:
-                self._raise_deferred()
-                return
-            take = pending if len(pending) <= size else pending[:size]
-            complete = len(take) == size or self._deferred is None
-            if complete and _one_record_per_line(take):
-                if take is pending:
-                    pending = []
-                else:
-                    del pending[:size]
-                unit = LineUnit(take, lines_done + 1, self.rows_read + 1, len(take), simple=True)
+                if rec:
+                    self._lines = reader.line_num
+                    line = rec
+                    break
             else:
-                unit = self._parse_unit(pending, lines_done)
-            lines_done += len(unit.lines)
+                raise FileRefused("the file is empty; it needs a header and rows", code="EMPTY")
+        except csv.Error as exc:
+            raise _refusal(exc, reader.line_num) from exc
+        # the header's own width and length guess how many characters a batch of rows takes
+        self._chars_per_line = max(8.0, sum(map(len, line)) + len(line))
+        return line
+
+    # --- units -----------------------------------------------------------------------------------
+    def units(self) -> Iterator[Unit]:
+        """The file's records after the header, cut into units in file order.
+
+        Errors surface in file order: a read error met while reading ahead waits until the
+        lines before it are used up.
+        """
+        while True:
+            if self._pending:
+                lines = self._line_unit()
+                self._lines += len(lines.lines)
+                unit: Unit = lines
+            else:
+                block = self._take_block()
+                if not block:
+                    self._raise_deferred()
+                    return
+                if not _simple(block):
+                    self._pending = _split_lines(block)
+                    continue
+                n = block.count("\n") + (not block.endswith("\n"))
+                unit = TextUnit(block, self._lines + 1, self.rows_read + 1, n)
+                self._lines += n
+                self._chars_per_line = len(block) / n
             self.rows_read += unit.records
             if unit.records:  # trailing blank lines are no batch
                 yield unit
 
-    def _fill(self, pending: list[str], want: int) -> None:
-        if self._deferred is not None or self._eof or len(pending) >= want:
-            return
-        before = len(pending)
-        try:
-            pending.extend(islice(self._text, want - before))
-        except (UnicodeDecodeError, FileRefused) as exc:
-            self._deferred = exc  # the lines read before it stay in ``pending``
-        self._lines_read += len(pending) - before
-        if self._deferred is None and len(pending) < want:
-            self._eof = True
+    def batches(self, *, threads: bool = False) -> Iterator[Batch]:
+        """``units()`` parsed here."""
+        for unit in self.units():
+            yield parse_unit(unit, threads=threads)
 
-    def _raise_deferred(self) -> None:
-        exc = self._deferred
-        if isinstance(exc, UnicodeDecodeError):
-            raise _refusal(exc, self._lines_read) from exc
-        if exc is not None:
-            raise exc
-
-    def _parse_unit(self, pending: list[str], lines_done: int) -> LineUnit:
-        """Parse from ``pending`` (reading on as needed) up to ``batch_size`` records."""
+    def _line_unit(self) -> LineUnit:
+        """Up to ``batch_size`` records from the pending lines (reading on if a quoted value
+        runs past them)."""
+        pending = self._pending
+        size = self.batch_size
+        take = pending[:size]
+        if _one_record_per_line(take):
+            del pending[: len(take)]
+            return LineUnit(take, self._lines + 1, self.rows_read + 1, len(take), simple=True)
         taken: list[str] = []
 
         def feed() -> Iterator[str]:
             i = 0
             while True:
                 if i == len(taken):
-                    if not pending:
-                        self._fill(pending, self.batch_size)
-                        if not pending:
+                    if not pending:  # inside a quoted value at the end of the block
+                        block = self._take_block()
+                        if not block:
                             self._raise_deferred()
                             return
+                        pending.extend(_split_lines(block))
                     taken.extend(pending)
                     pending.clear()
                 yield taken[i]
@@ -287,48 +415,97 @@ class CsvStream:
             for rec in reader:
                 if rec:
                     records += 1
-                    if records == self.batch_size:
-                        break
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise _refusal(exc, lines_done + reader.line_num) from exc
-        # the feeder may have handed over lines the reader has not consumed (never past a record)
-        used = reader.line_num
+                if records == size or (not pending and reader.line_num == len(taken)):
+                    break
+        except csv.Error as exc:
+            raise _refusal(exc, self._lines + reader.line_num) from exc
+        used = reader.line_num  # the reader never reads past the record it returns
         if used < len(taken):
             pending[:0] = taken[used:]
             del taken[used:]
-        return LineUnit(taken, lines_done + 1, self.rows_read + 1, records, simple=False)
+        return LineUnit(taken, self._lines + 1, self.rows_read + 1, records, simple=False)
 
 
-@dataclass(slots=True)
-class LineUnit:
-    """The physical lines holding one batch of records, not yet parsed."""
-
-    lines: list[str]
-    first_line: int  # line number of lines[0] (the header is line 1)
-    first_row: int  # row number of the first record
-    records: int
-    simple: bool  # one record per line: no quote, no blank line
-
-
-def parse_unit(unit: LineUnit) -> RecordBatch:
-    """The RecordBatch ``CsvStream.batches()`` gives for the same lines."""
+def parse_unit(unit: Unit, *, threads: bool = False) -> Batch:
+    """The records of a unit: Arrow columns for a ``TextUnit`` of one width, else lists."""
+    if isinstance(unit, TextUnit):
+        columns = _arrow_columns(unit.text, threads)
+        if columns is not None:
+            return ColumnBatch(columns, unit.first_row, unit.first_line, unit.records)
+        text = unit.text
+        unit = LineUnit(_split_lines(text), unit.first_line, unit.first_row, unit.records, True)
     rows = list(range(unit.first_row, unit.first_row + unit.records))
     reader = csv.reader(unit.lines, strict=True)
-    if unit.simple:
-        records = list(reader)
-        return RecordBatch(records, rows, list(range(unit.first_line, unit.first_line + len(rows))))
-    records, lines = [], []
-    start = unit.first_line
-    for rec in reader:
-        line = start
-        start = unit.first_line + reader.line_num
-        if rec:
-            records.append(rec)
-            lines.append(line)
+    records: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        if unit.simple:
+            records = list(reader)
+            return RecordBatch(
+                records, rows, list(range(unit.first_line, unit.first_line + len(rows)))
+            )
+        start = unit.first_line
+        for rec in reader:
+            line = start
+            start = unit.first_line + reader.line_num
+            if rec:
+                records.append(rec)
+                lines.append(line)
+    except csv.Error as exc:
+        raise _refusal(exc, unit.first_line - 1 + reader.line_num) from exc
     return RecordBatch(records, rows, lines)
 
 
+def _arrow_columns(text: str, threads: bool) -> list[pa.Array] | None:
+    """The cells of quote-free one-record-per-line text as string columns, or None when the
+    lines do not all have the first line's width or a cell is over ``MAX_FIELD``."""
+    first = text.find("\n")
+    width = (text[:first] if first >= 0 else text).count(",") + 1
+    names = [f"c{j}" for j in range(width)]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode()),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=threads),
+            parse_options=pacsv.ParseOptions(
+                quote_char=False, double_quote=False, escape_char=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                check_utf8=False,
+            ),
+        )
+    except pa.ArrowInvalid:  # rows of another width: the csv module tells which
+        return None
+    columns = [col.combine_chunks() for col in table.columns]
+    if len(text) > MAX_FIELD:
+        for col in columns:
+            longest = pc.max(pc.binary_length(col)).as_py()
+            if longest is not None and longest > MAX_FIELD:  # bytes ≥ characters
+                return None
+    return columns
+
+
 _BLANK = ("\n", "\r\n", "\r")
+_EXTRA_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")  # str.splitlines() only
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _split_lines(text: str) -> list[str]:
+    """Physical lines as a text reader with newline='' gives them (ends on \\n, \\r\\n, \\r)."""
+    if _EXTRA_BREAKS.search(text) is None:
+        return text.splitlines(keepends=True)
+    return _LINE.findall(text)
+
+
+def _simple(text: str) -> bool:
+    """One record per line: no quote, no blank line, every CR part of a CRLF."""
+    if '"' in text or text.startswith(("\n", "\r")) or "\n\n" in text:
+        return False
+    if "\r" not in text:  # the common case: no need to look for CRs
+        return True
+    return "\n\r\n" not in text and text.count("\r") == text.count("\r\n")
 
 
 def _one_record_per_line(lines: list[str]) -> bool:
@@ -341,13 +518,56 @@ def _one_record_per_line(lines: list[str]) -> bool:
     return len(text) <= MAX_FIELD or max(map(len, lines)) <= MAX_FIELD
 
 
-def _refusal(exc: UnicodeDecodeError | csv.Error, line: int) -> FileRefused:
-    """The refusal for a decoding or CSV error after ``line`` physical lines were read."""
-    if isinstance(exc, UnicodeDecodeError):
-        return FileRefused(
-            f"the file is not UTF-8 text (invalid byte near line {line + 1}); save it as UTF-8 CSV",
-            code="NOT_UTF8",
-        )
+def _count_lines(text: str) -> int:
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def _first_line_end(text: str, *, final: bool) -> int:
+    """Index just after the first line end of ``text``; 0 if none is certain yet."""
+    n = text.find("\n")
+    r = text.find("\r", 0, n if n >= 0 else len(text))
+    if r < 0:
+        return n + 1
+    if r + 1 < len(text):
+        return r + 2 if text[r + 1] == "\n" else r + 1
+    return r + 1 if final else 0  # a CR at the end may be the first half of a CRLF
+
+
+def _last_line_end(text: str, limit: int, *, final: bool) -> int:
+    """Index just after the last line end that starts before ``limit``; 0 if none."""
+    n = text.rfind("\n", 0, limit)
+    r = text.rfind("\r", 0, limit)
+    if r <= n:
+        return n + 1
+    if r + 1 < len(text):
+        return r + 2 if text[r + 1] == "\n" else r + 1
+    if final:
+        return r + 1
+    return n + 1
+
+
+def _complete_utf8(data: bytes) -> int:
+    """Length of ``data`` without a UTF-8 sequence cut off at its end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80:
+            return len(data)
+        if byte >= 0xC0:  # a lead byte: is its sequence complete?
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(data) if back >= need else len(data) - back
+    return len(data)
+
+
+def _line_too_long(lines: int) -> FileRefused:
+    return FileRefused(
+        f"line {lines + 1} is longer than {MAX_LINE // (1024 * 1024)} MiB; is a quote left open "
+        "or is this not a CSV?",
+        code="FIELD_TOO_LARGE",
+    )
+
+
+def _refusal(exc: csv.Error, line: int) -> FileRefused:
+    """The refusal for a CSV error after ``line`` physical lines were read."""
     msg = str(exc)
     if "NUL" in msg:
         return FileRefused(

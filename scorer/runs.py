@@ -180,7 +180,7 @@ def _stream(
         if workers > 0:
             results = scored_in_order(stream.units(), model, plan, workers)
         else:
-            results = (score_batch(batch, model, plan) for batch in stream.batches())
+            results = (score_batch(b, model, plan) for b in stream.batches(threads=True))
         log.debug("scoring", extra={"run_id": manifest.run_id, "workers": workers})
         # create-only: a rerun or a duplicate never makes a second version of an output
         with (

@@ -11,20 +11,27 @@ import csv
 import io
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from scorer.reader import ColumnBatch
 from scorer.schema import HeaderPlan
 
 NUMBER_RE = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
-_NUMBER = re.compile(NUMBER_RE)
 _ANCHORED_NUMBER = f"^(?:{NUMBER_RE})$"
-_NON_FINITE = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan", "+nan", "-nan"}
+_NON_FINITE = pa.array(
+    ["inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan", "+nan", "-nan"]
+)
+# every character Python's str.strip() removes
+_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 
 
@@ -46,131 +53,167 @@ class CheckedBatch:
     warnings: Counter[str] = field(default_factory=Counter)
     column_warnings: dict[str, Counter[str]] = field(default_factory=dict)
     # every column's cells of the valid rows, as given (the output repeats them)
-    valid_cells: list[tuple[str, ...]] = field(default_factory=list)
+    valid_cells: list[pa.Array] = field(default_factory=list)
+    # categories of the valid rows as positions in the card's list: -1 unseen, -2 missing
+    category_codes: dict[str, np.ndarray] = field(default_factory=dict)
+    # positions of the columns whose valid cells cannot start a spreadsheet formula
+    formula_safe: frozenset[int] = frozenset()
 
 
 def check_batch(
     records: list[list[str]], row_numbers: list[int], lines: list[int], plan: HeaderPlan
 ) -> CheckedBatch:
+    """Check records of any shape: a row with the wrong number of fields is rejected."""
     n = len(records)
     widths = np.fromiter(map(len, records), dtype=np.int64, count=n)
     code = np.full(n, None, dtype=object)
     col_of = np.full(n, "", dtype=object)
-    detail = np.full(n, "", dtype=object)
     code[widths < plan.width] = "TOO_FEW_FIELDS"
     code[widths > plan.width] = "TOO_MANY_FIELDS"
     shaped = np.flatnonzero(widths == plan.width)
     shaped_records = records if len(shaped) == n else [records[i] for i in shaped]
     # one transpose in C instead of a list comprehension per column
-    cells: list[tuple[str, ...]] = list(zip(*shaped_records, strict=True))
-    m = len(shaped_records)
+    cells = list(zip(*shaped_records, strict=True)) if len(shaped) else [()] * plan.width
+    columns = [pa.array(col, pa.string()) for col in cells]
+    return _check(
+        columns,
+        shaped,
+        code,
+        col_of,
+        plan,
+        lambda i: (row_numbers[i], lines[i], records[i]),
+    )
 
-    columns: dict[str, object] = {}
+
+def check_columns(batch: ColumnBatch, plan: HeaderPlan) -> CheckedBatch:
+    """Check records that are string columns already (every row has the batch's width)."""
+    if len(batch.columns) != plan.width:  # every row too short or too long
+        return check_batch(batch.records, batch.row_numbers, batch.lines, plan)
+    n = batch.n
+    return _check(
+        batch.columns,
+        np.arange(n),
+        np.full(n, None, dtype=object),
+        np.full(n, "", dtype=object),
+        plan,
+        lambda i: (batch.first_row + i, batch.first_line + i, batch.record(i)),
+    )
+
+
+def _check(
+    columns: list[pa.Array],
+    shaped: np.ndarray,
+    code: np.ndarray,
+    col_of: np.ndarray,
+    plan: HeaderPlan,
+    row_of: Callable[[int], tuple[int, int, list[str]]],
+) -> CheckedBatch:
+    """The shared core: ``columns`` hold the cells of the rows at ``shaped`` (positions in the
+    batch); ``code``/``col_of`` already carry the width problems of the other rows."""
+    m = len(shaped)
+    values_of: dict[str, np.ndarray] = {}
     warn: Counter[str] = Counter()
     col_warn: dict[str, Counter[str]] = {}
-    pending: list[tuple[str, np.ndarray, np.ndarray]] = []  # (column, positions, warn mask)
+    pending: list[np.ndarray] = []  # per feature: the rows that get a warning if scored
+    codes: dict[str, np.ndarray] = {}
+    plain_numbers: list[int] = []  # columns of numbers with no blank cell
     for feat, idx in zip(plan.features, plan.feature_index, strict=True):
-        raw = cells[idx] if m else ()
-        stripped = list(map(str.strip, raw))
-        empty = np.fromiter(map(len, stripped), dtype=np.int64, count=m) == 0
+        raw = columns[idx]
+        stripped = pc.utf8_trim(raw, _WHITESPACE)
+        empty = _arrow_bool(pc.equal(pc.binary_length(stripped), 0))
         if feat.kind == "number":
             is_num, values = parse_numbers(stripped)
             finite = np.isfinite(values)
             bad_type = ~empty & ~is_num
             non_finite = is_num & ~finite
-            word_nonfinite = np.zeros(m, dtype=bool)
             if bad_type.any():
-                lowered = np.fromiter(
-                    (s.lower() in _NON_FINITE for s in stripped), dtype=bool, count=m
-                )
-                word_nonfinite = bad_type & lowered
-            _mark(code, col_of, shaped, bad_type & ~word_nonfinite, "WRONG_TYPE", feat.name)
-            _mark(code, col_of, shaped, non_finite | word_nonfinite, "NON_FINITE", feat.name)
+                words = _arrow_bool(pc.is_in(pc.utf8_lower(stripped), value_set=_NON_FINITE))
+                non_finite |= bad_type & words
+                bad_type &= ~words
+            _mark(code, col_of, shaped, bad_type, "WRONG_TYPE", feat.name)
+            _mark(code, col_of, shaped, non_finite, "NON_FINITE", feat.name)
             values[empty] = np.nan
-            outside = np.zeros(len(values), dtype=bool)
+            outside = np.zeros(m, dtype=bool)
             if feat.min is not None and feat.max is not None:
                 with np.errstate(invalid="ignore"):
                     outside = finite & ((values < feat.min) | (values > feat.max))
-            pending.append((feat.name, shaped, outside))
-            columns[feat.name] = values
+            pending.append(outside)
+            values_of[feat.name] = values
+            if not empty.any() and len(raw) and pc.all(pc.equal(raw, stripped)).as_py():
+                plain_numbers.append(idx)  # each valid cell is a bare number: never a formula
         else:
-            values_obj = np.empty(m, dtype=object)
-            values_obj[:] = raw
-            values_obj[empty] = np.nan
-            if feat.categories:
-                seen = frozenset(feat.categories)
-                known = np.fromiter(map(seen.__contains__, raw), dtype=bool, count=m)
-                unseen = ~empty & ~known
-            else:
-                unseen = np.zeros(m, dtype=bool)
-            pending.append((feat.name, shaped, unseen))
-            columns[feat.name] = values_obj
+            objects = _objects(raw)
+            objects[empty] = np.nan
+            found = pc.index_in(raw, value_set=pa.array(feat.categories, pa.string()))
+            code_of = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
+            code_of[empty] = -2
+            # a card without categories (none seen in training) warns about none
+            pending.append(code_of == -1 if feat.categories else np.zeros(m, dtype=bool))
+            codes[feat.name] = code_of
+            values_of[feat.name] = objects
         if not feat.nullable:
             _mark(code, col_of, shaped, empty, "MISSING_VALUE", feat.name)
 
-    valid = np.flatnonzero(code == None)  # noqa: E711 - elementwise comparison
+    ok = code == None  # noqa: E711 - elementwise comparison
+    valid = np.flatnonzero(ok)
     if len(valid) == m:
-        valid_in_shaped = np.ones(m, dtype=bool)
-        frame = pd.DataFrame({name: np.asarray(vals) for name, vals in columns.items()})
-        valid_cells = cells
+        frame = pd.DataFrame(values_of, copy=False)
+        valid_cells = list(columns)
+        in_shaped = None
     else:
-        valid_in_shaped = np.isin(shaped, valid)
-        frame = pd.DataFrame(
-            {name: np.asarray(vals)[valid_in_shaped] for name, vals in columns.items()}
-        )
-        keep = np.flatnonzero(valid_in_shaped).tolist()
-        if len(keep) > 1:
-            pick = itemgetter(*keep)
-            valid_cells = [pick(col) for col in cells]
-        else:
-            valid_cells = [tuple(col[i] for i in keep) for col in cells]
-    for (name, _pos, mask), feat in zip(pending, plan.features, strict=True):
-        count = int(mask[valid_in_shaped].sum())
+        in_shaped = ok[shaped]
+        frame = pd.DataFrame({name: vals[in_shaped] for name, vals in values_of.items()})
+        keep = pa.array(in_shaped)
+        valid_cells = [col.filter(keep) for col in columns]
+        codes = {name: c[in_shaped] for name, c in codes.items()}
+    for mask, feat in zip(pending, plan.features, strict=True):
+        count = int(mask.sum() if in_shaped is None else mask[in_shaped].sum())
         if count:
             wcode = "OUT_OF_RANGE" if feat.kind == "number" else "UNSEEN_CATEGORY"
             warn[wcode] += count
-            col_warn.setdefault(name, Counter())[wcode] += count
+            col_warn.setdefault(feat.name, Counter())[wcode] += count
 
     rejections = []
-    for i in np.flatnonzero(code != None):  # noqa: E711
+    for i in np.flatnonzero(~ok):
+        row, line, record = row_of(int(i))
+        what, column = str(code[i]), str(col_of[i])
         rejections.append(
             Rejection(
-                row_number=row_numbers[i],
-                line=lines[i],
-                column=str(col_of[i]),
-                code=str(code[i]),
-                message=_message(str(code[i]), str(col_of[i]), records[i], plan, detail[i]),
-                raw=_raw_line(records[i]),
+                row_number=row,
+                line=line,
+                column=column,
+                code=what,
+                message=_message(what, column, record, plan),
+                raw=_raw_line(record),
             )
         )
-    return CheckedBatch(frame, valid, rejections, warn, col_warn, valid_cells)
+    return CheckedBatch(
+        frame, valid, rejections, warn, col_warn, valid_cells, codes, frozenset(plain_numbers)
+    )
 
 
-def parse_numbers(stripped: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def parse_numbers(stripped: pa.Array | list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(is a plain decimal number, its float value or NaN) for each stripped cell.
 
-    ASCII cells go through Arrow (RE2 agrees with Python's ``re`` on ASCII for this pattern, and
-    its parser rounds correctly, like ``float``); a cell with other characters is matched by
-    Python's ``re`` and, if it matches (Unicode digits), has no finite value.
+    Only ASCII decimals are numbers (RE2's \\d is ASCII); Arrow's parser rounds correctly,
+    like ``float``, and gives inf for a decimal too large for a float.
     """
-    m = len(stripped)
-    arr = pa.array(stripped, pa.string())
-    ascii_ok = pc.string_is_ascii(arr)
-    if pc.all(ascii_ok).as_py() is not False:
-        is_num = _arrow_bool(pc.match_substring_regex(arr, _ANCHORED_NUMBER))
-        ascii_mask = np.ones(m, dtype=bool)
-    else:
-        is_num = np.fromiter(map(bool, map(_NUMBER.fullmatch, stripped)), dtype=bool, count=m)
-        ascii_mask = _arrow_bool(ascii_ok)
-    castable = is_num & ascii_mask
-    only = arr if castable.all() else pc.if_else(castable, arr, pa.scalar(None, pa.string()))
+    arr = stripped if isinstance(stripped, pa.Array) else pa.array(stripped, pa.string())
+    is_num = _arrow_bool(pc.match_substring_regex(arr, _ANCHORED_NUMBER))
+    only = arr if is_num.all() else pc.if_else(is_num, arr, pa.scalar(None, pa.string()))
     try:
         values = _arrow_float(pc.cast(only, pa.float64()))
-    except pa.ArrowInvalid:  # pragma: no cover - Arrow parses every ASCII match; float() agrees
-        values = np.array(
-            [float(t) if ok else np.nan for t, ok in zip(stripped, castable, strict=True)]
-        )
+    except pa.ArrowInvalid:  # pragma: no cover - Arrow parses every match; float() agrees
+        texts = arr.to_pylist()
+        values = np.array([float(t) if ok else np.nan for t, ok in zip(texts, is_num, strict=True)])
     return is_num, values
+
+
+def _objects(arr: pa.Array) -> np.ndarray:
+    """A writable object array of ``arr``'s strings, each distinct string made once."""
+    enc = arr.dictionary_encode()
+    vocab = np.asarray(enc.dictionary.to_pylist(), dtype=object)
+    return vocab[enc.indices.to_numpy(zero_copy_only=False)]
 
 
 def _arrow_bool(arr: pa.Array) -> np.ndarray:
@@ -197,7 +240,7 @@ def _mark(
     col_of[free] = column
 
 
-def _message(code: str, column: str, record: list[str], plan: HeaderPlan, _d: str) -> str:
+def _message(code: str, column: str, record: list[str], plan: HeaderPlan) -> str:
     if code == "TOO_FEW_FIELDS":
         return f"row has {len(record)} fields, the header has {plan.width}; add the missing ones"
     if code == "TOO_MANY_FIELDS":

@@ -19,7 +19,7 @@ from typing import Any
 
 from scorer.batches import BatchResult, score_batch
 from scorer.errors import DropscoreError
-from scorer.reader import LineUnit, parse_unit
+from scorer.reader import Unit, parse_unit
 from scorer.registry import LoadedModel
 from scorer.schema import HeaderPlan
 
@@ -63,7 +63,7 @@ class WorkerFailed(DropscoreError):
 
 
 def scored_in_order(
-    units: Iterable[LineUnit], model: LoadedModel, plan: HeaderPlan, workers: int
+    units: Iterable[Unit], model: LoadedModel, plan: HeaderPlan, workers: int
 ) -> Iterator[BatchResult]:
     """``score_batch`` of each unit, computed by ``workers`` forked processes, in unit order."""
     ctx = mp.get_context("fork")
@@ -82,18 +82,26 @@ def scored_in_order(
     sent = 0
     wanted = 0
     finished = False
+    # a refusal met while reading ahead waits until the units before it are scored, so that
+    # an earlier unit's own refusal wins, as it does in one process
+    read_error: DropscoreError | None = None
     try:
         it = iter(units)
         exhausted = False
         while True:
             while not exhausted and sent - wanted < depth:
-                unit = next(it, None)
+                try:
+                    unit = next(it, None)
+                except DropscoreError as exc:
+                    read_error, unit = exc, None
                 if unit is None:
                     exhausted = True
                     break
                 tasks.put((sent, unit))
                 sent += 1
             if wanted == sent:
+                if read_error is not None:
+                    raise read_error
                 finished = True
                 return
             while wanted not in done:

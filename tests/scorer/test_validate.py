@@ -94,3 +94,12 @@ def test_numbers_round_trip_through_text(x: float) -> None:
     plan = plan_header(["num", "cat"], CARD)
     checked = check_batch([[repr(x), "a"]], [1], [2], plan)
     assert checked.frame["num"].iloc[0] == x
+
+
+def test_only_ascii_decimals_are_numbers() -> None:
+    plan = plan_header(["num", "cat"], CARD)
+    records = [["\u0663", "a"], ["\uff15", "a"], [" 5 ", "a"], ["inf", "a"], ["1e999", "a"]]
+    checked = check_batch(records, [1, 2, 3, 4, 5], [2, 3, 4, 5, 6], plan)
+    codes = {r.row_number: r.code for r in checked.rejections}
+    assert codes == {1: "WRONG_TYPE", 2: "WRONG_TYPE", 4: "NON_FINITE", 5: "NON_FINITE"}
+    assert checked.frame["num"].tolist() == [5.0]

@@ -1,0 +1,121 @@
+"""The reader against Python's own csv module: whatever the text, block size and batch size,
+the same records, row numbers, starting lines and refusals (Arrow parses quote-free blocks, the
+csv module everything else, so the two must never disagree)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scorer.errors import FileRefused
+from scorer.reader import ColumnBatch, CsvStream, TextUnit, parse_unit
+
+PIECES = [
+    "a", "1", "2.5", "", " ", "é", "日本", '"q,1"', '"multi\nline"', '"multi\r\nline"',
+    '"x""y"', '"bad"x', 'a"b', "\u2028", "\x0b", "\x85",
+]  # fmt: skip
+SEPARATORS = [",", ",", ",", "\n", "\n", "\r\n", "\r", "\n\n", "\r\n\r\n"]
+
+
+def reference(data: bytes) -> object:
+    """What a stdlib reader over the whole text finds: (header, [(record, line)]) or a code.
+
+    Like the scorer it reads as a stream: a NUL byte is refused at once (it is checked per
+    chunk of bytes), an invalid UTF-8 byte only after the whole lines before it were parsed.
+    """
+    if b"\x00" in data:
+        return "BINARY_CONTENT"
+    deferred = None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = data[: exc.start].decode("utf-8")
+        text = text[: max(text.rfind("\n"), text.rfind("\r")) + 1]
+        deferred = "NOT_UTF8"
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
+    header, rows, start = None, [], 1
+    try:
+        for rec in reader:
+            line, start = start, reader.line_num + 1
+            if not rec:
+                continue
+            if header is None:
+                header = rec
+            else:
+                rows.append((rec, line))
+    except csv.Error as exc:
+        if deferred and "unexpected end" in str(exc):  # a quoted value cut by the bad byte
+            return deferred
+        return "MALFORMED_CSV"
+    if deferred:
+        return deferred
+    return "EMPTY" if header is None else (header, rows)
+
+
+def ours(data: bytes, batch_size: int, block_chars: int) -> object:
+    try:
+        stream = CsvStream(io.BytesIO(data), batch_size=batch_size, block_chars=block_chars)
+        rows: list[tuple[list[str], int]] = []
+        for batch in stream.batches():
+            assert batch.row_numbers == list(range(len(rows) + 1, len(rows) + len(batch.lines) + 1))
+            rows += zip(batch.records, batch.lines, strict=True)
+        assert stream.rows_read == len(rows)
+        return stream.header, rows
+    except FileRefused as exc:
+        return exc.code
+
+
+texts = st.builds(
+    lambda eol, body, bom: ("\ufeff" if bom else "") + "h1,h2,h3" + eol + "".join(body),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+    st.lists(st.tuples(st.sampled_from(PIECES), st.sampled_from(SEPARATORS)).map("".join)),
+    st.booleans(),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts, st.sampled_from([(1, 1), (3, 5), (50, 7), (2, 64), (32768, 1 << 21)]))
+def test_records_lines_and_refusals_match_the_csv_module(text: str, sizes: tuple[int, int]) -> None:
+    assert ours(text.encode(), *sizes) == reference(text.encode())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts, st.integers(0, 10_000), st.sampled_from([b"\xff", b"\xe6", b"\x00", b"\xc3"]))
+def test_a_bad_byte_anywhere_is_refused_in_file_order(text: str, at: int, bad: bytes) -> None:
+    data = text.encode()
+    at %= len(data) + 1
+    data = data[:at] + bad + data[at:]
+    for sizes in [(3, 5), (32768, 1 << 21)]:
+        assert ours(data, *sizes) == reference(data)
+
+
+def test_quote_free_lines_become_arrow_columns_and_anything_else_falls_back() -> None:
+    unit = TextUnit("a,b\n1,x\n2,y\r\n3,z", first_line=2, first_row=1, records=4)
+    batch = parse_unit(unit)
+    assert isinstance(batch, ColumnBatch)
+    assert [c.type for c in batch.columns] == [pa.string(), pa.string()]
+    assert batch.records == [["a", "b"], ["1", "x"], ["2", "y"], ["3", "z"]]
+    assert batch.row_numbers == [1, 2, 3, 4]
+    assert batch.lines == [2, 3, 4, 5]
+    ragged = TextUnit("1,x\n2\n3,z,extra\n", first_line=5, first_row=4, records=3)
+    fallback = parse_unit(ragged)
+    assert not isinstance(fallback, ColumnBatch)
+    assert fallback.records == [["1", "x"], ["2"], ["3", "z", "extra"]]
+    assert fallback.row_numbers == [4, 5, 6]
+    assert fallback.lines == [5, 6, 7]
+
+
+def test_a_big_clean_file_is_read_as_arrow_columns_in_bounded_units() -> None:
+    rows = 50_000
+    text = "n,c\n" + "".join(f"{i},v{i % 7}\n" for i in range(rows))
+    stream = CsvStream(io.BytesIO(text.encode()), batch_size=4096)
+    units = list(stream.units())
+    assert all(isinstance(u, TextUnit) for u in units)
+    assert sum(u.records for u in units) == rows == stream.rows_read
+    assert max(u.records for u in units) < 3 * 4096  # about batch_size rows per unit
+    starts = [1 + sum(x.records for x in units[:i]) for i in range(len(units))]
+    assert [u.first_row for u in units] == starts
