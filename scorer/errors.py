@@ -78,6 +78,28 @@ class CardInvalid(DropscoreError):
     code = "CARD_INVALID"
 
 
+class PlanUnsupported(DropscoreError):
+    """The pipeline holds something a scoring plan cannot reproduce exactly (score with it)."""
+
+    code = "PLAN_UNSUPPORTED"
+
+    @property
+    def reason(self) -> str:
+        return self.message
+
+
+class PlanInvalid(DropscoreError):
+    """plan.json is unreadable, inconsistent or of a format this scorer does not know."""
+
+    code = "PLAN_INVALID"
+
+
+class PlanUnavailable(DropscoreError):
+    """A scoring plan was asked for but the model was published without one."""
+
+    code = "PLAN_UNAVAILABLE"
+
+
 class VersionExists(DropscoreError):
     """Something tried to overwrite an immutable object (a model version, a manifest)."""
 
