@@ -63,6 +63,8 @@ class ModelCard:
     classes: tuple[str, ...] = ()  # classification: every label the model can predict
     schema: int = CARD_SCHEMA
     notes: dict[str, Any] = field(default_factory=dict)
+    # the scoring plan published beside model.pkl, if any: {"format", "sha256", "verified"}
+    plan: dict[str, Any] | None = None
 
     @property
     def ref(self) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from scorer.card import Feature
 from scorer.registry import LoadedModel
 
 
@@ -21,8 +23,13 @@ class Predictions:
 
 def model_input(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
     """The frame in the card's feature order with the dtypes the pipeline was trained on."""
+    return typed_input(model.card.features, frame)
+
+
+def typed_input(features: Sequence[Feature], frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as the model sees it: numbers float64 (NaN = missing), categories object."""
     out = {}
-    for feat in model.card.features:
+    for feat in features:
         col = frame[feat.name] if feat.name in frame else pd.Series([np.nan] * len(frame))
         if feat.kind == "number":
             out[feat.name] = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
@@ -44,11 +51,16 @@ def _lock_for(pipeline: Any) -> threading.Lock:
 
 
 def predict(model: LoadedModel, frame: pd.DataFrame) -> Predictions:
+    """Predictions from the model's scoring plan when it was loaded with one, else from its
+    pipeline; both give the same numbers (the plan is verified against the pipeline)."""
     pipeline: Any = model.pipeline
     x = model_input(model, frame)
     if len(x) == 0:
         empty = np.array([], dtype=object if model.card.task == "classification" else float)
         return Predictions(empty, np.array([], dtype=float) if model.card.classes else None, None)
+    if model.plan is not None:  # pure numpy and stateless: no lock needed
+        values, score, proba = model.plan.predict({c: x[c].to_numpy() for c in x.columns})
+        return Predictions(values, score, proba)
     if model.card.task == "regression":
         with _lock_for(pipeline):
             values = pipeline.predict(x)

@@ -1,9 +1,10 @@
 """The model registry: ``<registry>/<name>/<version>/{model.pkl,card.json}`` and aliases.
 
-Versions are immutable: both files are written create-only, model.pkl first (it claims the
-version number, so two concurrent publishes never collide) and card.json last (a version is
-visible only once its card exists). A model is unpickled only after its sha256 matches the card,
-because unpickling runs code.
+Versions are immutable: every file is written create-only, model.pkl first (it claims the
+version number, so two concurrent publishes never collide), then extras such as plan.json, and
+card.json last (a version is visible only once its card exists). A model is unpickled only after
+its sha256 matches the card, because unpickling runs code; a scoring plan is read only after its
+sha256 matches ``card.plan``.
 """
 
 from __future__ import annotations
@@ -18,27 +19,38 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scorer import storage
 from scorer.card import ModelCard
 from scorer.errors import (
+    BadArgument,
     ModelIntegrityError,
     ModelNotFound,
     ModelVersionMismatch,
     ObjectMissing,
+    PlanInvalid,
+    PlanUnavailable,
     VersionExists,
 )
 from scorer.refs import DEFAULT_ALIAS, ModelRef, check_name
 
+if TYPE_CHECKING:
+    from scorer.plan import Plan
+
 _cache: dict[tuple[str, str], Any] = {}
 _cache_lock = threading.Lock()
+
+ENGINES = ("pipeline", "plan", "auto")  # what Registry.load(engine=…) accepts
+PLAN_FILE = "plan.json"
+_RESERVED = frozenset({"model.pkl", "card.json"})
 
 
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
     card: ModelCard
-    pipeline: Any  # the PyCaret/scikit-learn pipeline
+    pipeline: Any  # the PyCaret/scikit-learn pipeline; None when loaded as a plan
+    plan: Plan | None = None  # the scoring plan, when loaded with engine "plan"
 
 
 class Registry:
@@ -124,8 +136,16 @@ class Registry:
             raise ModelNotFound(f"alias '{ref}' is unreadable; promote a version again") from exc
         return self.card(ref.name, version)
 
-    def load(self, card: ModelCard) -> LoadedModel:
-        """Verify model.pkl against the card, then unpickle it (cached per process)."""
+    def load(self, card: ModelCard, engine: str = "pipeline") -> LoadedModel:
+        """Verify model.pkl against the card, then unpickle it (cached per process).
+
+        ``engine="plan"`` loads the card's scoring plan instead (no unpickling, no PyCaret);
+        ``"auto"`` takes the plan when the card has one, else the pipeline.
+        """
+        if engine not in ENGINES:
+            raise BadArgument(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if engine == "plan" or (engine == "auto" and card.plan):
+            return self._load_plan(card)
         key = (self.url, f"{card.name}@{card.version}#{card.model_sha256}")
         with _cache_lock:
             if key in _cache:
@@ -148,6 +168,47 @@ class Registry:
             _cache[key] = pipeline
         return LoadedModel(card, pipeline)
 
+    def _load_plan(self, card: ModelCard) -> LoadedModel:
+        """Verify plan.json against ``card.plan`` and read it (cached per process)."""
+        from scorer.plan import Plan
+
+        info = card.plan
+        if not info:
+            why = card.notes.get("plan") if isinstance(card.notes, dict) else None
+            raise PlanUnavailable(
+                f"{card.ref} was published without a scoring plan"
+                + (f" ({why})" if why else "")
+                + "; score it with the pipeline engine"
+            )
+        expected = str(info.get("sha256", ""))
+        key = (self.url, f"{card.name}@{card.version}#plan#{expected}")
+        with _cache_lock:
+            if key in _cache:
+                return LoadedModel(card, None, _cache[key])
+        url = self._path(card.name, str(card.version), PLAN_FILE)
+        try:
+            blob = storage.read_bytes(url)
+        except ObjectMissing as exc:
+            raise ModelNotFound(
+                f"{card.ref}: the card lists a scoring plan but {url} is missing; republish it "
+                "or score with the pipeline engine"
+            ) from exc
+        digest = hashlib.sha256(blob).hexdigest()
+        if digest != expected:
+            raise ModelIntegrityError(
+                f"{card.ref}: {PLAN_FILE} sha256 {digest[:12]}… does not match the card's "
+                f"{expected[:12]}…; the file was changed after publishing. Not loaded."
+            )
+        plan = Plan.from_json(blob)
+        if plan.input_names != card.feature_names or plan.classes != card.classes:
+            raise PlanInvalid(
+                f"{card.ref}: {PLAN_FILE} was compiled for other columns or classes than the "
+                "card lists; republish the model"
+            )
+        with _cache_lock:
+            _cache[key] = plan
+        return LoadedModel(card, None, plan)
+
     # --- writing --------------------------------------------------------------------------------
     def publish(
         self,
@@ -156,9 +217,15 @@ class Registry:
         make_card: Callable[[int, str], ModelCard],
         *,
         alias: str | None = None,
+        extras: dict[str, bytes] | None = None,
     ) -> ModelCard:
-        """Publish a new immutable version; ``make_card(version, model_sha256)`` builds its card."""
+        """Publish a new immutable version; ``make_card(version, model_sha256)`` builds its card.
+        ``extras`` (file name → bytes, e.g. plan.json) are written beside model.pkl before the
+        card, create-only, and removed again with model.pkl if the card cannot be written."""
         check_name(name)
+        extras = dict(extras or {})
+        for extra in extras:
+            _check_extra_name(extra)
         sha = hashlib.sha256(model_bytes).hexdigest()
         existing = self.versions(name, published_only=False)
         version = (max(existing) if existing else 0) + 1
@@ -172,7 +239,11 @@ class Registry:
                 version += 1
         else:  # pragma: no cover - 100 concurrent publishers
             raise VersionExists(f"could not claim a new version of '{name}'; try again")
+        written: list[str] = []
         try:
+            for extra, data in extras.items():
+                storage.write_bytes(self._path(name, str(version), extra), data, create_only=True)
+                written.append(extra)
             card = make_card(version, sha)
             storage.write_bytes(
                 self._path(name, str(version), "card.json"),
@@ -180,6 +251,8 @@ class Registry:
                 create_only=True,
             )
         except BaseException:
+            for extra in written:
+                storage.delete(self._path(name, str(version), extra))
             storage.delete(self._path(name, str(version), "model.pkl"))
             raise
         if alias:
@@ -194,6 +267,12 @@ class Registry:
             self._path(name, "aliases", f"{alias}.json"), (json.dumps(body) + "\n").encode()
         )
         return card
+
+
+def _check_extra_name(name: str) -> None:
+    """An extra is a plain file name in the version folder, neither model.pkl nor card.json."""
+    if name in _RESERVED or not name or name[0] == "." or "/" in name or "\\" in name:
+        raise BadArgument(f"'{name}' cannot be published as an extra model file")
 
 
 def _relative_parts(url: str, base: str) -> list[str]:

@@ -3,6 +3,7 @@ for. Local directories and S3 (a real moto server over HTTP) behave the same."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pathlib
@@ -24,6 +25,7 @@ from scorer.errors import (
     ModelIntegrityError,
     ModelNotFound,
     ModelVersionMismatch,
+    PlanUnavailable,
     VersionExists,
 )
 from scorer.registry import Registry
@@ -426,3 +428,93 @@ def test_alias_file_is_small_json_naming_the_version(trained_registry: str) -> N
     )
     assert raw["version"] == 1
     assert "promoted_at" in raw
+
+
+# --- scoring plans beside model.pkl ---------------------------------------------------------------
+def test_extras_are_published_create_only_beside_the_model(registry: Registry) -> None:
+    card = registry.publish("m", b"model", card_factory("m"), extras={"plan.json": b"{}"})
+    root = Path(registry.url)
+    assert sorted(snapshot(root)) == ["m/1/card.json", "m/1/model.pkl", "m/1/plan.json"]
+    assert (root / "m" / "1" / "plan.json").read_bytes() == b"{}"
+    assert card.plan is None  # the caller's card says what the extra is
+    with pytest.raises(VersionExists):
+        storage.write_bytes(str(root / "m" / "1" / "plan.json"), b"evil", create_only=True)
+
+
+@pytest.mark.parametrize("name", ["model.pkl", "card.json", "../x", "a/b", ".hidden", ""])
+def test_extras_cannot_replace_the_model_or_leave_the_version(
+    registry: Registry, name: str
+) -> None:
+    with pytest.raises(BadArgument, match="cannot be published as an extra"):
+        registry.publish("m", b"model", card_factory("m"), extras={name: b"x"})
+    assert not Path(registry.url).exists() or snapshot(Path(registry.url)) == {}
+
+
+def test_a_failing_card_removes_the_extras_too(registry: Registry) -> None:
+    registry.publish("m", b"one", card_factory("m"))
+    before = snapshot(Path(registry.url))
+
+    def broken(version: int, sha: str) -> ModelCard:
+        raise RuntimeError("card could not be built")
+
+    with pytest.raises(RuntimeError):
+        registry.publish("m", b"two", broken, extras={"plan.json": b"{}"})
+    assert snapshot(Path(registry.url)) == before
+
+
+def test_engine_plan_never_reads_or_unpickles_model_pkl(
+    trained_copy: Registry, tmp_path: Path
+) -> None:
+    from scorer.predict import predict
+
+    card = trained_copy.resolve("claims")
+    rows = generate(20, seed=4).drop(columns=["charges"])
+    want = predict(trained_copy.load(card), rows).values
+    marker = tmp_path / "pwned"
+    pkl = Path(trained_copy.url) / "claims" / "1" / "model.pkl"
+    pkl.write_bytes(pickle.dumps(_TouchOnLoad(marker), protocol=4))
+    model = Registry(trained_copy.url).load(card, engine="plan")
+    assert model.pipeline is None
+    assert np.array_equal(predict(model, rows).values, want)
+    assert not marker.exists()
+    assert Registry(trained_copy.url).load(card, engine="auto").plan is model.plan  # cached
+
+
+def test_a_tampered_plan_is_refused(trained_copy: Registry) -> None:
+    path = Path(trained_copy.url) / "income" / "1" / "plan.json"
+    text = path.read_text()
+    path.write_text(text.replace('"ovr"', '"softmax"'))  # still a valid plan, other numbers
+    with pytest.raises(ModelIntegrityError, match=r"income@1: plan\.json sha256 .* Not loaded"):
+        trained_copy.load(trained_copy.resolve("income"), engine="plan")
+    path.unlink()
+    with pytest.raises(ModelNotFound, match=r"plan\.json is missing"):
+        trained_copy.load(trained_copy.resolve("income"), engine="plan")
+
+
+def test_an_old_card_without_a_plan_loads_and_says_why_engine_plan_cannot(
+    trained_copy: Registry,
+) -> None:
+    path = Path(trained_copy.url) / "claims" / "1" / "card.json"
+    raw = json.loads(path.read_text())
+    del raw["plan"]
+    del raw["notes"]["plan"]
+    path.write_text(json.dumps(raw))
+    card = trained_copy.resolve("claims")
+    assert card.plan is None
+    assert trained_copy.load(card, engine="auto").pipeline is not None
+    assert trained_copy.load(card).plan is None
+    with pytest.raises(PlanUnavailable, match="claims@1 was published without a scoring plan; "):
+        trained_copy.load(card, engine="plan")
+
+
+def test_engine_plan_on_a_model_published_without_one_gives_the_reason(registry: Registry) -> None:
+    card = registry.publish(
+        "m", b"model", lambda v, s: dataclasses.replace(
+            card_factory("m")(v, s), notes={"plan": "not exported: no linear model"}
+        ),
+    )  # fmt: skip
+    with pytest.raises(PlanUnavailable, match=r"\(not exported: no linear model\)") as info:
+        registry.load(card, engine="plan")
+    assert info.value.code == "PLAN_UNAVAILABLE"
+    with pytest.raises(BadArgument, match="engine must be one of pipeline, plan, auto"):
+        registry.load(card, engine="fast")
