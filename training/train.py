@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from scorer import storage
-from scorer.card import ModelCard, Task
+from scorer.card import Feature, ModelCard, Task
 from scorer.errors import InputNotFound, ObjectMissing
 from scorer.refs import check_name
-from scorer.registry import Registry
+from scorer.registry import PLAN_FILE, Registry
 from training import profile
 from training.errors import TrainingDataError, TrainingFailed
 
@@ -227,6 +227,7 @@ class Trained:
     classes: tuple[str, ...]
     train_rows: int
     holdout_rows: int
+    holdout_features: pd.DataFrame  # what the published model never saw: checks its plan
 
 
 def fit(
@@ -310,6 +311,7 @@ def fit(
         classes=classes,
         train_rows=len(train),
         holdout_rows=len(holdout),
+        holdout_features=x_hold.reset_index(drop=True),
     )
     return trained, train
 
@@ -363,6 +365,82 @@ def classification_metrics(
     return {k: v for k, v in out.items() if np.isfinite(v)}
 
 
+PLAN_EDGE_ROWS = 25  # hold-out rows each edge case (unseen, missing, far out) is applied to
+
+
+@dataclass(frozen=True, slots=True)
+class PlanExport:
+    """A verified scoring plan for the published pipeline, or why there is none."""
+
+    blob: bytes | None
+    card_entry: dict[str, Any] | None
+    note: str
+
+
+def export_plan(
+    model_bytes: bytes,
+    task: Task,
+    features: tuple[Feature, ...],
+    classes: tuple[str, ...],
+    holdout: pd.DataFrame,
+    progress: Progress,
+) -> PlanExport:
+    """Compile the pipeline as published (unpickled from its bytes) into a scoring plan and
+    verify it on the hold-out rows plus edge rows. Never raises: without a plan the scorer
+    simply uses the pipeline."""
+    import joblib
+
+    from scorer.errors import PlanUnsupported
+    from scorer.plan import FORMAT, ModelShape, Plan, compile_pipeline, verify
+    from scorer.plan import Input as PlanInput
+
+    try:
+        pipeline = joblib.load(io.BytesIO(model_bytes))
+        shape = ModelShape(task, tuple(PlanInput(f.name, f.kind) for f in features), classes)
+        blob = compile_pipeline(pipeline, shape).to_json()
+        checked = verify(Plan.from_json(blob), pipeline, plan_check_frame(features, holdout))
+    except PlanUnsupported as exc:
+        progress(f"no scoring plan (the pipeline will score): {exc.reason}")
+        return PlanExport(None, None, f"not exported: {exc.reason}")
+    except Exception as exc:  # a plan is an optimisation: it must never fail a training run
+        log.warning("scoring plan export failed", exc_info=True)
+        progress(f"no scoring plan (the pipeline will score): {type(exc).__name__}: {exc}")
+        return PlanExport(None, None, f"not exported: {type(exc).__name__}: {exc}")
+    progress(
+        f"scoring plan exported: matches the pipeline on {checked['rows']} check rows "
+        f"(max relative difference {checked['max_rel_diff']:.3g})"
+    )
+    entry = {"format": FORMAT, "sha256": hashlib.sha256(blob).hexdigest(), "verified": checked}
+    note = f"exported, verified on {checked['rows']} hold-out and edge rows"
+    return PlanExport(blob, entry, note)
+
+
+def plan_check_frame(features: tuple[Feature, ...], holdout: pd.DataFrame) -> pd.DataFrame:
+    """The hold-out rows, then copies of some of them with each category unseen or missing and
+    each number missing or far outside its training range (one column at a time, then all)."""
+    from scorer.predict import typed_input
+
+    base = holdout.head(PLAN_EDGE_ROWS).reset_index(drop=True)
+    blocks = [holdout.reset_index(drop=True)]
+    cats = [f for f in features if f.kind == "category"]
+    nums = [f for f in features if f.kind == "number"]
+    for f in cats:
+        unseen = "unseen category"
+        while unseen in f.categories:
+            unseen += "*"
+        blocks += [base.assign(**{f.name: unseen}), base.assign(**{f.name: np.nan})]
+    for f in nums:
+        lo, hi = f.min if f.min is not None else 0.0, f.max if f.max is not None else 0.0
+        far = max(abs(lo), abs(hi)) + 1000 * (hi - lo + 1)
+        blocks += [base.assign(**{f.name: v}) for v in (np.nan, far, -far, 1e15, -1e15)]
+    if cats:
+        blocks.append(base.assign(**{f.name: np.nan for f in cats}))
+    if nums:
+        blocks.append(base.assign(**{f.name: np.nan for f in nums}))
+    frame = pd.concat([b.astype(object) for b in blocks], ignore_index=True)
+    return typed_input(features, frame)
+
+
 def library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -410,6 +488,9 @@ def train_and_publish(
         if col != target
     )
     baseline = profile.prediction_baseline(trained.holdout_predictions, trained.classes)
+    plan = export_plan(
+        trained.model_bytes, chosen, features, trained.classes, trained.holdout_features, progress
+    )
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
     def make_card(version: int, model_sha: str) -> ModelCard:
@@ -436,8 +517,10 @@ def train_and_publish(
             model_sha256=model_sha,
             libraries=library_versions(),
             classes=trained.classes,
-            notes={"metrics_on": "hold-out rows the published model never saw"},
+            notes={"metrics_on": "hold-out rows the published model never saw", "plan": plan.note},
+            plan=plan.card_entry,
         )
 
     progress(f"publishing to {registry.url}")
-    return registry.publish(name, trained.model_bytes, make_card, alias=alias)
+    extras = {PLAN_FILE: plan.blob} if plan.blob is not None else None
+    return registry.publish(name, trained.model_bytes, make_card, alias=alias, extras=extras)

@@ -391,7 +391,8 @@ def test_train_publish_and_promote_through_the_cli(tmp_path: Path) -> None:
     assert "published claims@2 (regression, LinearRegression)" in second.stdout
     assert Registry(str(reg)).resolve("claims").version == 1  # production did not move
     assert sorted(snapshot(reg)) == [
-        "claims/1/card.json", "claims/1/model.pkl", "claims/2/card.json", "claims/2/model.pkl",
+        "claims/1/card.json", "claims/1/model.pkl", "claims/1/plan.json",
+        "claims/2/card.json", "claims/2/model.pkl", "claims/2/plan.json",
         "claims/aliases/production.json",
     ]  # fmt: skip
     v1 = snapshot(reg / "claims" / "1")
@@ -577,7 +578,7 @@ def test_train_from_s3_data_into_an_s3_registry(bucket: str, s3) -> None:  # typ
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
     assert keys == [
         "data/claims.csv", "models/claims/1/card.json", "models/claims/1/model.pkl",
-        "models/claims/aliases/production.json",
+        "models/claims/1/plan.json", "models/claims/aliases/production.json",
     ]  # fmt: skip
     reg = Registry(f"s3://{bucket}/models")
     card = reg.resolve("claims")
@@ -670,3 +671,92 @@ def test_any_frame_written_as_csv_reads_back_as_written(frame: pd.DataFrame) -> 
             assert have[present].astype(float).tolist() == want[present].astype(float).tolist()
         else:
             assert have[present].tolist() == want[present].tolist(), col
+
+
+# --- scoring plans --------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_tree_model_is_published_without_a_plan_and_says_why(tmp_path: Path) -> None:
+    from scorer.errors import PlanUnavailable, PlanUnsupported
+    from scorer.plan import compile_pipeline
+
+    src = tmp_path / "claims.csv"
+    generate(200, seed=5).to_csv(src, index=False)
+    reg = Registry(str(tmp_path / "models"))
+    said: list[str] = []
+    card = train_and_publish(
+        data_url=str(src), target="charges", name="tree", registry=reg, estimators=("dt",),
+        progress=said.append,
+    )  # fmt: skip
+    reason = "the estimator DecisionTreeRegressor is not a linear regressor a plan knows"
+    assert card.plan is None
+    assert card.notes["plan"] == f"not exported: {reason}"
+    assert f"no scoring plan (the pipeline will score): {reason}" in said
+    assert sorted(snapshot(tmp_path / "models")) == ["tree/1/card.json", "tree/1/model.pkl"]
+    model = reg.load(card, engine="auto")
+    assert model.plan is None
+    with pytest.raises(PlanUnsupported, match="DecisionTreeRegressor"):
+        compile_pipeline(model.pipeline, card)
+    with pytest.raises(PlanUnavailable, match=reason):
+        reg.load(card, engine="plan")
+
+
+@pytest.mark.slow
+def test_a_multiclass_model_with_many_levels_and_gaps_gets_an_exact_plan(tmp_path: Path) -> None:
+    """> 25 levels make PyCaret target-encode; three classes make LogisticRegression softmax."""
+    from scorer.plan import Encode, LogisticHead
+    from scorer.predict import predict
+    from training.train import plan_check_frame
+
+    rng = np.random.default_rng(3)
+    n = 600
+    x1 = rng.normal(size=n)
+    x1[rng.random(n) < 0.1] = np.nan
+    x2 = rng.uniform(0, 100, size=n)
+    colour = rng.choice(["red", "green", "blue"], size=n).astype(object)
+    colour[rng.random(n) < 0.1] = None
+    frame = pd.DataFrame({
+        "city": rng.choice([f"city {i:02d}" for i in range(40)], size=n),
+        "x1": x1, "x2": x2, "colour": colour,
+        "kind": np.where(x2 < 33, "low", np.where(x2 < 66, "mid", "high")),
+    })  # fmt: skip
+    src = tmp_path / "multi.csv"
+    frame.to_csv(src, index=False)
+    reg = Registry(str(tmp_path / "models"))
+    card = train_and_publish(
+        data_url=str(src), target="kind", name="multi", registry=reg, estimators=("lr",)
+    )
+    assert card.plan is not None
+    assert card.plan["verified"]["max_rel_diff"] <= 1e-9
+    plan = reg.load(card, engine="plan")
+    assert plan.plan is not None
+    encoders = {s.column: s.encoder for s in plan.plan.steps if isinstance(s, Encode)}
+    assert encoders == {
+        "city": "category_encoders.TargetEncoder", "colour": "category_encoders.OneHotEncoder",
+    }  # fmt: skip
+    assert isinstance(plan.plan.head, LogisticHead)
+    assert plan.plan.head.proba == "softmax"
+    rows = plan_check_frame(card.features, frame.drop(columns=["kind"]).head(40))
+    got, want = predict(plan, rows), predict(reg.load(card), rows)
+    assert got.values.tolist() == want.values.tolist()
+    assert want.proba is not None
+    assert np.array_equal(got.proba, want.proba)
+
+
+def test_the_plan_check_rows_hold_unseen_missing_and_far_values() -> None:
+    from scorer.card import Feature
+    from training.train import PLAN_EDGE_ROWS, plan_check_frame
+
+    features = (
+        Feature("n", "number", min=0.0, max=10.0),
+        Feature("c", "category", categories=("a", "unseen category")),
+    )
+    holdout = pd.DataFrame({"n": np.arange(30.0), "c": ["a"] * 30})
+    rows = plan_check_frame(features, holdout)
+    assert len(rows) == 30 + PLAN_EDGE_ROWS * (2 + 5 + 2)
+    assert rows["n"].dtype == np.float64
+    assert rows["c"].dtype == object
+    assert rows["n"].isna().any()
+    assert rows["n"].abs().max() >= 1e15
+    assert rows["n"].min() < -10000
+    assert "unseen category*" in set(rows["c"])  # never a training category
+    assert rows["c"].isna().any()

@@ -1,0 +1,308 @@
+"""Scoring plans: the conftest models' published plans against their real PyCaret pipelines on
+any frame (numbers huge, negative or missing; categories known, unseen or missing), exact JSON,
+refusals of what a plan cannot reproduce, and scoring without importing PyCaret."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scorer.card import Feature
+from scorer.errors import PlanInvalid, PlanUnsupported
+from scorer.plan import Encode, LinearHead, LogisticHead, Plan, compile_pipeline, verify
+from scorer.predict import Predictions, model_input, predict
+from scorer.registry import LoadedModel, Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def claims_plan(trained_registry: str) -> LoadedModel:
+    reg = Registry(trained_registry)
+    return reg.load(reg.resolve("claims"), engine="plan")
+
+
+@pytest.fixture(scope="session")
+def income_plan(trained_registry: str) -> LoadedModel:
+    reg = Registry(trained_registry)
+    return reg.load(reg.resolve("income"), engine="plan")
+
+
+def cell(feat: Feature) -> st.SearchStrategy[Any]:
+    """One input value as a scorer hands it on: numbers of any size or missing; categories
+    known, unseen (any text, the empty string too) or missing."""
+    if feat.kind == "number":
+        return st.one_of(
+            st.floats(allow_nan=True, allow_infinity=False),
+            st.floats(min_value=-1e3, max_value=1e3),
+            st.sampled_from([feat.min, feat.max, 0.0, -0.0, np.nan]),
+        )
+    return st.one_of(st.sampled_from(feat.categories), st.text(max_size=6), st.just(np.nan))
+
+
+@st.composite
+def frames(draw: st.DrawFn, features: tuple[Feature, ...]) -> pd.DataFrame:
+    n = draw(st.integers(1, 25))
+    return pd.DataFrame({f.name: draw(st.lists(cell(f), min_size=n, max_size=n)) for f in features})
+
+
+def assert_same(plan: Predictions, pipe: Predictions) -> None:
+    """Same predictions: values (or labels) identical, probabilities within 1e-9 relative."""
+    if pipe.proba is None:
+        assert plan.values.dtype == np.float64
+        assert np.array_equal(plan.values, pipe.values, equal_nan=True)
+        return
+    assert plan.values.tolist() == pipe.values.tolist()
+    assert plan.proba is not None
+    assert plan.score is not None
+    assert pipe.score is not None
+    assert np.allclose(plan.proba, pipe.proba, rtol=1e-9, atol=0)
+    assert np.allclose(plan.score, pipe.score, rtol=1e-9, atol=0)
+
+
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_the_claims_plan_predicts_what_the_pipeline_predicts(
+    claims_model: LoadedModel, claims_plan: LoadedModel, data: st.DataObject
+) -> None:
+    frame = data.draw(frames(claims_model.card.features))
+    assert_same(predict(claims_plan, frame), predict(claims_model, frame))
+
+
+@SETTINGS
+@given(data=st.data())
+def test_the_income_plan_predicts_what_the_pipeline_predicts(
+    income_model: LoadedModel, income_plan: LoadedModel, data: st.DataObject
+) -> None:
+    frame = data.draw(frames(income_model.card.features))
+    assert_same(predict(income_plan, frame), predict(income_model, frame))
+
+
+@pytest.mark.parametrize("name", ["claims", "income"])
+def test_a_plan_is_bit_identical_on_thousands_of_rows(
+    trained_registry: str, name: str, request: pytest.FixtureRequest
+) -> None:
+    model: LoadedModel = request.getfixturevalue(f"{name}_model")
+    plan: LoadedModel = request.getfixturevalue(f"{name}_plan")
+    rng = np.random.default_rng(3)
+    cols = {}
+    for f in model.card.features:
+        if f.kind == "number":
+            assert f.min is not None
+            assert f.max is not None
+            values = rng.uniform(f.min - 10, f.max + 10, 5000)
+            values[rng.random(5000) < 0.05] = np.nan
+        else:
+            values = rng.choice([*f.categories, "unseen", ""], 5000).astype(object)
+            values[rng.random(5000) < 0.05] = np.nan
+        cols[f.name] = values
+    frame = pd.DataFrame(cols)
+    got, want = predict(plan, frame), predict(model, frame)
+    assert np.array_equal(got.values, want.values)
+    if want.proba is not None:
+        assert np.array_equal(got.proba, want.proba)
+    checked = verify(plan.plan, model.pipeline, model_input(model, frame))  # type: ignore[arg-type]
+    assert checked == {"rows": 5000, "max_abs_diff": 0.0, "max_rel_diff": 0.0}
+
+
+def test_the_card_records_what_was_verified(claims_plan: LoadedModel) -> None:
+    info = claims_plan.card.plan
+    assert info is not None
+    assert info["format"] == 1
+    assert info["verified"]["rows"] > claims_plan.card.training_data["holdout_rows"]
+    assert info["verified"]["max_rel_diff"] <= 1e-9
+    assert claims_plan.card.notes["plan"].startswith("exported")
+    assert claims_plan.pipeline is None
+
+
+def test_the_plans_hold_the_steps_pycaret_fitted(
+    claims_plan: LoadedModel, income_plan: LoadedModel
+) -> None:
+    claims = claims_plan.plan
+    income = income_plan.plan
+    assert claims is not None
+    assert income is not None
+    kinds = [type(s).__name__ for s in claims.steps]
+    assert kinds == ["ImputeNumbers", "ImputeCategories", "Encode", "Encode", "Encode"]
+    encoders = {s.column: s.encoder for s in claims.steps if isinstance(s, Encode)}
+    assert encoders == {
+        "sex": "category_encoders.OrdinalEncoder",
+        "smoker": "category_encoders.OrdinalEncoder",
+        "region": "category_encoders.OneHotEncoder",
+    }
+    assert isinstance(claims.head, LinearHead)
+    assert claims.head.estimator == "LinearRegression"
+    assert isinstance(income.head, LogisticHead)
+    assert income.head.proba == "ovr"
+    assert income.classes == ("<=50K", ">50K")
+
+
+@pytest.mark.parametrize("name", ["claims", "income"])
+def test_json_round_trips_exactly_and_compiling_is_deterministic(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    model: LoadedModel = request.getfixturevalue(f"{name}_model")
+    plan = compile_pipeline(model.pipeline, model.card)
+    blob = plan.to_json()
+    assert compile_pipeline(model.pipeline, model.card).to_json() == blob
+    again = Plan.from_json(blob)
+    assert again.to_json() == blob
+    assert again.head == plan.head
+    coef = np.asarray(model.pipeline.steps[-1][1].coef_, dtype=float).reshape(-1)
+    head_coef = np.asarray(again.head.coef, dtype=float).reshape(-1)
+    assert head_coef.tobytes() == coef.tobytes()  # every bit of every coefficient
+
+
+def test_a_plan_of_an_unknown_format_is_refused_clearly(claims_plan: LoadedModel) -> None:
+    assert claims_plan.plan is not None
+    raw = json.loads(claims_plan.plan.to_json())
+    raw["format"] = 2
+    with pytest.raises(PlanInvalid, match="format 2 but this scorer reads format 1"):
+        Plan.from_json(json.dumps(raw))
+    with pytest.raises(PlanInvalid, match="not JSON"):
+        Plan.from_json(b"\x00not json")
+    del raw["format"]
+    with pytest.raises(PlanInvalid, match="no 'format'"):
+        Plan.from_json(json.dumps(raw))
+
+
+def test_an_inconsistent_plan_is_refused_before_it_scores(claims_plan: LoadedModel) -> None:
+    assert claims_plan.plan is not None
+    raw = json.loads(claims_plan.plan.to_json())
+    raw["head"]["coef"] = raw["head"]["coef"][:-1]
+    with pytest.raises(PlanInvalid, match="does not fit the design matrix"):
+        Plan.from_json(json.dumps(raw))
+    raw = json.loads(claims_plan.plan.to_json())
+    encode = next(s for s in raw["steps"] if s["op"] == "encode")
+    encode["table"] = encode["table"][:-1]
+    with pytest.raises(PlanInvalid, match="wrong shape"):
+        Plan.from_json(json.dumps(raw))
+
+
+def test_verify_catches_a_plan_that_is_off_by_a_millionth(claims_model: LoadedModel) -> None:
+    plan = compile_pipeline(claims_model.pipeline, claims_model.card)
+    assert isinstance(plan.head, LinearHead)
+    nudged = dataclasses.replace(plan.head, intercept=plan.head.intercept * (1 + 1e-6))
+    off = dataclasses.replace(plan, head=nudged)
+    frame = model_input(claims_model, pd.DataFrame({"age": [30.0, 60.0]}))
+    with pytest.raises(PlanUnsupported, match="differs from the pipeline"):
+        verify(off, claims_model.pipeline, frame)
+    assert verify(plan, claims_model.pipeline, frame)["max_rel_diff"] == 0.0
+
+
+def _step(pipeline: Any, name: str) -> Any:
+    return dict(pipeline.steps)[name].transformer
+
+
+def _unseen_raises(p: Any) -> None:
+    _step(p, "onehot_encoding").handle_unknown = "error"
+
+
+def _indicator(p: Any) -> None:
+    _step(p, "numerical_imputer").add_indicator = True
+
+
+def _scaler(p: Any) -> None:
+    from pycaret.internal.preprocess.transformers import TransformerWrapper
+    from sklearn.preprocessing import StandardScaler
+
+    p.steps.insert(-1, ("normalize", TransformerWrapper(StandardScaler(), include=["age"])))
+
+
+def _tree(p: Any) -> None:
+    from sklearn.tree import DecisionTreeRegressor
+
+    est = p.steps[-1][1]
+    x = pd.DataFrame(np.zeros((2, len(est.feature_names_in_))), columns=est.feature_names_in_)
+    tree = DecisionTreeRegressor().fit(x, [0.0, 1.0])
+    p.steps[-1] = ("actual_estimator", tree)
+
+
+def _target_transform(p: Any) -> None:
+    from pycaret.internal.preprocess.transformers import TransformerWrapperWithInverse
+    from sklearn.preprocessing import LabelEncoder
+
+    p.steps.insert(0, ("target_transformation", TransformerWrapperWithInverse(LabelEncoder())))
+
+
+REFUSED = [
+    ("one-hot raising on unseen values", _unseen_raises, "handle_unknown='error'"),
+    ("imputer adding indicator columns", _indicator, "add_indicator"),
+    ("a scaler step", _scaler, "StandardScaler"),
+    ("a tree estimator", _tree, "DecisionTreeRegressor is not a linear regressor"),
+    ("a transformed regression target", _target_transform, "label encoding"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "match"), [(c, m) for _, c, m in REFUSED], ids=[n for n, _, _ in REFUSED]
+)
+def test_compile_refuses_what_it_cannot_reproduce(
+    claims_model: LoadedModel, change: Any, match: str
+) -> None:
+    pipeline = copy.deepcopy(claims_model.pipeline)
+    change(pipeline)
+    with pytest.raises(PlanUnsupported, match=match) as info:
+        compile_pipeline(pipeline, claims_model.card)
+    assert info.value.code == "PLAN_UNSUPPORTED"
+
+
+def test_compile_refuses_classes_the_card_does_not_list(income_model: LoadedModel) -> None:
+    card = dataclasses.replace(income_model.card, classes=("no", "yes"))
+    with pytest.raises(PlanUnsupported, match="the card lists"):
+        compile_pipeline(income_model.pipeline, card)
+
+
+def test_a_plan_refuses_inputs_the_pipeline_would_refuse(claims_plan: LoadedModel) -> None:
+    plan = claims_plan.plan
+    assert plan is not None
+    good = {
+        f.name: np.array([1.0]) if f.kind == "number" else np.array(["x"], dtype=object)
+        for f in claims_plan.card.features
+    }
+    with pytest.raises(ValueError, match="infinity"):
+        plan.predict({**good, "age": np.array([np.inf])})
+    with pytest.raises(ValueError, match="must be text or NaN"):
+        plan.predict({**good, "region": np.array([3], dtype=object)})
+    with pytest.raises(ValueError, match="missing"):
+        plan.predict({k: v for k, v in good.items() if k != "age"})
+
+
+def test_scoring_with_a_plan_never_imports_pycaret(trained_registry: str) -> None:
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import pandas as pd
+        from scorer.predict import predict
+        from scorer.registry import Registry
+        reg = Registry({trained_registry!r})
+        for name, engine in (("claims", "plan"), ("income", "auto")):
+            model = reg.load(reg.resolve(name), engine=engine)
+            assert model.pipeline is None and model.plan is not None
+            frame = pd.DataFrame({{f.name: [f.typical] * 3 for f in model.card.features}})
+            print(name, len(predict(model, frame).values))
+        print("pycaret imported:", "pycaret" in sys.modules)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["claims 3", "income 3", "pycaret imported: False"]
