@@ -374,6 +374,7 @@ class _Runtime:
             n = len(arr)
             state[inp.name] = arr
         rows = n or 0
+        fills: dict[str, str] = {}  # category imputations not applied yet
         for step, enc in zip(plan.steps, self.encoders, strict=True):
             if isinstance(step, ImputeNumbers):
                 for col, fill in zip(step.columns, step.fill, strict=True):
@@ -382,20 +383,21 @@ class _Runtime:
                         raise ValueError(f"Input X contains infinity (column '{col}')")
                     state[col] = np.where(np.isnan(x), fill, x)
             elif isinstance(step, ImputeCategories):
+                # Deferred to the column's encoder, which finds the NaNs anyway; a later
+                # imputer finds none to fill, so the first fill stands.
                 for col, text in zip(step.columns, step.fill, strict=True):
-                    x = state[col]
-                    gaps = x != x  # SimpleImputer's test for NaN in object arrays
-                    if gaps.any():
-                        x = x.copy()
-                        x[gaps] = text
-                        state[col] = x
+                    fills.setdefault(col, text)
             elif isinstance(step, Encode):
                 assert enc is not None
-                codes = _codes(state.pop(step.column), enc[0], step.column)
-                table = enc[1]
+                lookup, table = enc
+                pending = fills.pop(step.column, None)
+                codes = _codes(state.pop(step.column), lookup, step.column, pending)
                 for j, out in enumerate(step.outputs):
                     state[out] = table[:, j][codes]
             else:
+                for col, text in fills.items():
+                    state[col] = _fill(state[col], text)
+                fills = {}
                 renames = dict(step.names)
                 state = {renames.get(k, k): v for k, v in state.items()}
         # Filled like the frame pandas hands scikit-learn: column-major, so BLAS sums each row
@@ -449,19 +451,33 @@ def _expit(x: np.ndarray) -> np.ndarray:
     return out.reshape(np.shape(x))
 
 
-def _codes(values: np.ndarray, lookup: dict[str, int], column: str) -> np.ndarray:
-    """Row of the encoder table per value: a known category, unseen (len) or missing (len+1)."""
+def _codes(values: np.ndarray, lookup: dict[str, int], column: str, fill: str | None) -> np.ndarray:
+    """Row of the encoder table per value: a known category, unseen (len) or missing (len+1);
+    with ``fill`` (an imputer's statistic), a missing value is encoded as that category."""
     n = len(lookup)
     codes = np.fromiter(map(lookup.get, values.tolist(), repeat(-1)), np.intp, len(values))
-    for i in np.flatnonzero(codes < 0):
-        v = values[i]
-        if isinstance(v, str):
-            codes[i] = n
-        elif isinstance(v, float) and v != v:
-            codes[i] = n + 1
-        else:
+    odd = np.flatnonzero(codes < 0)
+    if odd.size:
+        rest = values[odd]
+        text = np.fromiter(map(isinstance, rest, repeat(str)), bool, len(rest))
+        gaps = ~text & (rest != rest)  # NaN, as SimpleImputer and the encoders test for it
+        bad = ~(text | gaps)
+        if bad.any():
+            v = rest[np.flatnonzero(bad)[0]]
             raise ValueError(f"column '{column}' holds {v!r}; a category must be text or NaN")
+        codes[odd[text]] = n
+        codes[odd[gaps]] = n + 1 if fill is None else lookup.get(fill, n)
     return codes
+
+
+def _fill(values: np.ndarray, text: str) -> np.ndarray:
+    """SimpleImputer on an object column: NaN (``x != x``) → ``text``."""
+    gaps = values != values
+    if not gaps.any():
+        return values
+    out = values.copy()
+    out[gaps] = text
+    return out
 
 
 # --- compiling a fitted pipeline -------------------------------------------------------------
