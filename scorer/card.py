@@ -81,7 +81,10 @@ class ModelCard:
         return [f.name for f in self.features]
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=False, allow_nan=False) + "\n"
+        raw = asdict(self)
+        if raw["plan"] is None:  # cards without a plan stay readable by scorers that predate it
+            del raw["plan"]
+        return json.dumps(raw, indent=2, sort_keys=False, allow_nan=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ModelCard:

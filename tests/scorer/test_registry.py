@@ -518,3 +518,10 @@ def test_engine_plan_on_a_model_published_without_one_gives_the_reason(registry:
     assert info.value.code == "PLAN_UNAVAILABLE"
     with pytest.raises(BadArgument, match="engine must be one of pipeline, plan, auto"):
         registry.load(card, engine="fast")
+
+
+def test_a_card_without_a_plan_is_written_as_before(registry: Registry) -> None:
+    card = registry.publish("m", b"model", card_factory("m"))
+    raw = json.loads((Path(registry.url) / "m" / "1" / "card.json").read_text())
+    assert "plan" not in raw  # older scorers refuse unknown card fields
+    assert ModelCard.from_json(card.to_json()) == card
