@@ -3,7 +3,9 @@
     python -m bench.scoring [--rows 100000,1000000,3000000] [--quick] [--repeat N]
 
 For each size a sample file (``training.sample_data``, target column dropped) is scored by
-  ours   ``python -m scorer score SRC --registry R --model claims --out DEST``
+  ours   ``python -m scorer score SRC --registry R --model claims --out DEST`` (defaults: the
+         model's scoring plan, workers when the cores are idle); also with ``--workers 2``
+         forced and with ``--engine pipeline`` (the unpickled PyCaret pipeline)
   (a)    naive: ``pd.read_csv`` → PyCaret ``predict_model`` → ``to_csv``
   (b)    lean loop: ``pd.read_csv(chunksize=32768)`` → ``pipeline.predict`` → append to a CSV
 each as its own process (tree). Measured: wall time; CPU time (user+sys of the whole tree);
@@ -41,12 +43,6 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 PY = sys.executable
 MODEL = "claims"
-# ``scorer score`` with 2 forked workers whatever the machine's load (auto picks none when the
-# cores are busy); the same command line otherwise
-FORCE_WORKERS = (
-    "import sys, scorer.runs as r; r.auto_workers = lambda size: 2; "
-    "from scorer.__main__ import main; sys.exit(main(sys.argv[1:]))"
-)
 SAMPLE_SEED = 7
 SAMPLE_MS = 0.05
 TARGETS = {  # issue 4, with a linear pipeline
@@ -79,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(OUT / "pycache")
     env.setdefault("PYTHONHASHSEED", "0")
+    # the scorer runs with one BLAS thread (scorer/__init__.py); the baselines get the same, so
+    # that the comparison is about the code and not about OpenBLAS spinning on sched_yield
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     registry = _model(env)
     model_pkl = _model_pkl(registry)
     print(_header(args, env))
@@ -86,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: list[tuple[int, dict[str, Measure], dict[str, str]]] = []
     for rows in sizes:
         src = _sample(rows)
-        per: dict[str, list[Measure]] = {"ours": [], "ours2": [], "naive": [], "lean": []}
+        per: dict[str, list[Measure]] = {name: [] for name in LABELS}
         checks: dict[str, str] = {}
         for rep in range(args.repeat):
             work = OUT / "run" / f"{rows}-{rep}"
@@ -121,8 +120,13 @@ def _parser() -> argparse.ArgumentParser:
 def _model(env: dict[str, str]) -> Path:
     """A linear model (``--estimators lr``) in bench/out/models, trained once and reused."""
     registry = OUT / "models"
-    if (registry / MODEL / "aliases" / "production.json").exists():
-        return registry
+    alias = registry / MODEL / "aliases" / "production.json"
+    if alias.exists():
+        version = json.loads(alias.read_text())["version"]
+        card = json.loads((registry / MODEL / str(version) / "card.json").read_text())
+        if card.get("plan"):
+            return registry
+        shutil.rmtree(registry)  # trained before models exported a scoring plan
     train_csv = OUT / "train.csv"
     print("training the benchmark model (once) …", flush=True)
     for cmd in (
@@ -163,7 +167,9 @@ def _runs(
         "--registry", str(registry), "--model", MODEL, "--out", str(ours_out),
     ]  # fmt: skip
     forced_out = work / "ours2"
-    forced = [PY, "-c", FORCE_WORKERS, *ours[3:-1], str(forced_out)]
+    forced = [*ours[:-1], str(forced_out), "--workers", "2"]
+    pipe_out = work / "ours_pipe"
+    pipe = [*ours[:-1], str(pipe_out), "--engine", "pipeline"]
     naive = [PY, "-m", "bench.baselines", "naive", str(model_pkl), str(src), str(work / "a.csv")]
     lean = [PY, "-m", "bench.baselines", "lean", str(model_pkl), str(src), str(work / "b.csv")]
     return {
@@ -171,6 +177,10 @@ def _runs(
         "ours2": (
             forced,
             lambda: _has_row(forced_out, ".predictions.csv.*.part", "predictions.csv"),
+        ),
+        "ours_pipe": (
+            pipe,
+            lambda: _has_row(pipe_out, ".predictions.csv.*.part", "predictions.csv"),
         ),
         "naive": (naive, lambda: _has_row(work, "a.csv")),
         "lean": (lean, lambda: _has_row(work, "b.csv")),
@@ -273,9 +283,24 @@ def _check(work: Path) -> dict[str, str]:
         return {"naive": "no predictions.csv from ours", "lean": "no predictions.csv from ours"}
     ours = pd.read_csv(pred, usecols=["row_number", "prediction"])
     out: dict[str, str] = {}
-    forced = work / "ours2" / "predictions.csv"
-    same = forced.exists() and forced.read_bytes() == pred.read_bytes()
-    out["ours2"] = "byte-identical" if same else "FAIL: predictions.csv differs"
+    for variant in ("ours2", "ours_pipe"):
+        other = work / variant / "predictions.csv"
+        if not other.exists():
+            out[variant] = f"no predictions.csv from {variant}"
+        elif other.read_bytes() == pred.read_bytes():
+            out[variant] = "byte-identical"
+        else:
+            theirs = pd.read_csv(other, usecols=["row_number", "prediction"])
+            same_rows = theirs["row_number"].equals(ours["row_number"])
+            rel = np.abs(ours["prediction"] - theirs["prediction"]) / np.maximum(
+                np.abs(theirs["prediction"]), np.finfo(float).tiny
+            )
+            worst = float(rel.max())
+            ok = same_rows and worst <= 1e-9
+            out[variant] = (
+                f"{'OK' if ok else 'FAIL'}: same rows {same_rows}, max relative difference "
+                f"{worst:.1e} ({int((rel > 0).sum()):,} rows differ in the last digits)"
+            )
     baselines = (("naive", "a.csv", "prediction_label"), ("lean", "b.csv", "prediction"))
     for name, file, col in baselines:
         path = work / file
@@ -310,7 +335,8 @@ def _check(work: Path) -> dict[str, str]:
 # --- printing -----------------------------------------------------------------------------------
 LABELS = {
     "ours": "ours (scorer score)",
-    "ours2": "ours, 2 workers forced",
+    "ours2": "ours, --workers 2",
+    "ours_pipe": "ours, --engine pipeline",
     "naive": "(a) naive predict_model",
     "lean": "(b) lean loop",
 }
@@ -324,7 +350,8 @@ def _header(args: argparse.Namespace, env: dict[str, str]) -> str:
         f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
         f"load average {os.getloadavg()[0]:.1f} (other work on the machine skews wall times; "
         "CPU s is less sensitive)\n"
-        f"model: {MODEL} (LinearRegression pipeline); bytecode cache: {cache}; "
+        f"model: {MODEL} (LinearRegression pipeline with its scoring plan); "
+        f"bytecode cache: {cache}; OPENBLAS_NUM_THREADS={env.get('OPENBLAS_NUM_THREADS')}; "
         f"repeat: {args.repeat} (fastest kept)\n"
         "first row: from process start until the output file shows its first data row "
         "(polled every 50 ms)\n"
@@ -354,21 +381,23 @@ def _table(
         )
         lines.extend(f"    {note}" for note in m.notes)
     a, b = best["naive"], best["lean"]
-    for key in ("ours", "ours2"):
+    for key in ("ours", "ours2", "ours_pipe"):
         m = best[key]
         lines.append(
             f"{LABELS[key]}: /(a) = {m.wall_s / a.wall_s:.2f}, /(b) = {m.wall_s / b.wall_s:.2f}"
             f"   (CPU: /(a) = {m.cpu_s / a.cpu_s:.2f}, /(b) = {m.cpu_s / b.cpu_s:.2f})"
         )
     if rows == 1_000_000:
-        lines.append(
-            f"target at 1M: ours/(a) ≤ {TARGETS['vs_naive_at_1m']:.2f} → "
-            f"{_verdict(ours.wall_s / a.wall_s <= TARGETS['vs_naive_at_1m'])}; "
-            f"ours/(b) ≤ {TARGETS['vs_lean_at_1m']:.2f} → "
-            f"{_verdict(ours.wall_s / b.wall_s <= TARGETS['vs_lean_at_1m'])}"
-        )
+        for key in ("ours", "ours2", "ours_pipe"):
+            m = best[key]
+            lines.append(
+                f"target at 1M, {LABELS[key]}: /(a) ≤ {TARGETS['vs_naive_at_1m']:.2f} → "
+                f"{_verdict(m.wall_s / a.wall_s <= TARGETS['vs_naive_at_1m'])}; "
+                f"/(b) ≤ {TARGETS['vs_lean_at_1m']:.2f} → "
+                f"{_verdict(m.wall_s / b.wall_s <= TARGETS['vs_lean_at_1m'])}"
+            )
     if rows >= 1_000_000:
-        for key in ("ours", "ours2"):
+        for key in ("ours", "ours2", "ours_pipe"):
             m = best[key]
             lines.append(
                 f"target: peak RSS of the tree ≤ {TARGETS['rss_mb']:.0f} MB, {LABELS[key]} → "

@@ -13,6 +13,7 @@ from scorer import cliutil, events, interrupt, logs, refs, runs, service, storag
 from scorer.errors import BadArgument, Interrupted, ObjectMissing
 from scorer.registry import Registry
 
+ENGINES = ("auto", "plan", "pipeline")
 EPILOG = """exit codes: 0 a terminal manifest exists (ok, partial, or already done)
             2 the file was refused as a whole (manifest status 'failed' with a reason code)
             1 anything else; the input stays pending for a retry or the sweep
@@ -44,6 +45,13 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     p.add_argument("--registry", required=True, help="registry URL (directory or s3://…/models)")
     p.add_argument("--model", required=True, help="NAME, NAME@VERSION or NAME:ALIAS")
     p.add_argument("--out", required=True, help="output folder (local or s3://…)")
+    _engine_arg(p)
+    p.add_argument(
+        "--workers",
+        default="auto",
+        help="forked scoring processes: 0 scores in this process; auto (default) uses the "
+        "idle cores for files of 8 MB or more",
+    )
 
     p = sub.add_parser("event", help="score the object named by an S3 event (the Fargate task)")
     p.add_argument(
@@ -96,6 +104,27 @@ def _service_args(p: Any) -> None:
         default=service.DEFAULT_MODEL,
         help="NAME[:ALIAS] or NAME@VERSION (default: claims:production)",
     )
+    _engine_arg(p)
+
+
+def _engine_arg(p: Any) -> None:
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="how predictions are computed: 'plan' = the model's exported scoring plan "
+        "(numpy, no PyCaret import; verified against the pipeline when published), "
+        "'pipeline' = the unpickled PyCaret pipeline, 'auto' (default) = the plan when the "
+        "model has one",
+    )
+
+
+def _workers(text: str) -> int | None:
+    if text == "auto":
+        return None
+    if not text.isdigit():
+        raise BadArgument(f"--workers must be 'auto' or a number of processes, not '{text}'")
+    return int(text)
 
 
 def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
@@ -115,7 +144,7 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     if args.command == "score":
         return _score(args)
-    settings = service.Settings(registry=args.registry, model=args.model)
+    settings = service.Settings(registry=args.registry, model=args.model, engine=args.engine)
     if args.command == "event":
         return _event(args, settings)
     if args.command == "sweep":
@@ -153,8 +182,9 @@ def _summary(result: runs.RunResult, out: str) -> str:
 
 
 def _score(args: Any) -> int:
+    workers = _workers(str(args.workers).strip().lower())
     registry = Registry(args.registry)
-    model = service.load_model(registry, args.model)
+    model = service.load_model(registry, args.model, args.engine)
     try:
         info = storage.head(args.src)
     except ObjectMissing as exc:
@@ -169,7 +199,9 @@ def _score(args: Any) -> int:
     src = runs.InputRef(url=args.src, version_id=info.version_id, bucket=bucket, key=key)
     progress, close = _progress_bar(info.size)
     try:
-        result = runs.score(src, args.out, model, run_id, info=info, progress=progress)
+        result = runs.score(
+            src, args.out, model, run_id, info=info, progress=progress, workers=workers
+        )
     finally:
         close()
     print(_summary(result, args.out), file=sys.stderr)

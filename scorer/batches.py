@@ -45,7 +45,7 @@ def score_batch(batch: Batch, model: LoadedModel, plan: HeaderPlan) -> BatchResu
         checked = check_batch(batch.records, batch.row_numbers, batch.lines, plan)
         rows = len(batch.records)
         row_numbers = np.asarray(batch.row_numbers, dtype=np.int64)[checked.valid]
-    preds = predict(model, checked.frame)
+    preds = predict(model, checked.frame, typed=True)
     predictions = output.predictions_csv(
         checked.valid_cells, row_numbers, preds.values, preds.score, checked.formula_safe
     )

@@ -50,11 +50,18 @@ def _lock_for(pipeline: Any) -> threading.Lock:
         return _locks.setdefault(id(pipeline), threading.Lock())
 
 
-def predict(model: LoadedModel, frame: pd.DataFrame) -> Predictions:
+def predict(model: LoadedModel, frame: pd.DataFrame, *, typed: bool = False) -> Predictions:
     """Predictions from the model's scoring plan when it was loaded with one, else from its
-    pipeline; both give the same numbers (the plan is verified against the pipeline)."""
+    pipeline; both give the same numbers (the plan is verified against the pipeline).
+
+    ``typed``: the frame comes from validation (numbers float64 with NaN, categories str or
+    NaN), so it is used as it is when it has every feature in the card's order.
+    """
     pipeline: Any = model.pipeline
-    x = model_input(model, frame)
+    if typed and list(frame.columns) == model.card.feature_names:
+        x = frame
+    else:
+        x = model_input(model, frame)
     if len(x) == 0:
         empty = np.array([], dtype=object if model.card.task == "classification" else float)
         return Predictions(empty, np.array([], dtype=float) if model.card.classes else None, None)

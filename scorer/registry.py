@@ -139,7 +139,8 @@ class Registry:
     def load(self, card: ModelCard, engine: str = "pipeline") -> LoadedModel:
         """Verify model.pkl against the card, then unpickle it (cached per process).
 
-        ``engine="plan"`` loads the card's scoring plan instead (no unpickling, no PyCaret);
+        ``engine="plan"`` loads the card's scoring plan instead (model.pkl's sha256 is still
+        checked, but it is not unpickled and PyCaret is not imported);
         ``"auto"`` takes the plan when the card has one, else the pipeline.
         """
         if engine not in ENGINES:
@@ -150,6 +151,13 @@ class Registry:
         with _cache_lock:
             if key in _cache:
                 return LoadedModel(card, _cache[key])
+        pipeline = unpickle(self._verified_pickle(card), card)
+        with _cache_lock:
+            _cache[key] = pipeline
+        return LoadedModel(card, pipeline)
+
+    def _verified_pickle(self, card: ModelCard) -> bytes:
+        """model.pkl's bytes, checked against the card (never unpickled here)."""
         url = self._path(card.name, str(card.version), "model.pkl")
         try:
             blob = storage.read_bytes(url)
@@ -163,10 +171,7 @@ class Registry:
                 f"{card.ref}: model.pkl sha256 {digest[:12]}… does not match the card's "
                 f"{card.model_sha256[:12]}…; the file was changed after publishing. Not loaded."
             )
-        pipeline = unpickle(blob, card)
-        with _cache_lock:
-            _cache[key] = pipeline
-        return LoadedModel(card, pipeline)
+        return blob
 
     def _load_plan(self, card: ModelCard) -> LoadedModel:
         """Verify plan.json against ``card.plan`` and read it (cached per process)."""
@@ -185,6 +190,9 @@ class Registry:
         with _cache_lock:
             if key in _cache:
                 return LoadedModel(card, None, _cache[key])
+        # a published version is checked whole: a changed or missing model.pkl means the
+        # version is not what was published, even though the plan does not need the pickle
+        self._verified_pickle(card)
         url = self._path(card.name, str(card.version), PLAN_FILE)
         try:
             blob = storage.read_bytes(url)

@@ -107,6 +107,7 @@ def score(
             "version": card.version,
             "sha256": card.model_sha256,
             "task": card.task,
+            "engine": "plan" if model.plan is not None else "pipeline",
         },
         started_at=started.isoformat(),
         libraries=card.libraries,

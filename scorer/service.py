@@ -26,13 +26,14 @@ class Settings:
     model: str = DEFAULT_MODEL  # NAME, NAME@VERSION or NAME:ALIAS
     incoming: str = events.INCOMING
     scored: str = events.SCORED
+    engine: str = "auto"  # auto | plan | pipeline, see Registry.load
 
     def registry_for(self, bucket: str) -> Registry:
         return Registry(self.registry or f"s3://{bucket}/models")
 
 
-def load_model(registry: Registry, model: str) -> LoadedModel:
-    return registry.load(registry.resolve(refs.ModelRef.parse(model)))
+def load_model(registry: Registry, model: str, engine: str = "auto") -> LoadedModel:
+    return registry.load(registry.resolve(refs.ModelRef.parse(model)), engine=engine)
 
 
 def input_identity(version_id: str | None, etag: str) -> str:
@@ -55,7 +56,7 @@ def score_object(
         log.info("not an input; ignored", extra={"object": str(ref)})
         return None
     if model is None:
-        model = load_model(settings.registry_for(ref.bucket), settings.model)
+        model = load_model(settings.registry_for(ref.bucket), settings.model, settings.engine)
     info: storage.ObjectInfo | None
     try:
         info = storage.head(ref.url, ref.version_id)

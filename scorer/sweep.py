@@ -86,7 +86,7 @@ def sweep(
     bucket: str, settings: service.Settings, *, rescore_stale: bool = False, concurrency: int = 2
 ) -> int:
     registry = settings.registry_for(bucket)
-    model = service.load_model(registry, settings.model)
+    model = service.load_model(registry, settings.model, settings.engine)
     inputs = list_inputs(bucket, settings.incoming)
     pending = find_pending(
         inputs,

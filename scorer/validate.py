@@ -199,7 +199,10 @@ def parse_numbers(stripped: pa.Array | list[str]) -> tuple[np.ndarray, np.ndarra
     like ``float``, and gives inf for a decimal too large for a float.
     """
     arr = stripped if isinstance(stripped, pa.Array) else pa.array(stripped, pa.string())
-    is_num = _arrow_bool(pc.match_substring_regex(arr, _ANCHORED_NUMBER))
+    if len(arr) and pc.all(pc.ascii_is_decimal(arr)).as_py():  # whole numbers: no regex needed
+        is_num = np.ones(len(arr), dtype=bool)
+    else:
+        is_num = _arrow_bool(pc.match_substring_regex(arr, _ANCHORED_NUMBER))
     only = arr if is_num.all() else pc.if_else(is_num, arr, pa.scalar(None, pa.string()))
     try:
         values = _arrow_float(pc.cast(only, pa.float64()))

@@ -46,6 +46,8 @@ def handle(body: str, settings: service.Settings) -> int:
         "-",
         "--model",
         settings.model,
+        "--engine",
+        settings.engine,
     ]
     if settings.registry:
         cmd += ["--registry", settings.registry]

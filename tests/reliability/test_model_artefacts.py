@@ -19,14 +19,18 @@ from tests.reliability.conftest import ledger, manifests, put, run_event, sample
 from tests.scorer.test_registry import _TouchOnLoad, stale_sklearn_pickle
 
 
-def _publish_raw(reg: Registry, blob: bytes) -> int:
-    """A new claims version whose card vouches for ``blob`` (sha256 right), promoted."""
+def _publish_raw(reg: Registry, blob: bytes, *, plan: bytes | None = None) -> int:
+    """A new claims version whose card vouches for ``blob`` (sha256 right), promoted; with
+    ``plan``, that scoring plan (the card's own plan entry), else none."""
     card = reg.resolve("claims")
     new = reg.publish(
         "claims",
         blob,
-        lambda v, sha: dataclasses.replace(card, version=v, model_sha256=sha),
+        lambda v, sha: dataclasses.replace(
+            card, version=v, model_sha256=sha, plan=card.plan if plan else None
+        ),
         alias="production",
+        extras={"plan.json": plan} if plan else None,
     )
     return new.version
 
@@ -56,7 +60,7 @@ def _missing_pickle(s3: Any, bucket: str, reg: Registry, tmp_path: Path) -> str:
 
 
 def _old_sklearn(s3: Any, bucket: str, reg: Registry, tmp_path: Path) -> str:
-    _publish_raw(reg, stale_sklearn_pickle())
+    _publish_raw(reg, stale_sklearn_pickle())  # no scoring plan: the pipeline is unpickled
     return "MODEL_LIBRARY_MISMATCH"
 
 
@@ -101,7 +105,8 @@ def test_an_alias_moved_during_a_sweep_each_file_is_scored_by_one_recorded_versi
         result = original(*args, **kw)
         if not moved:  # after the first file, a data scientist promotes a new version
             blob = s3.get_object(Bucket=bucket, Key="models/claims/1/model.pkl")["Body"].read()
-            moved.append(_publish_raw(reg, blob))
+            plan = s3.get_object(Bucket=bucket, Key="models/claims/1/plan.json")["Body"].read()
+            moved.append(_publish_raw(reg, blob, plan=plan))
         return result
 
     monkeypatch.setattr(service, "score_object", score_then_promote)

@@ -150,11 +150,13 @@ def test_sweep_rescore_stale_after_a_new_production_version(
     reg = Registry(s3_registry)
     card = reg.resolve("claims")
     blob = s3.get_object(Bucket=bucket, Key="models/claims/1/model.pkl")["Body"].read()
+    plan = s3.get_object(Bucket=bucket, Key="models/claims/1/plan.json")["Body"].read()
     reg.publish(
         "claims",
         blob,
         lambda v, sha: _replace(card, version=v, model_sha256=sha),
         alias="production",
+        extras={"plan.json": plan},
     )
     assert "0 needed a run" in cli("sweep", "--bucket", bucket).stderr
     stale = cli("sweep", "--bucket", bucket, "--rescore-stale")

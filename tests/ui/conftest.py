@@ -59,7 +59,8 @@ def open_page(at: AppTest, url_path: str) -> AppTest:
 
 
 def add_version(registry: str, name: str) -> int:
-    """Publish the current production version again as a new version (same model.pkl)."""
+    """Publish the current production version again as a new version (same model.pkl and
+    scoring plan)."""
     base = storage.join(registry, name)
     aliases = json.loads(storage.read_bytes(storage.join(base, "aliases", "production.json")))
     old = int(aliases["version"])
@@ -70,5 +71,8 @@ def add_version(registry: str, name: str) -> int:
         storage.join(base, str(new), "model.pkl"),
         storage.read_bytes(storage.join(base, str(old), "model.pkl")),
     )
+    if card.get("plan"):
+        plan = storage.read_bytes(storage.join(base, str(old), "plan.json"))
+        storage.write_bytes(storage.join(base, str(new), "plan.json"), plan)
     storage.write_bytes(storage.join(base, str(new), "card.json"), json.dumps(card).encode())
     return new
