@@ -1,0 +1,69 @@
+"""The two engines through ``python -m scorer score``: a model's scoring plan and its PyCaret
+pipeline write the same bytes on a messy file, for regression and classification, whatever the
+number of workers; the manifest says which engine ran; bad flags are one-line usage errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.scorer.test_parallel import messy_csv
+from tests.scorer.test_s3_runs import cli
+
+TIMINGS = {"started_at", "finished_at", "duration_s", "rows_per_s", "peak_memory_mb"}
+
+
+def score(src: Path, registry: str, model: str, out: Path, *flags: str) -> dict[str, object]:
+    done = cli(
+        "score", str(src), "--registry", registry, "--model", model, "--out", str(out), *flags
+    )
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    engine = manifest["model"].pop("engine")
+    for entry in manifest["outputs"].values():
+        entry.pop("url")
+    return {
+        "engine": engine,
+        "manifest": {k: v for k, v in manifest.items() if k not in TIMINGS},
+        "files": {p.name: p.read_bytes() for p in out.iterdir() if p.name != "manifest.json"},
+    }
+
+
+def income_csv(rows: int) -> bytes:
+    from tests.conftest import make_classification_frame
+
+    frame = make_classification_frame(rows, seed=21).drop(columns=["income >50K"])
+    text = frame.to_csv(index=False)
+    lines = text.splitlines(keepends=True)
+    lines[5] = "not a number" + lines[5][lines[5].index(",") :]  # one row rejected
+    return "".join(lines).encode()
+
+
+@pytest.mark.parametrize("model", ["claims", "income"])
+def test_plan_and_pipeline_write_the_same_bytes(
+    tmp_path: Path, trained_registry: str, model: str
+) -> None:
+    src = tmp_path / "in.csv"
+    src.write_bytes(messy_csv(2000, seed=5) if model == "claims" else income_csv(2000))
+    plan = score(src, trained_registry, model, tmp_path / "plan", "--engine", "plan")
+    auto = score(src, trained_registry, model, tmp_path / "auto", "--workers", "2")
+    pipeline = score(src, trained_registry, model, tmp_path / "pipe", "--engine", "pipeline")
+    assert (plan["engine"], auto["engine"], pipeline["engine"]) == ("plan", "plan", "pipeline")
+    assert plan["manifest"]["status"] == "partial"  # type: ignore[index]
+    assert set(plan["files"]) == {"predictions.csv", "rejected.csv"}  # type: ignore[arg-type]
+    assert plan["files"] == pipeline["files"] == auto["files"]
+    assert plan["manifest"] == pipeline["manifest"] == auto["manifest"]
+
+
+def test_bad_engine_or_workers_is_a_usage_error(tmp_path: Path, trained_registry: str) -> None:
+    src = tmp_path / "in.csv"
+    src.write_bytes(messy_csv(10, seed=1))
+    base = ["score", str(src), "--registry", trained_registry, "--model", "claims"]
+    for flags in (["--engine", "fast"], ["--workers", "many"]):
+        done = cli(*base, "--out", str(tmp_path / "out"), *flags)
+        assert done.returncode == 1
+        assert done.stderr.startswith("error ["), done.stderr
+        assert "Traceback" not in done.stderr
+        assert not (tmp_path / "out").exists()
