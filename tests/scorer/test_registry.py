@@ -462,7 +462,7 @@ def test_a_failing_card_removes_the_extras_too(registry: Registry) -> None:
     assert snapshot(Path(registry.url)) == before
 
 
-def test_engine_plan_never_reads_or_unpickles_model_pkl(
+def test_engine_plan_checks_model_pkl_but_never_unpickles_it(
     trained_copy: Registry, tmp_path: Path
 ) -> None:
     from scorer.predict import predict
@@ -472,11 +472,16 @@ def test_engine_plan_never_reads_or_unpickles_model_pkl(
     want = predict(trained_copy.load(card), rows).values
     marker = tmp_path / "pwned"
     pkl = Path(trained_copy.url) / "claims" / "1" / "model.pkl"
+    good = pkl.read_bytes()
     pkl.write_bytes(pickle.dumps(_TouchOnLoad(marker), protocol=4))
+    # a published version is checked whole, even though the plan does not need the pickle
+    with pytest.raises(ModelIntegrityError, match=r"claims@1: model\.pkl sha256"):
+        Registry(trained_copy.url).load(card, engine="plan")
+    assert not marker.exists()
+    pkl.write_bytes(good)
     model = Registry(trained_copy.url).load(card, engine="plan")
     assert model.pipeline is None
     assert np.array_equal(predict(model, rows).values, want)
-    assert not marker.exists()
     assert Registry(trained_copy.url).load(card, engine="auto").plan is model.plan  # cached
 
 
