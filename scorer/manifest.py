@@ -30,7 +30,9 @@ class Manifest:
     finished_at: str = ""
     duration_s: float = 0.0
     rows_per_s: float = 0.0
-    peak_memory_mb: float = 0.0
+    peak_memory_mb: float = 0.0  # this process
+    workers: int = 0  # forked scoring processes (0: scored in this process)
+    workers_peak_memory_mb: float | None = None  # the largest worker's peak
     libraries: dict[str, str] = field(default_factory=dict)
     scorer_version: str = ""
     schema: int = 1

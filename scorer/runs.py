@@ -182,6 +182,7 @@ def _stream(
             results = scored_in_order(stream.units(), model, plan, workers)
         else:
             results = (score_batch(b, model, plan) for b in stream.batches(threads=True))
+        manifest.workers = workers
         log.debug("scoring", extra={"run_id": manifest.run_id, "workers": workers})
         # create-only: a rerun or a duplicate never makes a second version of an output
         with (
@@ -264,6 +265,9 @@ def _finish(manifest: Manifest, t0: float) -> None:
     manifest.rows_per_s = round(manifest.rows_in / elapsed, 1) if elapsed > 0 else 0.0
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     manifest.peak_memory_mb = round(peak_kb / 1024, 1)
+    if manifest.workers:  # the workers are this process's only children while it scores
+        child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        manifest.workers_peak_memory_mb = round(child_kb / 1024, 1)
 
 
 def _commit(out: str, manifest: Manifest) -> RunResult:

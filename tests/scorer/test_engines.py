@@ -12,7 +12,10 @@ import pytest
 from tests.scorer.test_parallel import messy_csv
 from tests.scorer.test_s3_runs import cli
 
-TIMINGS = {"started_at", "finished_at", "duration_s", "rows_per_s", "peak_memory_mb"}
+TIMINGS = {  # and how the run was executed
+    "started_at", "finished_at", "duration_s", "rows_per_s", "peak_memory_mb", "workers",
+    "workers_peak_memory_mb",
+}  # fmt: skip
 
 
 def score(src: Path, registry: str, model: str, out: Path, *flags: str) -> dict[str, object]:

@@ -15,7 +15,10 @@ from scorer.reader import CsvStream, parse_unit
 from scorer.registry import LoadedModel
 
 BATCH = 64  # small batches, so that a few thousand rows make dozens of them
-TIMINGS = {"started_at", "finished_at", "duration_s", "rows_per_s", "peak_memory_mb"}
+TIMINGS = {  # and how the run was executed
+    "started_at", "finished_at", "duration_s", "rows_per_s", "peak_memory_mb", "workers",
+    "workers_peak_memory_mb",
+}  # fmt: skip
 
 
 def messy_csv(rows: int, seed: int) -> bytes:
@@ -60,6 +63,9 @@ def score(tmp: Path, data: bytes, model: LoadedModel, workers: int) -> dict[str,
     files = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "manifest.json"}
     for entry in manifest.get("outputs", {}).values():
         entry.pop("url")
+    assert result.manifest.workers == workers
+    peak = result.manifest.workers_peak_memory_mb
+    assert peak is None if not workers else peak > 10
     return {
         "status": result.manifest.status,
         "manifest": {k: v for k, v in manifest.items() if k not in TIMINGS},
