@@ -91,14 +91,21 @@ def join(base: str, *parts: str) -> str:
 
 @cache
 def s3_client() -> Any:
-    """One boto3 client per process; retries with backoff for throttling and 5xx."""
+    """One boto3 client per process; retries with backoff for throttling and 5xx (7 attempts in
+    all, adaptive; AWS_MAX_ATTEMPTS / AWS_RETRY_MODE override them, as for the AWS CLI)."""
     import boto3
     from botocore.config import Config
 
     session = boto3.session.Session()
     region = session.region_name or "us-east-1"
+    attempts = os.environ.get("AWS_MAX_ATTEMPTS", "").strip()
+    mode = os.environ.get("AWS_RETRY_MODE", "").strip()
     config = Config(
-        retries={"max_attempts": 6, "mode": "adaptive"},
+        retries={
+            # total attempts, the first included (botocore's own max_attempts counts retries)
+            "total_max_attempts": int(attempts) if attempts.isdigit() and int(attempts) else 7,
+            "mode": mode if mode in ("legacy", "standard", "adaptive") else "adaptive",
+        },
         connect_timeout=5,
         read_timeout=60,
         max_pool_connections=32,

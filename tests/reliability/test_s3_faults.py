@@ -157,3 +157,21 @@ def test_the_task_exits_1_on_a_403_and_0_once_it_clears(
     fault.times = 0
     assert run_event(bucket, "incoming/t.csv", version).returncode == 0
     assert ledger(bucket) == []
+
+
+def test_aws_max_attempts_bounds_the_retries(
+    s3: Any, bucket: str, model: Any, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS_MAX_ATTEMPTS is honoured (as by the AWS CLI): with 2 attempts, 3 × 503 on reading
+    the input fail the run after 2 tries and the input stays pending."""
+    version = put(s3, bucket, "incoming/f.csv", sample_csv(ROWS))
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+    storage.s3_client.cache_clear()
+    rule = proxy.add(method="GET", path="/incoming/", kind="status", status=503, times=3)
+    with pytest.raises(DropscoreError):
+        service.score_object(
+            ObjectRef(bucket, "incoming/f.csv", version), service.Settings(), model=model
+        )
+    assert rule.hits == 2
+    assert manifests(s3, bucket) == {}
