@@ -280,6 +280,12 @@ def fit(
         if isinstance(best, list):  # pragma: no cover - only when n_select > 1
             best = best[0]
         estimator = type(best).__name__
+        if task == "classification" and not hasattr(best, "predict_proba"):
+            raise TrainingFailed(
+                f"the best estimator, {estimator}, gives no class probabilities, which the "
+                "scorer writes (prediction_score) and the card's metrics need; leave it out of "
+                "--estimators (lr, lightgbm and rf give them)"
+            )
         progress(f"best estimator: {estimator}; refitting on every training row")
         # compare_models fits on PyCaret's own 70% split; finalize refits on all of ``train``
         # (still never the hold-out), so the published model uses all the data it may.

@@ -760,3 +760,17 @@ def test_the_plan_check_rows_hold_unseen_missing_and_far_values() -> None:
     assert rows["n"].min() < -10000
     assert "unseen category*" in set(rows["c"])  # never a training category
     assert rows["c"].isna().any()
+
+
+@pytest.mark.slow
+def test_a_classifier_without_probabilities_is_refused(tmp_path: Path, registry_copy: Path) -> None:
+    from tests.conftest import make_classification_frame
+
+    data = tmp_path / "data.csv"
+    make_classification_frame(400, seed=8).to_csv(data, index=False)
+    before = snapshot(registry_copy)
+    proc = cli("train", "--data", str(data), "--target", "income >50K", "--name", "income",
+               "--registry", str(registry_copy), "--estimators", "ridge")  # fmt: skip
+    assert proc.returncode == 1
+    assert_one_error_line(proc.stderr, "TRAINING_FAILED", "RidgeClassifier, gives no class")
+    assert snapshot(registry_copy) == before
