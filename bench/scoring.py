@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     # the scorer runs with one BLAS thread (scorer/__init__.py); the baselines get the same, so
     # that the comparison is about the code and not about OpenBLAS spinning on sched_yield
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
-    registry = _model(env)
+    registry = _model(env, args.estimators, args.retrain)
     model_pkl = _model_pkl(registry)
-    print(_header(args, env))
+    print(_header(args, env, _card(registry)))
     _warm_up(registry, model_pkl, env)
     summary: list[tuple[int, dict[str, Measure], dict[str, str]]] = []
     for rows in sizes:
@@ -113,32 +114,45 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1, help="runs per approach; the fastest is kept")
     p.add_argument("--keep", action="store_true", help="keep the outputs under bench/out/run/")
     p.add_argument("--no-bytecode-cache", action="store_true", help="do not set a pycache dir")
+    p.add_argument(
+        "--estimators", default="lr", help="the model to train for the benchmark (default lr)"
+    )
+    p.add_argument("--retrain", action="store_true", help="train the benchmark model again")
     return p
 
 
 # --- inputs -------------------------------------------------------------------------------------
-def _model(env: dict[str, str]) -> Path:
-    """A linear model (``--estimators lr``) in bench/out/models, trained once and reused."""
-    registry = OUT / "models"
+def _model(env: dict[str, str], estimators: str, retrain: bool) -> Path:
+    """A model trained with ``--estimators ESTIMATORS`` (default lr: the issue's linear
+    pipeline) in bench/out/models[-ESTIMATORS], trained once and reused."""
+    registry = OUT / ("models" if estimators == "lr" else f"models-{estimators}")
     alias = registry / MODEL / "aliases" / "production.json"
-    if alias.exists():
+    if alias.exists() and not retrain:
         version = json.loads(alias.read_text())["version"]
         card = json.loads((registry / MODEL / str(version) / "card.json").read_text())
-        if card.get("plan"):
+        if card.get("plan") or "plan" in card.get("notes", {}):
             return registry
-        shutil.rmtree(registry)  # trained before models exported a scoring plan
+    shutil.rmtree(registry, ignore_errors=True)  # or trained before scoring plans existed
     train_csv = OUT / "train.csv"
-    print("training the benchmark model (once) …", flush=True)
+    print(f"training the benchmark model (--estimators {estimators}) …", flush=True)
     for cmd in (
         [PY, "-m", "training", "sample-data", "--rows", "20000", "--out", str(train_csv)],
         [
             PY, "-m", "training", "train", "--data", str(train_csv), "--target", "charges",
             "--name", MODEL, "--registry", str(registry), "--alias", "production",
-            "--estimators", "lr",
+            "--estimators", estimators,
         ],
     ):  # fmt: skip
         subprocess.run(cmd, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     return registry
+
+
+def _card(registry: Path) -> dict[str, Any]:
+    alias = json.loads((registry / MODEL / "aliases" / "production.json").read_text())
+    card: dict[str, Any] = json.loads(
+        (registry / MODEL / str(alias["version"]) / "card.json").read_text()
+    )
+    return card
 
 
 def _model_pkl(registry: Path) -> Path:
@@ -342,7 +356,9 @@ LABELS = {
 }
 
 
-def _header(args: argparse.Namespace, env: dict[str, str]) -> str:
+def _header(args: argparse.Namespace, env: dict[str, str], card: dict[str, Any]) -> str:
+    plan = "with its scoring plan" if card.get("plan") else "no scoring plan"
+    targets = "" if args.estimators == "lr" else " (the targets are for a linear pipeline)"
     cache = env.get("PYTHONPYCACHEPREFIX", "off (PYTHONDONTWRITEBYTECODE as set)")
     return (
         f"dropscore scoring benchmark — {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n"
@@ -350,7 +366,7 @@ def _header(args: argparse.Namespace, env: dict[str, str]) -> str:
         f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
         f"load average {os.getloadavg()[0]:.1f} (other work on the machine skews wall times; "
         "CPU s is less sensitive)\n"
-        f"model: {MODEL} (LinearRegression pipeline with its scoring plan); "
+        f"model: {MODEL} ({card.get('estimator')} pipeline, {plan}){targets}; "
         f"bytecode cache: {cache}; OPENBLAS_NUM_THREADS={env.get('OPENBLAS_NUM_THREADS')}; "
         f"repeat: {args.repeat} (fastest kept)\n"
         "first row: from process start until the output file shows its first data row "
