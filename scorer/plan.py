@@ -1,4 +1,4 @@
-"""Scoring plans: a linear PyCaret pipeline's fitted parameters as JSON, evaluated with numpy.
+"""Scoring plans: a PyCaret pipeline's fitted preprocessing as JSON, evaluated with numpy.
 
 Unpickling a PyCaret pipeline imports PyCaret (seconds) and its pandas transformers are slow; a
 plan holds the same numbers (imputation fills, encoder tables, coefficients) and repeats the
@@ -7,8 +7,14 @@ predictions match the pipeline's (bit for bit in practice). ``compile_pipeline``
 ``PlanUnsupported`` anything it cannot reproduce exactly, and ``verify`` checks a plan against
 its pipeline before it is published.
 
-The evaluation side (``Plan``) needs only numpy; the compile side imports scikit-learn,
-category_encoders and PyCaret inside its functions.
+The head is either linear (its coefficients in the JSON, format 1) or, for any other estimator
+(trees, boosting …), the fitted estimator object itself (format 2): pickled on its own as
+``estimator.pkl``, loaded with its own library only (never PyCaret) and called with the design
+matrix as the DataFrame the pipeline hands it.
+
+The evaluation side (``Plan``) needs only numpy (and pandas plus the estimator's library for an
+estimator head); the compile side imports scikit-learn, category_encoders and PyCaret inside its
+functions.
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ import numpy as np
 from scorer.card import ModelCard
 from scorer.errors import PlanInvalid, PlanUnsupported
 
-FORMAT = 1
+FORMAT = 1  # plans with a linear head: their JSON is all a scorer needs
+FORMAT_ESTIMATOR = 2  # plans whose head is a pickled estimator (ESTIMATOR_FILE)
+FORMATS = (FORMAT, FORMAT_ESTIMATOR)
+ESTIMATOR_FILE = "estimator.pkl"
 TOLERANCE = 1e-9  # largest relative difference from the pipeline a published plan may have
 
 Kind = Literal["number", "category"]
@@ -100,7 +109,18 @@ class LogisticHead:
     order: tuple[int, ...]  # card class i is column order[i] of the estimator's probabilities
 
 
-Head = LinearHead | LogisticHead
+@dataclass(frozen=True, slots=True)
+class EstimatorHead:
+    """The fitted estimator itself, unpickled from ``file`` once its sha256 matches, called with
+    the design matrix as a float64 DataFrame with the column names PyCaret hands it."""
+
+    estimator: str  # module.Class, checked against the unpickled object
+    file: str
+    sha256: str
+    order: tuple[int, ...] = ()  # classification: card class i is predict_proba column order[i]
+
+
+Head = LinearHead | LogisticHead | EstimatorHead
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +153,28 @@ class Plan:
     def input_names(self) -> list[str]:
         return [i.name for i in self.inputs]
 
+    @property
+    def format(self) -> int:
+        return FORMAT_ESTIMATOR if isinstance(self.head, EstimatorHead) else FORMAT
+
+    def bind(self, estimator: Any) -> Plan:
+        """Give an estimator head its unpickled estimator (checked to be the one it names);
+        returns the plan itself, ready to predict."""
+        head = self.head
+        if not isinstance(head, EstimatorHead):
+            raise PlanInvalid("plan: only an estimator head takes an estimator")
+        if _class_path(estimator) != head.estimator:
+            raise PlanInvalid(
+                f"plan: {head.file} holds a {_class_path(estimator)}, plan.json names "
+                f"{head.estimator}; republish the model"
+            )
+        if self.task == "classification" and len(getattr(estimator, "classes_", ())) != len(
+            self.classes
+        ):
+            raise PlanInvalid(f"plan: {head.file} predicts other classes than the plan lists")
+        self._rt.estimator = estimator
+        return self
+
     def predict(
         self, columns: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -144,7 +186,7 @@ class Plan:
     def to_json(self) -> bytes:
         """Deterministic bytes; every float as ``float.hex`` so it round-trips exactly."""
         body = {
-            "format": FORMAT,
+            "format": self.format,
             "task": self.task,
             "inputs": [{"name": i.name, "kind": i.kind} for i in self.inputs],
             "steps": [_step_to_dict(s) for s in self.steps],
@@ -163,13 +205,14 @@ class Plan:
             raise PlanInvalid(f"plan.json is not JSON ({exc}); republish the model") from exc
         if not isinstance(raw, dict) or "format" not in raw:
             raise PlanInvalid("plan.json has no 'format'; it is not a scoring plan")
-        if raw["format"] != FORMAT:
+        if raw["format"] not in FORMATS:
             raise PlanInvalid(
-                f"plan.json has format {raw['format']!r} but this scorer reads format {FORMAT}; "
-                "score with the pipeline engine or install the dropscore version that wrote it"
+                f"plan.json has format {raw['format']!r} but this scorer reads formats "
+                f"{' and '.join(map(str, FORMATS))}; score with the pipeline engine or install "
+                "the dropscore version that wrote it"
             )
         try:
-            return cls(
+            plan = cls(
                 task=_literal(raw["task"], ("regression", "classification")),
                 inputs=tuple(
                     Input(_str(i["name"]), _literal(i["kind"], ("number", "category")))
@@ -184,6 +227,9 @@ class Plan:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PlanInvalid(f"plan.json is malformed ({exc!r}); republish the model") from exc
+        if plan.format != raw["format"]:
+            raise PlanInvalid(f"plan.json says format {raw['format']} but its head is format 2")
+        return plan
 
 
 def _hex(values: Sequence[float]) -> list[str]:
@@ -251,6 +297,14 @@ def _step_from_dict(raw: dict[str, Any]) -> Step:
 
 
 def _head_to_dict(head: Head) -> dict[str, Any]:
+    if isinstance(head, EstimatorHead):
+        return {
+            "kind": "estimator",
+            "estimator": head.estimator,
+            "file": head.file,
+            "sha256": head.sha256,
+            "order": list(head.order),
+        }
     if isinstance(head, LinearHead):
         return {
             "kind": "linear",
@@ -280,6 +334,16 @@ def _head_from_dict(raw: dict[str, Any]) -> Head:
             coef=tuple(_unhex(row) for row in raw["coef"]),
             intercept=_unhex(raw["intercept"]),
             proba=_literal(raw["proba"], ("ovr", "softmax")),
+            order=tuple(order),
+        )
+    if raw["kind"] == "estimator":
+        order = raw["order"]
+        if not all(isinstance(i, int) for i in order):
+            raise PlanInvalid("plan.json: head.order must be integers")
+        return EstimatorHead(
+            estimator=_str(raw["estimator"]),
+            file=_str(raw["file"]),
+            sha256=_str(raw["sha256"]),
             order=tuple(order),
         )
     raise PlanInvalid(f"plan.json has an unknown head {raw['kind']!r}")
@@ -334,7 +398,20 @@ class _Runtime:
             )
         head = plan.head
         n = len(plan.design)
-        if isinstance(head, LinearHead):
+        self.estimator: Any = None  # an estimator head's, once bound
+        if isinstance(head, EstimatorHead):
+            k = len(plan.classes)
+            if (
+                head.file != ESTIMATOR_FILE
+                or not re.fullmatch(r"[0-9a-f]{64}", head.sha256)
+                or (plan.task == "regression" and (head.order or plan.classes))
+                or (plan.task == "classification" and sorted(head.order) != list(range(k)))
+                or (plan.task == "classification" and k < 2)
+            ):
+                raise PlanInvalid("plan: the estimator head does not fit the plan")
+            self.order = np.array(head.order, dtype=np.intp)
+            self.classes = np.array(plan.classes, dtype=object)
+        elif isinstance(head, LinearHead):
             if plan.task != "regression" or len(head.coef) != n:
                 raise PlanInvalid("plan: the linear head does not fit the design matrix")
             self.coef = np.array(head.coef, dtype=np.float64)
@@ -406,11 +483,41 @@ class _Runtime:
         for j, name in enumerate(plan.design):
             x_t[j] = state[name]
         design = x_t.T
+        if isinstance(plan.head, EstimatorHead):
+            return self._estimator_predict(design, rows)
         if not np.isfinite(design).all():  # the estimator's own input check
             raise ValueError("Input X contains NaN or infinity after preprocessing")
         if isinstance(plan.head, LinearHead):
             return design @ self.coef + self.intercept, None, None
         proba = self._proba(design)[:, self.order]
+        best = proba.argmax(axis=1)
+        return self.classes[best], proba[np.arange(len(best)), best], proba
+
+    def _estimator_predict(
+        self, design: np.ndarray, rows: int
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The estimator called as the pipeline calls it: on a DataFrame of the design columns
+        (float64, the names it was fitted on); it checks its input (NaN, …) itself."""
+        import pandas as pd
+
+        est = self.estimator
+        if est is None:
+            raise PlanInvalid(f"plan: its estimator ({ESTIMATOR_FILE}) was not loaded")
+        if rows == 0:
+            empty = np.empty(0, dtype=np.float64)
+            if self.plan.task == "regression":
+                return empty, None, None
+            return self.classes[:0], empty, np.empty((0, len(self.classes)))
+        frame = pd.DataFrame(design, columns=list(self.plan.design), copy=False)
+        if self.plan.task == "regression":
+            values = np.asarray(est.predict(frame), dtype=np.float64)
+            if values.shape != (rows,):
+                raise ValueError(f"the estimator returned shape {values.shape} for {rows} rows")
+            return values, None, None
+        proba = np.asarray(est.predict_proba(frame), dtype=np.float64)
+        if proba.shape != (rows, len(self.classes)):
+            raise ValueError(f"the estimator returned probabilities of shape {proba.shape}")
+        proba = proba[:, self.order]
         best = proba.argmax(axis=1)
         return self.classes[best], proba[np.arange(len(best)), best], proba
 
@@ -496,9 +603,22 @@ _REGRESSORS = (
 _UNSEEN = "\x00dropscore-plan-unseen\x00"  # probe value no training category can be
 
 
+@dataclass(frozen=True)
+class Compiled:
+    """A plan and the files it needs beside plan.json (an estimator head's pickle)."""
+
+    plan: Plan
+    files: dict[str, bytes]
+
+
 def compile_pipeline(pipeline: Any, info: ModelCard | ModelShape) -> Plan:
-    """The plan for a fitted PyCaret pipeline; PlanUnsupported names the first thing that is
-    not reproduced exactly (never a guess)."""
+    """The plan for a fitted PyCaret pipeline (an estimator head bound to the pipeline's own
+    estimator); PlanUnsupported names the first thing that is not reproduced exactly."""
+    return compile_model(pipeline, info).plan
+
+
+def compile_model(pipeline: Any, info: ModelCard | ModelShape) -> Compiled:
+    """``compile_pipeline`` with the files to publish beside plan.json."""
     from pycaret.internal.pipeline import Pipeline as PycaretPipeline
     from pycaret.internal.preprocess.transformers import (
         CleanColumnNames,
@@ -558,6 +678,8 @@ def compile_pipeline(pipeline: Any, info: ModelCard | ModelShape) -> Plan:
         else:
             raise PlanUnsupported(f"{where} is not a step a plan can reproduce")
     estimator = pipeline.steps[-1][1]
+    if not _is_linear(estimator, shape.task):
+        return _with_estimator_head(pipeline, shape, tuple(steps), kinds, label_classes)
     names = getattr(estimator, "feature_names_in_", None)
     if names is None:
         raise PlanUnsupported("the estimator was not fitted on named columns")
@@ -570,7 +692,167 @@ def compile_pipeline(pipeline: Any, info: ModelCard | ModelShape) -> Plan:
     if text:
         raise PlanUnsupported(f"columns {text} reach the estimator as text")
     head = _head(estimator, shape, label_classes, len(design))
-    return Plan(shape.task, shape.inputs, tuple(steps), design, head, shape.classes)
+    return Compiled(Plan(shape.task, shape.inputs, tuple(steps), design, head, shape.classes), {})
+
+
+def _is_linear(est: Any, task: str) -> bool:
+    """Whether ``_head`` takes the estimator (its coefficients go into the JSON)."""
+    from sklearn import linear_model
+
+    name = type(est).__name__
+    if task == "regression":
+        return name in _REGRESSORS and type(est) is getattr(linear_model, name)
+    return type(est) is linear_model.LogisticRegression
+
+
+def _with_estimator_head(
+    pipeline: Any,
+    shape: ModelShape,
+    steps: tuple[Step, ...],
+    kinds: dict[str, str],
+    label_classes: list[Any] | None,
+) -> Compiled:
+    """The plan's preprocessing in front of the fitted estimator itself. The design columns are
+    those the pipeline hands the estimator, in its order and with its names, found by running
+    the pipeline's own preprocessing on probe rows."""
+    import hashlib
+
+    import pandas as pd
+    from pycaret.internal.pipeline import _full_transform
+
+    est = pipeline.steps[-1][1]
+    name = type(est).__name__
+    _check_estimator(est, shape.task)
+    probe = pd.DataFrame(
+        {
+            i.name: (
+                np.array([0.0, 1.0, np.nan])
+                if i.kind == "number"
+                else np.array([_UNSEEN, _UNSEEN, np.nan], dtype=object)
+            )
+            for i in shape.inputs
+        }
+    )
+    try:
+        given, _ = _full_transform(pipeline, probe, None, with_final=False)
+    except Exception as exc:  # the pipeline's own failure: nothing to learn the columns from
+        raise PlanUnsupported(f"the pipeline could not transform probe rows: {exc}") from exc
+    columns = [str(c) for c in given.columns]
+    if sorted(columns) != sorted(kinds) or len(set(columns)) != len(columns):
+        raise PlanUnsupported(
+            f"the pipeline hands {name} the columns {columns}, the plan builds {list(kinds)}"
+        )
+    text = [c for c in columns if kinds[c] == "category"]
+    if text:
+        raise PlanUnsupported(f"columns {text} reach the estimator as text")
+    for col, dtype in zip(columns, given.dtypes, strict=True):
+        # float64 or whole numbers: the same float64 values the plan builds (float32 is not)
+        if not (isinstance(dtype, np.dtype) and (dtype == np.float64 or dtype.kind in "iub")):
+            raise PlanUnsupported(f"the pipeline hands {name} column '{col}' as {dtype}")
+    names = getattr(est, "feature_names_in_", None)
+    fitted = [] if names is None else [str(n) for n in names]
+    if not _same_names(fitted, columns, est):
+        raise PlanUnsupported(
+            f"{name} was fitted on the columns {fitted}; the pipeline gives {columns}"
+        )
+    order: tuple[int, ...] = ()
+    if shape.task == "classification":
+        order = _class_order(est, shape, label_classes)
+    blob = _dump_estimator(est)
+    head = EstimatorHead(_class_path(est), ESTIMATOR_FILE, hashlib.sha256(blob).hexdigest(), order)
+    plan = Plan(shape.task, shape.inputs, steps, tuple(columns), head, shape.classes)
+    return Compiled(plan.bind(est), {ESTIMATOR_FILE: blob})
+
+
+def _class_path(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _check_estimator(est: Any, task: str) -> None:
+    """A plain scikit-learn-API estimator of the task, loadable without PyCaret."""
+    from sklearn.base import BaseEstimator, is_classifier, is_regressor
+
+    name = type(est).__name__
+    module = type(est).__module__
+    if module.split(".")[0] in ("pycaret", "__main__"):
+        raise PlanUnsupported(
+            f"the estimator {name} is a class of {module}; a plan loads only estimators of "
+            "their own library"
+        )
+    if not isinstance(est, BaseEstimator):
+        raise PlanUnsupported(f"the estimator {name} is not a scikit-learn-API estimator")
+    if task == "regression":
+        if not (is_regressor(est) and callable(getattr(est, "predict", None))):
+            raise PlanUnsupported(f"the estimator {name} is not a regressor with predict")
+    elif not (
+        is_classifier(est)
+        and callable(getattr(est, "predict_proba", None))
+        and hasattr(est, "classes_")
+    ):
+        raise PlanUnsupported(f"the estimator {name} is not a classifier with predict_proba")
+    needs = sorted(m for m in _pickled_modules(est) if m.split(".")[0] in ("pycaret", "__main__"))
+    if needs:
+        raise PlanUnsupported(
+            f"the estimator {name} cannot be unpickled without {needs[0]} (it holds its objects)"
+        )
+
+
+def _pickled_modules(obj: Any) -> set[str]:
+    """Every module a pickle of ``obj`` refers to (classes, functions, reducers)."""
+    import io
+    import pickle
+    import types
+
+    found: set[str] = set()
+
+    class Scan(pickle.Pickler):
+        def reducer_override(self, o: Any) -> Any:
+            found.add(str(getattr(type(o), "__module__", "")))
+            if isinstance(o, type | types.FunctionType | types.BuiltinFunctionType):
+                found.add(str(getattr(o, "__module__", "")))
+            return NotImplemented
+
+    try:
+        Scan(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    except Exception as exc:
+        raise PlanUnsupported(f"the estimator cannot be pickled on its own: {exc}") from exc
+    return found
+
+
+def _dump_estimator(est: Any) -> bytes:
+    import io
+
+    import joblib
+
+    buf = io.BytesIO()
+    joblib.dump(est, buf)
+    return buf.getvalue()
+
+
+def _same_names(fitted: list[str], columns: list[str], est: Any) -> bool:
+    """The estimator's fitted names are the pipeline's columns, in order; LightGBM stores a
+    name with its whitespace as '_' (and does not check names when predicting)."""
+    if fitted == columns:
+        return True
+    if type(est).__module__.split(".")[0] != "lightgbm" or len(fitted) != len(columns):
+        return False
+    return fitted == [re.sub(r"\s", "_", c) for c in columns]
+
+
+def _class_order(est: Any, shape: ModelShape, label_classes: list[Any] | None) -> tuple[int, ...]:
+    """Card class i is column order[i] of the estimator's probabilities."""
+    name = type(est).__name__
+    fitted = list(est.classes_)
+    if label_classes is not None:
+        try:
+            labels = [str(label_classes[int(c)]) for c in fitted]
+        except (ValueError, TypeError, IndexError) as exc:
+            raise PlanUnsupported(f"{name} classes {fitted} are not label codes") from exc
+    else:
+        labels = [str(c) for c in fitted]
+    if sorted(labels) != sorted(shape.classes) or len(set(labels)) != len(fitted):
+        raise PlanUnsupported(f"{name} predicts {labels}, the card lists {list(shape.classes)}")
+    return tuple(labels.index(c) for c in shape.classes)
 
 
 def _imputer(imp: Any, include: list[str], kinds: dict[str, str], where: str) -> Step:
@@ -818,16 +1100,7 @@ def _head(est: Any, shape: ModelShape, label_classes: list[Any] | None, width: i
     )
     if est.multi_class not in ("ovr", "warn", "auto", "multinomial"):
         raise PlanUnsupported(f"{name} has multi_class={est.multi_class!r}")
-    if label_classes is not None:
-        try:
-            labels = [str(label_classes[int(c)]) for c in fitted]
-        except (ValueError, TypeError, IndexError) as exc:
-            raise PlanUnsupported(f"{name} classes {fitted} are not label codes") from exc
-    else:
-        labels = [str(c) for c in fitted]
-    if sorted(labels) != sorted(shape.classes) or len(set(labels)) != k:
-        raise PlanUnsupported(f"{name} predicts {labels}, the card lists {list(shape.classes)}")
-    order = tuple(labels.index(c) for c in shape.classes)
+    order = _class_order(est, shape, label_classes)
     return LogisticHead(
         estimator=name,
         coef=tuple(tuple(r) for r in coef.tolist()),
@@ -852,7 +1125,7 @@ def verify(plan: Plan, pipeline: Any, frame: Any) -> dict[str, Any]:
             got, want = values, np.asarray(pipeline.predict(frame), dtype=np.float64)
         else:
             assert proba is not None
-            assert isinstance(plan.head, LogisticHead)
+            assert isinstance(plan.head, LogisticHead | EstimatorHead)
             ref = np.asarray(pipeline.predict_proba(frame), dtype=np.float64)
             want = ref[:, list(plan.head.order)]
             got = proba

@@ -4,7 +4,7 @@ Versions are immutable: every file is written create-only, model.pkl first (it c
 version number, so two concurrent publishes never collide), then extras such as plan.json, and
 card.json last (a version is visible only once its card exists). A model is unpickled only after
 its sha256 matches the card, because unpickling runs code; a scoring plan is read only after its
-sha256 matches ``card.plan``.
+sha256 matches ``card.plan``, and a plan's estimator.pkl only after its sha256 matches plan.json.
 """
 
 from __future__ import annotations
@@ -173,9 +173,28 @@ class Registry:
             )
         return blob
 
+    def _verified_file(self, card: ModelCard, file: str, sha256: str, listed_in: str) -> bytes:
+        """A file of the version, checked against the sha256 ``listed_in`` records."""
+        url = self._path(card.name, str(card.version), file)
+        try:
+            blob = storage.read_bytes(url)
+        except ObjectMissing as exc:
+            raise ModelNotFound(
+                f"{card.ref}: {listed_in} lists {file} but {url} is missing; republish it or "
+                "score with the pipeline engine"
+            ) from exc
+        digest = hashlib.sha256(blob).hexdigest()
+        if digest != sha256:
+            raise ModelIntegrityError(
+                f"{card.ref}: {file} sha256 {digest[:12]}… does not match {listed_in}'s "
+                f"{sha256[:12]}…; the file was changed after publishing. Not loaded."
+            )
+        return blob
+
     def _load_plan(self, card: ModelCard) -> LoadedModel:
-        """Verify plan.json against ``card.plan`` and read it (cached per process)."""
-        from scorer.plan import Plan
+        """Verify plan.json against ``card.plan`` and read it, and an estimator head's pickle
+        against plan.json (cached per process)."""
+        from scorer.plan import EstimatorHead, Plan
 
         info = card.plan
         if not info:
@@ -213,6 +232,10 @@ class Registry:
                 f"{card.ref}: {PLAN_FILE} was compiled for other columns or classes than the "
                 "card lists; republish the model"
             )
+        if isinstance(plan.head, EstimatorHead):
+            # plan.json (checked above) vouches for the estimator's pickle, as the card for it
+            file, sha = plan.head.file, plan.head.sha256
+            plan.bind(unpickle(self._verified_file(card, file, sha, PLAN_FILE), card))
         with _cache_lock:
             _cache[key] = plan
         return LoadedModel(card, None, plan)

@@ -17,7 +17,7 @@ import platform
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -381,6 +381,7 @@ class PlanExport:
     blob: bytes | None
     card_entry: dict[str, Any] | None
     note: str
+    files: dict[str, bytes] = field(default_factory=dict)  # published beside plan.json
 
 
 def export_plan(
@@ -397,14 +398,19 @@ def export_plan(
     import joblib
 
     from scorer.errors import PlanUnsupported
-    from scorer.plan import FORMAT, ModelShape, Plan, compile_pipeline, verify
+    from scorer.plan import EstimatorHead, ModelShape, Plan, compile_model, verify
     from scorer.plan import Input as PlanInput
 
     try:
         pipeline = joblib.load(io.BytesIO(model_bytes))
         shape = ModelShape(task, tuple(PlanInput(f.name, f.kind) for f in features), classes)
-        blob = compile_pipeline(pipeline, shape).to_json()
-        checked = verify(Plan.from_json(blob), pipeline, plan_check_frame(features, holdout))
+        compiled = compile_model(pipeline, shape)
+        blob = compiled.plan.to_json()
+        plan = Plan.from_json(blob)
+        head = plan.head
+        if isinstance(head, EstimatorHead):  # checked as the scorer will load it: from its bytes
+            plan.bind(joblib.load(io.BytesIO(compiled.files[head.file])))
+        checked = verify(plan, pipeline, plan_check_frame(features, holdout))
     except PlanUnsupported as exc:
         progress(f"no scoring plan (the pipeline will score): {exc.reason}")
         return PlanExport(None, None, f"not exported: {exc.reason}")
@@ -416,9 +422,18 @@ def export_plan(
         f"scoring plan exported: matches the pipeline on {checked['rows']} check rows "
         f"(max relative difference {checked['max_rel_diff']:.3g})"
     )
-    entry = {"format": FORMAT, "sha256": hashlib.sha256(blob).hexdigest(), "verified": checked}
+    entry: dict[str, Any] = {
+        "format": plan.format,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "verified": checked,
+    }
     note = f"exported, verified on {checked['rows']} hold-out and edge rows"
-    return PlanExport(blob, entry, note)
+    if isinstance(head, EstimatorHead):
+        entry["estimator"] = {"class": head.estimator, "file": head.file, "sha256": head.sha256}
+        short = head.estimator.rsplit(".", 1)[-1]
+        note = note.replace("exported", f"exported (numpy preprocessing + {short})", 1)
+        progress(f"scoring plan: numpy preprocessing + {short} from {head.file}")
+    return PlanExport(blob, entry, note, dict(compiled.files))
 
 
 def plan_check_frame(features: tuple[Feature, ...], holdout: pd.DataFrame) -> pd.DataFrame:
@@ -528,5 +543,5 @@ def train_and_publish(
         )
 
     progress(f"publishing to {registry.url}")
-    extras = {PLAN_FILE: plan.blob} if plan.blob is not None else None
+    extras = {PLAN_FILE: plan.blob, **plan.files} if plan.blob is not None else None
     return registry.publish(name, trained.model_bytes, make_card, alias=alias, extras=extras)
