@@ -160,6 +160,33 @@ def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     return registry.url
 
 
+@pytest.fixture(scope="session")
+def nonlinear_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A local registry with three small non-linear models, each with a scoring plan whose head
+    is the fitted estimator: ``boost`` (LGBMRegressor), ``gbr`` (GradientBoostingRegressor) on
+    the sample data and ``boosted-income`` (LGBMClassifier, column names with spaces)."""
+    from scorer.registry import Registry
+    from training.sample_data import generate
+    from training.train import train_and_publish
+
+    root = tmp_path_factory.mktemp("nonlinear")
+    claims = root / "claims.csv"
+    generate(500, seed=12).to_csv(claims, index=False)
+    income = root / "income.csv"
+    make_classification_frame(500, seed=6).to_csv(income, index=False)
+    registry = Registry(str(root / "models"))
+    for name, src, target, estimator in (
+        ("boost", claims, "charges", "lightgbm"),
+        ("gbr", claims, "charges", "gbr"),
+        ("boosted-income", income, "income >50K", "lightgbm"),
+    ):
+        train_and_publish(
+            data_url=str(src), target=target, name=name, registry=registry,
+            estimators=(estimator,), alias="production",
+        )  # fmt: skip
+    return registry.url
+
+
 @pytest.fixture
 def s3_registry(bucket: str, trained_registry: str) -> str:
     """The trained registry copied into ``s3://<bucket>/models``; returns that URL."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,7 +22,15 @@ from hypothesis import strategies as st
 
 from scorer.card import Feature
 from scorer.errors import PlanInvalid, PlanUnsupported
-from scorer.plan import Encode, LinearHead, LogisticHead, Plan, compile_pipeline, verify
+from scorer.plan import (
+    Encode,
+    EstimatorHead,
+    LinearHead,
+    LogisticHead,
+    Plan,
+    compile_pipeline,
+    verify,
+)
 from scorer.predict import Predictions, model_input, predict
 from scorer.registry import LoadedModel, Registry
 
@@ -173,8 +182,8 @@ def test_json_round_trips_exactly_and_compiling_is_deterministic(
 def test_a_plan_of_an_unknown_format_is_refused_clearly(claims_plan: LoadedModel) -> None:
     assert claims_plan.plan is not None
     raw = json.loads(claims_plan.plan.to_json())
-    raw["format"] = 2
-    with pytest.raises(PlanInvalid, match="format 2 but this scorer reads format 1"):
+    raw["format"] = 3
+    with pytest.raises(PlanInvalid, match="format 3 but this scorer reads formats 1 and 2"):
         Plan.from_json(json.dumps(raw))
     with pytest.raises(PlanInvalid, match="not JSON"):
         Plan.from_json(b"\x00not json")
@@ -235,6 +244,36 @@ def _tree(p: Any) -> None:
     p.steps[-1] = ("actual_estimator", tree)
 
 
+def _pycaret_estimator(p: Any) -> None:
+    from pycaret.internal.tunable import TunableMLPRegressor
+
+    _tree(p)
+    p.steps[-1] = ("actual_estimator", TunableMLPRegressor())
+
+
+def _holds_pycaret(p: Any) -> None:
+    from pycaret.internal.preprocess.transformers import CleanColumnNames
+
+    _tree(p)
+    p.steps[-1][1].cleaner_ = CleanColumnNames()  # unpickling the tree would import PyCaret
+
+
+def _not_a_regressor(p: Any) -> None:
+    from sklearn.preprocessing import StandardScaler
+
+    names = p.steps[-1][1].feature_names_in_
+    x = pd.DataFrame(np.zeros((2, len(names))), columns=names)
+    p.steps[-1] = ("actual_estimator", StandardScaler().fit(x))
+
+
+def _other_columns(p: Any) -> None:
+    from sklearn.tree import DecisionTreeRegressor
+
+    names = list(p.steps[-1][1].feature_names_in_)[::-1]
+    x = pd.DataFrame(np.zeros((2, len(names))), columns=names)
+    p.steps[-1] = ("actual_estimator", DecisionTreeRegressor().fit(x, [0.0, 1.0]))
+
+
 def _target_transform(p: Any) -> None:
     from pycaret.internal.preprocess.transformers import TransformerWrapperWithInverse
     from sklearn.preprocessing import LabelEncoder
@@ -246,7 +285,10 @@ REFUSED = [
     ("one-hot raising on unseen values", _unseen_raises, "handle_unknown='error'"),
     ("imputer adding indicator columns", _indicator, "add_indicator"),
     ("a scaler step", _scaler, "StandardScaler"),
-    ("a tree estimator", _tree, "DecisionTreeRegressor is not a linear regressor"),
+    ("an estimator of PyCaret's own", _pycaret_estimator, "is a class of pycaret"),
+    ("an estimator whose pickle needs PyCaret", _holds_pycaret, "without pycaret"),
+    ("an estimator that is not a regressor", _not_a_regressor, "not a regressor with predict"),
+    ("an estimator fitted on other columns", _other_columns, "was fitted on the columns"),
     ("a transformed regression target", _target_transform, "label encoding"),
 ]
 
@@ -306,3 +348,160 @@ def test_scoring_with_a_plan_never_imports_pycaret(trained_registry: str) -> Non
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["claims 3", "income 3", "pycaret imported: False"]
+
+
+# --- plans whose head is the fitted estimator (trees, boosting) ---------------------------------
+NONLINEAR = ["boost", "gbr", "boosted-income"]
+
+
+@pytest.fixture(scope="session")
+def nonlinear(nonlinear_registry: str) -> dict[str, tuple[LoadedModel, LoadedModel]]:
+    """name → (pipeline, plan) for the conftest's non-linear models."""
+    reg = Registry(nonlinear_registry)
+    out = {}
+    for name in NONLINEAR:
+        card = reg.resolve(name)
+        out[name] = (reg.load(card, engine="pipeline"), reg.load(card, engine="plan"))
+    return out
+
+
+@pytest.mark.parametrize("name", NONLINEAR)
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_an_estimator_plan_predicts_what_the_pipeline_predicts(
+    nonlinear: dict[str, tuple[LoadedModel, LoadedModel]], name: str, data: st.DataObject
+) -> None:
+    model, plan = nonlinear[name]
+    frame = data.draw(frames(model.card.features))
+    try:
+        want = predict(model, frame)
+    except ValueError as exc:  # e.g. a number beyond float32, which sklearn's trees refuse
+        with pytest.raises(ValueError, match=re.escape(str(exc))):
+            predict(plan, frame)
+        return
+    got = predict(plan, frame)
+    assert np.array_equal(got.values, want.values)
+    if want.proba is not None:
+        assert np.array_equal(got.proba, want.proba)  # bit for bit, not within 1e-9
+
+
+@pytest.mark.parametrize("name", NONLINEAR)
+def test_an_estimator_plan_is_bit_identical_on_thousands_of_rows(
+    nonlinear: dict[str, tuple[LoadedModel, LoadedModel]], name: str
+) -> None:
+    model, plan = nonlinear[name]
+    rng = np.random.default_rng(8)
+    cols = {}
+    for f in model.card.features:
+        if f.kind == "number":
+            assert f.min is not None
+            assert f.max is not None
+            values = rng.uniform(f.min - 10, f.max + 10, 5000)
+            values[rng.random(5000) < 0.05] = np.nan
+            values[rng.random(5000) < 0.01] = 1e30  # far out, still a float32 for the trees
+        else:
+            values = rng.choice([*f.categories, "unseen", ""], 5000).astype(object)
+            values[rng.random(5000) < 0.05] = np.nan
+        cols[f.name] = values
+    frame = pd.DataFrame(cols)
+    got, want = predict(plan, frame), predict(model, frame)
+    assert got.values.tolist() == want.values.tolist()
+    if want.proba is not None:
+        assert np.array_equal(got.proba, want.proba)
+
+
+def test_an_estimator_plan_names_its_estimator_and_keeps_numpy_preprocessing(
+    nonlinear: dict[str, tuple[LoadedModel, LoadedModel]],
+) -> None:
+    expected = {
+        "boost": "lightgbm.sklearn.LGBMRegressor",
+        "gbr": "sklearn.ensemble._gb.GradientBoostingRegressor",
+        "boosted-income": "lightgbm.sklearn.LGBMClassifier",
+    }
+    for name, (model, loaded) in nonlinear.items():
+        plan, card = loaded.plan, loaded.card
+        assert plan is not None
+        assert loaded.pipeline is None
+        assert isinstance(plan.head, EstimatorHead)
+        assert plan.head.estimator == expected[name]
+        assert card.plan is not None
+        assert card.plan["format"] == 2
+        assert card.plan["estimator"] == {
+            "class": expected[name], "file": "estimator.pkl", "sha256": plan.head.sha256,
+        }  # fmt: skip
+        assert card.plan["verified"]["max_rel_diff"] == 0.0
+        short = expected[name].rsplit(".", 1)[-1]
+        assert card.notes["plan"].startswith(f"exported (numpy preprocessing + {short}), verified")
+        assert {type(s).__name__ for s in plan.steps} >= {"ImputeNumbers", "Encode"}
+        # the design matrix's columns are the estimator's, in its order
+        fitted = [str(c) for c in model.pipeline.steps[-1][1].feature_names_in_]
+        assert [c.replace(" ", "_") for c in plan.design] == fitted
+        assert Plan.from_json(plan.to_json()).to_json() == plan.to_json()
+
+
+def test_an_unbound_estimator_plan_refuses_to_score(
+    nonlinear: dict[str, tuple[LoadedModel, LoadedModel]],
+) -> None:
+    model, loaded = nonlinear["boost"]
+    assert loaded.plan is not None
+    bare = Plan.from_json(loaded.plan.to_json())
+    frame = model_input(model, pd.DataFrame({f.name: [f.typical] for f in model.card.features}))
+    with pytest.raises(PlanInvalid, match=r"estimator \(estimator\.pkl\) was not loaded"):
+        bare.predict({c: frame[c].to_numpy() for c in frame.columns})
+    gbr = nonlinear["gbr"][0].pipeline.steps[-1][1]
+    with pytest.raises(
+        PlanInvalid, match=r"holds a sklearn\.ensemble\._gb\.GradientBoostingRegressor"
+    ):
+        bare.bind(gbr)
+    raw = json.loads(loaded.plan.to_json())
+    raw["format"] = 1  # an old scorer's format cannot carry an estimator head
+    with pytest.raises(PlanInvalid, match="its head is format 2"):
+        Plan.from_json(json.dumps(raw))
+
+
+def test_a_tree_swapped_into_a_linear_pipeline_gets_an_estimator_plan(
+    claims_model: LoadedModel,
+) -> None:
+    pipeline = copy.deepcopy(claims_model.pipeline)
+    _tree(pipeline)
+    plan = compile_pipeline(pipeline, claims_model.card)
+    assert isinstance(plan.head, EstimatorHead)
+    assert plan.head.estimator == "sklearn.tree._classes.DecisionTreeRegressor"
+    frame = model_input(claims_model, pd.DataFrame({"age": [30.0, 60.0, np.nan]}))
+    assert verify(plan, pipeline, frame)["max_rel_diff"] == 0.0
+
+
+def test_a_classifier_without_probabilities_is_refused(income_model: LoadedModel) -> None:
+    from sklearn.linear_model import RidgeClassifier
+
+    pipeline = copy.deepcopy(income_model.pipeline)
+    names = pipeline.steps[-1][1].feature_names_in_
+    x = pd.DataFrame(np.zeros((2, len(names))), columns=names)
+    pipeline.steps[-1] = ("actual_estimator", RidgeClassifier().fit(x, [0, 1]))
+    with pytest.raises(PlanUnsupported, match="RidgeClassifier is not a classifier with predict_"):
+        compile_pipeline(pipeline, income_model.card)
+
+
+def test_scoring_with_an_estimator_plan_never_imports_pycaret(nonlinear_registry: str) -> None:
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import pandas as pd
+        from scorer.predict import predict
+        from scorer.registry import Registry
+        reg = Registry({nonlinear_registry!r})
+        for name in {NONLINEAR!r}:
+            model = reg.load(reg.resolve(name), engine="auto")
+            assert model.pipeline is None and model.plan is not None
+            frame = pd.DataFrame({{f.name: [f.typical] * 3 for f in model.card.features}})
+            print(name, len(predict(model, frame).values))
+        print("pycaret imported:", "pycaret" in sys.modules, "lightgbm:", "lightgbm" in sys.modules)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "boost 3", "gbr 3", "boosted-income 3", "pycaret imported: False lightgbm: True",
+    ]  # fmt: skip

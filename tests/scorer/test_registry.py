@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import pathlib
 import pickle
@@ -25,6 +26,7 @@ from scorer.errors import (
     ModelIntegrityError,
     ModelNotFound,
     ModelVersionMismatch,
+    PlanInvalid,
     PlanUnavailable,
     VersionExists,
 )
@@ -494,6 +496,82 @@ def test_a_tampered_plan_is_refused(trained_copy: Registry) -> None:
     path.unlink()
     with pytest.raises(ModelNotFound, match=r"plan\.json is missing"):
         trained_copy.load(trained_copy.resolve("income"), engine="plan")
+
+
+def _republish_plan(root: Path, name: str, estimator_bytes: bytes) -> ModelCard:
+    """Replace ``name@1``'s estimator.pkl and make plan.json and the card vouch for it, as a
+    publisher with other libraries would have written them."""
+    version = root / name / "1"
+    (version / "estimator.pkl").write_bytes(estimator_bytes)
+    plan = json.loads((version / "plan.json").read_text())
+    plan["head"]["sha256"] = hashlib.sha256(estimator_bytes).hexdigest()
+    blob = (json.dumps(plan, indent=1, sort_keys=True) + "\n").encode()
+    (version / "plan.json").write_bytes(blob)
+    card = json.loads((version / "card.json").read_text())
+    card["plan"]["sha256"] = hashlib.sha256(blob).hexdigest()
+    (version / "card.json").write_text(json.dumps(card))
+    return ModelCard.from_json((version / "card.json").read_text())
+
+
+@pytest.fixture
+def nonlinear_copy(nonlinear_registry: str, tmp_path: Path) -> Registry:
+    dest = tmp_path / "nonlinear"
+    shutil.copytree(nonlinear_registry, dest)
+    return Registry(str(dest))
+
+
+def test_a_tampered_estimator_pkl_is_refused_before_unpickling(
+    nonlinear_copy: Registry, tmp_path: Path
+) -> None:
+    from scorer.predict import predict
+
+    card = nonlinear_copy.resolve("boost")
+    assert sorted(p.name for p in (Path(nonlinear_copy.url) / "boost" / "1").iterdir()) == [
+        "card.json", "estimator.pkl", "model.pkl", "plan.json",
+    ]  # fmt: skip
+    pkl = Path(nonlinear_copy.url) / "boost" / "1" / "estimator.pkl"
+    good = pkl.read_bytes()
+    marker = tmp_path / "pwned"
+    pkl.write_bytes(pickle.dumps(_TouchOnLoad(marker), protocol=4))
+    with pytest.raises(
+        ModelIntegrityError,
+        match=r"boost@1: estimator\.pkl sha256 .* does not match plan\.json's .* Not loaded",
+    ):
+        Registry(nonlinear_copy.url).load(card, engine="plan")
+    assert not marker.exists()
+    pkl.unlink()
+    with pytest.raises(ModelNotFound, match=r"plan\.json lists estimator\.pkl but .* is missing"):
+        Registry(nonlinear_copy.url).load(card, engine="auto")
+    pkl.write_bytes(good)
+    model = Registry(nonlinear_copy.url).load(card, engine="auto")
+    assert model.pipeline is None
+    assert model.plan is not None
+    rows = generate(20, seed=4).drop(columns=["charges"])
+    assert np.array_equal(
+        predict(model, rows).values, predict(nonlinear_copy.load(card), rows).values
+    )
+    assert Registry(nonlinear_copy.url).load(card, engine="plan").plan is model.plan  # cached
+
+
+def test_an_estimator_pickled_by_another_sklearn_is_a_version_mismatch(
+    nonlinear_copy: Registry,
+) -> None:
+    card = _republish_plan(Path(nonlinear_copy.url), "gbr", stale_sklearn_pickle())
+    with pytest.raises(ModelVersionMismatch, match=r"gbr@1 was saved with scikit-learn 0\.0\.1"):
+        nonlinear_copy.load(card, engine="plan")
+
+
+def test_an_estimator_pkl_of_another_class_is_refused(nonlinear_copy: Registry) -> None:
+    import joblib
+    from sklearn.tree import DecisionTreeRegressor
+
+    buf = io.BytesIO()
+    joblib.dump(DecisionTreeRegressor().fit([[0.0], [1.0]], [0.0, 1.0]), buf)
+    card = _republish_plan(Path(nonlinear_copy.url), "boost", buf.getvalue())
+    with pytest.raises(
+        PlanInvalid, match=r"holds a sklearn\.tree\._classes\.DecisionTreeRegressor"
+    ):
+        nonlinear_copy.load(card, engine="plan")
 
 
 def test_an_old_card_without_a_plan_loads_and_says_why_engine_plan_cannot(

@@ -675,29 +675,76 @@ def test_any_frame_written_as_csv_reads_back_as_written(frame: pd.DataFrame) -> 
 
 # --- scoring plans --------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_a_tree_model_is_published_without_a_plan_and_says_why(tmp_path: Path) -> None:
-    from scorer.errors import PlanUnavailable, PlanUnsupported
-    from scorer.plan import compile_pipeline
+def test_a_tree_model_is_published_with_its_estimator_as_the_plan_head(tmp_path: Path) -> None:
+    from scorer.plan import EstimatorHead
+    from scorer.predict import predict
+    from training.train import plan_check_frame
 
     src = tmp_path / "claims.csv"
-    generate(200, seed=5).to_csv(src, index=False)
+    frame = generate(200, seed=5)
+    frame.to_csv(src, index=False)
     reg = Registry(str(tmp_path / "models"))
     said: list[str] = []
     card = train_and_publish(
         data_url=str(src), target="charges", name="tree", registry=reg, estimators=("dt",),
         progress=said.append,
     )  # fmt: skip
-    reason = "the estimator DecisionTreeRegressor is not a linear regressor a plan knows"
-    assert card.plan is None
-    assert card.notes["plan"] == f"not exported: {reason}"
-    assert f"no scoring plan (the pipeline will score): {reason}" in said
-    assert sorted(snapshot(tmp_path / "models")) == ["tree/1/card.json", "tree/1/model.pkl"]
+    assert card.plan is not None
+    assert card.notes["plan"].startswith("exported (numpy preprocessing + DecisionTreeRegressor)")
+    assert "scoring plan: numpy preprocessing + DecisionTreeRegressor from estimator.pkl" in said
+    assert sorted(snapshot(tmp_path / "models")) == [
+        "tree/1/card.json", "tree/1/estimator.pkl", "tree/1/model.pkl", "tree/1/plan.json",
+    ]  # fmt: skip
+    estimator_pkl = (tmp_path / "models" / "tree" / "1" / "estimator.pkl").read_bytes()
+    assert card.plan["estimator"]["sha256"] == hashlib.sha256(estimator_pkl).hexdigest()
     model = reg.load(card, engine="auto")
-    assert model.plan is None
-    with pytest.raises(PlanUnsupported, match="DecisionTreeRegressor"):
-        compile_pipeline(model.pipeline, card)
-    with pytest.raises(PlanUnavailable, match=reason):
-        reg.load(card, engine="plan")
+    assert model.pipeline is None
+    assert model.plan is not None
+    assert isinstance(model.plan.head, EstimatorHead)
+    rows = plan_check_frame(card.features, frame.drop(columns=["charges"]).head(30))
+    assert np.array_equal(predict(model, rows).values, predict(reg.load(card), rows).values)
+
+
+def test_a_model_whose_estimator_needs_pycaret_gets_no_plan_and_says_why(
+    trained_registry: str,
+) -> None:
+    """An estimator whose pickle would import PyCaret is refused: no plan, the reason noted."""
+    import joblib
+    from pycaret.internal.preprocess.transformers import CleanColumnNames
+    from sklearn.tree import DecisionTreeRegressor
+
+    from training import train
+
+    reg = Registry(trained_registry)
+    card = reg.resolve("claims")
+    pipeline = reg.load(card).pipeline
+    pipeline = joblib.load(io.BytesIO(_dumped(pipeline)))  # a private copy
+    names = pipeline.steps[-1][1].feature_names_in_
+    tree = DecisionTreeRegressor().fit(
+        pd.DataFrame(np.zeros((2, len(names))), columns=names), [0, 1]
+    )
+    tree.cleaner_ = CleanColumnNames()
+    pipeline.steps[-1] = ("actual_estimator", tree)
+    said: list[str] = []
+    holdout = generate(20, seed=3).drop(columns=["charges"])
+    export = train.export_plan(
+        _dumped(pipeline), "regression", card.features, (), holdout, said.append
+    )
+    reason = (
+        "the estimator DecisionTreeRegressor cannot be unpickled without "
+        "pycaret.internal.preprocess.transformers (it holds its objects)"
+    )
+    assert (export.blob, export.card_entry, export.files) == (None, None, {})
+    assert export.note == f"not exported: {reason}"
+    assert said == [f"no scoring plan (the pipeline will score): {reason}"]
+
+
+def _dumped(obj: object) -> bytes:
+    import joblib
+
+    buf = io.BytesIO()
+    joblib.dump(obj, buf)
+    return buf.getvalue()
 
 
 @pytest.mark.slow
