@@ -31,7 +31,7 @@ from scorer.manifest import Manifest, decide_status
 from scorer.reader import CsvStream
 from scorer.registry import LoadedModel
 from scorer.schema import plan_header
-from scorer.workers import auto_workers, scored_in_order
+from scorer.workers import auto_workers, fork_safe, scored_in_order
 
 log = logging.getLogger("dropscore.scorer")
 
@@ -175,8 +175,15 @@ def _stream(
         classification = card.task == "classification"
         pred_url = storage.join(out, "predictions.csv")
         rej_url = storage.join(out, "rejected.csv")
+        asked = workers
         if workers is None:
             workers = auto_workers(manifest.input.get("bytes"))
+        if workers and not fork_safe(model):
+            (log.warning if asked else log.info)(
+                "scoring in one process: this model's library does not survive a fork",
+                extra={"run_id": manifest.run_id, "estimator": card.estimator},
+            )
+            workers = 0
         results: Iterable[BatchResult]
         if workers > 0:
             results = scored_in_order(stream.units(), model, plan, workers)

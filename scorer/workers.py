@@ -56,6 +56,21 @@ def _safe_to_fork() -> bool:
     return all(t.daemon for t in threading.enumerate() if t is not threading.main_thread())
 
 
+def fork_safe(model: LoadedModel) -> bool:
+    """Whether a forked process can predict with ``model``: a linear scoring plan is numpy
+    only, and neither has a pipeline ending in a scikit-learn linear model an OpenMP pool. Other
+    estimators (LightGBM, XGBoost, CatBoost, scikit-learn's histogram boosting …) may start an
+    OpenMP thread pool when loaded, and a child forked after that hangs in its first prediction
+    (seen with LightGBM)."""
+    from scorer.plan import EstimatorHead
+
+    if model.plan is not None:
+        return not isinstance(model.plan.head, EstimatorHead)
+    steps = getattr(model.pipeline, "steps", None)
+    estimator = steps[-1][1] if steps else model.pipeline
+    return type(estimator).__module__.startswith("sklearn.linear_model")
+
+
 class WorkerFailed(DropscoreError):
     """A scoring worker process died or failed; the run stops and the input stays pending."""
 

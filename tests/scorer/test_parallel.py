@@ -141,3 +141,27 @@ def test_no_workers_for_small_files_or_from_a_thread_pool() -> None:
     assert auto_workers(None) == 0
     with ThreadPoolExecutor(1) as pool:  # like ``sweep``: forking there is not safe
         assert pool.submit(auto_workers, 10 * PARALLEL_MIN_BYTES).result() == 0
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("engine", ["plan", "pipeline"])
+def test_a_model_whose_library_is_not_fork_safe_is_scored_in_one_process(
+    tmp_path: Path, nonlinear_registry: str, engine: str
+) -> None:
+    """LightGBM starts an OpenMP thread pool when it is loaded; a process forked after that
+    hangs in its first prediction. Such a model is scored without workers, even when asked."""
+    from scorer.registry import Registry
+
+    reg = Registry(nonlinear_registry)
+    model = reg.load(reg.resolve("boost"), engine=engine)
+    data = messy_csv(600, seed=2)
+    for asked in (2, None):
+        out = tmp_path / f"out-{engine}-{asked}"
+        src = tmp_path / "in.csv"
+        src.write_bytes(data)
+        result = runs.score(
+            runs.InputRef(url=str(src)), str(out), model, f"boost-v1-{asked}",
+            info=storage.head(str(src)), batch_rows=BATCH, workers=asked,
+        )  # fmt: skip
+        assert result.manifest.status == "partial"
+        assert result.manifest.workers == 0
