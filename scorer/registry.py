@@ -158,20 +158,7 @@ class Registry:
 
     def _verified_pickle(self, card: ModelCard) -> bytes:
         """model.pkl's bytes, checked against the card (never unpickled here)."""
-        url = self._path(card.name, str(card.version), "model.pkl")
-        try:
-            blob = storage.read_bytes(url)
-        except ObjectMissing as exc:
-            raise ModelNotFound(
-                f"{card.ref}: card exists but model.pkl is missing at {url}; republish it"
-            ) from exc
-        digest = hashlib.sha256(blob).hexdigest()
-        if digest != card.model_sha256:
-            raise ModelIntegrityError(
-                f"{card.ref}: model.pkl sha256 {digest[:12]}… does not match the card's "
-                f"{card.model_sha256[:12]}…; the file was changed after publishing. Not loaded."
-            )
-        return blob
+        return self._verified_file(card, "model.pkl", card.model_sha256, "the card")
 
     def _verified_file(self, card: ModelCard, file: str, sha256: str, listed_in: str) -> bytes:
         """A file of the version, checked against the sha256 ``listed_in`` records."""
@@ -180,8 +167,7 @@ class Registry:
             blob = storage.read_bytes(url)
         except ObjectMissing as exc:
             raise ModelNotFound(
-                f"{card.ref}: {listed_in} lists {file} but {url} is missing; republish it or "
-                "score with the pipeline engine"
+                f"{card.ref}: {listed_in} lists {file} but {url} is missing; republish the model"
             ) from exc
         digest = hashlib.sha256(blob).hexdigest()
         if digest != sha256:
