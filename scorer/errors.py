@@ -72,6 +72,12 @@ class ModelVersionMismatch(DropscoreError):
     code = "MODEL_LIBRARY_MISMATCH"
 
 
+class ModelFailed(DropscoreError):
+    """The model raised on most rows of a batch: the model is broken, not the rows."""
+
+    code = "MODEL_FAILED"
+
+
 class CardInvalid(DropscoreError):
     """card.json is missing fields or is not valid JSON."""
 

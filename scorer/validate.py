@@ -60,8 +60,16 @@ class CheckedBatch:
     formula_safe: frozenset[int] = frozenset()
 
 
+# model input → {row of the frame: (column or "", why)}
+Refuse = Callable[[pd.DataFrame], dict[int, tuple[str, str]]]
+
+
 def check_batch(
-    records: list[list[str]], row_numbers: list[int], lines: list[int], plan: HeaderPlan
+    records: list[list[str]],
+    row_numbers: list[int],
+    lines: list[int],
+    plan: HeaderPlan,
+    refuse: Refuse | None = None,
 ) -> CheckedBatch:
     """Check records of any shape: a row with the wrong number of fields is rejected."""
     n = len(records)
@@ -82,13 +90,16 @@ def check_batch(
         col_of,
         plan,
         lambda i: (row_numbers[i], lines[i], records[i]),
+        refuse,
     )
 
 
-def check_columns(batch: ColumnBatch, plan: HeaderPlan) -> CheckedBatch:
+def check_columns(
+    batch: ColumnBatch, plan: HeaderPlan, refuse: Refuse | None = None
+) -> CheckedBatch:
     """Check records that are string columns already (every row has the batch's width)."""
     if len(batch.columns) != plan.width:  # every row too short or too long
-        return check_batch(batch.records, batch.row_numbers, batch.lines, plan)
+        return check_batch(batch.records, batch.row_numbers, batch.lines, plan, refuse)
     n = batch.n
     return _check(
         batch.columns,
@@ -97,6 +108,7 @@ def check_columns(batch: ColumnBatch, plan: HeaderPlan) -> CheckedBatch:
         np.full(n, "", dtype=object),
         plan,
         lambda i: (batch.first_row + i, batch.first_line + i, batch.record(i)),
+        refuse,
     )
 
 
@@ -107,9 +119,12 @@ def _check(
     col_of: np.ndarray,
     plan: HeaderPlan,
     row_of: Callable[[int], tuple[int, int, list[str]]],
+    refuse: Refuse | None = None,
 ) -> CheckedBatch:
     """The shared core: ``columns`` hold the cells of the rows at ``shaped`` (positions in the
-    batch); ``code``/``col_of`` already carry the width problems of the other rows."""
+    batch); ``code``/``col_of`` already carry the width problems of the other rows. ``refuse``
+    (only after the model failed on the batch) names the valid rows the model cannot take;
+    they are rejected as MODEL_REFUSED with its reason."""
     m = len(shaped)
     values_of: dict[str, np.ndarray] = {}
     warn: Counter[str] = Counter()
@@ -156,6 +171,15 @@ def _check(
 
     ok = code == None  # noqa: E711 - elementwise comparison
     valid = np.flatnonzero(ok)
+    why: dict[int, str] = {}
+    if refuse is not None and len(valid):
+        in_valid = ok[shaped]
+        candidates = pd.DataFrame({name: vals[in_valid] for name, vals in values_of.items()})
+        for pos, (column, reason) in refuse(candidates).items():
+            row = int(valid[pos])
+            code[row], col_of[row], why[row] = "MODEL_REFUSED", column, reason
+        ok = code == None  # noqa: E711
+        valid = np.flatnonzero(ok)
     if len(valid) == m:
         frame = pd.DataFrame(values_of, copy=False)
         valid_cells = list(columns)
@@ -183,7 +207,7 @@ def _check(
                 line=line,
                 column=column,
                 code=what,
-                message=_message(what, column, record, plan),
+                message=why.get(int(i)) or _message(what, column, record, plan),
                 raw=_raw_line(record),
             )
         )

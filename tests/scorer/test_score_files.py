@@ -251,3 +251,27 @@ def test_an_existing_manifest_means_nothing_is_done(
     second = run(tmp_path, claims_model, (GOOD + ROW + ROW).encode())
     assert (first.already_done, second.already_done) == (False, True)
     assert (tmp_path / "out" / "manifest.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("engine", ["plan", "pipeline"])
+def test_a_row_the_model_refuses_is_rejected_and_the_rest_scored(
+    tmp_path: Path, nonlinear_registry: str, claims_model: LoadedModel, engine: str
+) -> None:
+    """A tree model computes in float32 and raises on 1e39 (a finite float64): that row is
+    rejected with the model's reason, every other row is scored; a linear model scores it."""
+    from scorer.registry import Registry
+
+    reg = Registry(nonlinear_registry)
+    gbr = reg.load(reg.resolve("gbr"), engine=engine)
+    data = (GOOD + ROW * 3 + "40,male,1e39,2,no,southeast\n" + ROW * 2).encode()
+    result = run(tmp_path / "tree", gbr, data)
+    m = result.manifest
+    assert (m.status, m.rows_in, m.rows_scored, m.rows_rejected) == ("partial", 6, 5, 1)
+    assert m.rejected_by_code == {"MODEL_REFUSED": 1}
+    [bad] = rejected(tmp_path / "tree")
+    assert (bad["row_number"], bad["line"], bad["column"]) == ("4", "5", "bmi")
+    assert "beyond the ±3.4e38" in bad["message"]
+    scored = list(csv.DictReader(io.StringIO((tmp_path / "tree/out/predictions.csv").read_text())))
+    assert [r["row_number"] for r in scored] == ["1", "2", "3", "5", "6"]
+    linear = run(tmp_path / "linear", claims_model, data).manifest
+    assert (linear.status, linear.rows_scored) == ("ok", 6)
