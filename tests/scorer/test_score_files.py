@@ -275,3 +275,28 @@ def test_a_row_the_model_refuses_is_rejected_and_the_rest_scored(
     assert [r["row_number"] for r in scored] == ["1", "2", "3", "5", "6"]
     linear = run(tmp_path / "linear", claims_model, data).manifest
     assert (linear.status, linear.rows_scored) == ("ok", 6)
+
+
+def test_a_model_that_refuses_its_own_typical_row_fails_the_run(
+    tmp_path: Path, nonlinear_registry: str
+) -> None:
+    """Refusals the data cannot explain mean a broken model: no manifest, the input pending."""
+    import dataclasses
+
+    from scorer.errors import ModelFailed
+    from scorer.registry import Registry
+
+    reg = Registry(nonlinear_registry)
+    gbr = reg.load(reg.resolve("gbr"), engine="pipeline")
+    broken_card = dataclasses.replace(
+        gbr.card,
+        features=tuple(
+            dataclasses.replace(f, typical=1e39) if f.name == "bmi" else f
+            for f in gbr.card.features
+        ),
+    )
+    broken = dataclasses.replace(gbr, card=broken_card)
+    data = (GOOD + ROW + "40,male,1e39,2,no,southeast\n").encode()
+    with pytest.raises(ModelFailed, match="cannot score even its own typical row"):
+        run(tmp_path, broken, data)
+    assert not (tmp_path / "out" / "manifest.json").exists()
