@@ -27,7 +27,9 @@ PREVIEW_ROWS = 500
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
 def loaded_model(registry: str, name: str, version: int) -> LoadedModel:
     reg = Registry(registry)
-    return reg.load(reg.card(name, version))
+    # the model's scoring plan when it has one, as batch runs use it: the same numbers
+    # (verified at publish time), loaded without importing PyCaret
+    return reg.load(reg.card(name, version), engine="auto")
 
 
 @st.cache_data(ttl=LISTING_TTL, show_spinner=False)

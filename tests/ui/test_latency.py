@@ -19,7 +19,7 @@ ROUNDS = 50
 @pytest.mark.parametrize("name", ["claims", "income"])
 def test_single_prediction_latency(trained_registry: str, name: str, capsys) -> None:  # type: ignore[no-untyped-def]
     registry = Registry(trained_registry)
-    model = registry.load(registry.resolve(name))  # what st.cache_resource holds
+    model = registry.load(registry.resolve(name), engine="auto")  # as ui.data.loaded_model
     row = {f.name: f.typical for f in model.card.features}
     frame = pd.DataFrame([row])
     answer(model, row)  # warm-up: first call pays for lazy imports inside the pipeline
