@@ -198,20 +198,7 @@ class Registry:
         # a published version is checked whole: a changed or missing model.pkl means the
         # version is not what was published, even though the plan does not need the pickle
         self._verified_pickle(card)
-        url = self._path(card.name, str(card.version), PLAN_FILE)
-        try:
-            blob = storage.read_bytes(url)
-        except ObjectMissing as exc:
-            raise ModelNotFound(
-                f"{card.ref}: the card lists a scoring plan but {url} is missing; republish it "
-                "or score with the pipeline engine"
-            ) from exc
-        digest = hashlib.sha256(blob).hexdigest()
-        if digest != expected:
-            raise ModelIntegrityError(
-                f"{card.ref}: {PLAN_FILE} sha256 {digest[:12]}… does not match the card's "
-                f"{expected[:12]}…; the file was changed after publishing. Not loaded."
-            )
+        blob = self._verified_file(card, PLAN_FILE, expected, "the card")
         plan = Plan.from_json(blob)
         if plan.input_names != card.feature_names or plan.classes != card.classes:
             raise PlanInvalid(
