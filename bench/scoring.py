@@ -395,8 +395,7 @@ def _table(
     ]
     for name, m in best.items():
         ratio = ours.wall_s / m.wall_s if m.wall_s else float("nan")
-        pss = f"{m.peak_pss_mb:.0f}" if m.peak_pss_mb is not None else "n/a"
-        first = f"{m.first_row_s:.2f}" if m.first_row_s is not None else "n/a"
+        pss, first = _optional(m)
         lines.append(
             f"{LABELS[name]:<26}{m.wall_s:>8.2f}{ratio:>8.2f}{rows / m.wall_s:>11,.0f}"
             f"{m.cpu_s:>8.2f}{m.peak_rss_mb:>8.0f}{pss:>8}{first:>10}{m.max_procs:>6}"
@@ -431,6 +430,13 @@ def _table(
     return "\n".join(lines)
 
 
+def _optional(m: Measure) -> tuple[str, str]:
+    """PSS and first-row time as printed ("n/a" when they could not be measured)."""
+    pss = f"{m.peak_pss_mb:.0f}" if m.peak_pss_mb is not None else "n/a"
+    first = f"{m.first_row_s:.2f}" if m.first_row_s is not None else "n/a"
+    return pss, first
+
+
 def _verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -445,8 +451,7 @@ def _summary(summary: list[tuple[int, dict[str, Measure], dict[str, str]]]) -> s
     for rows, best, _ in summary:
         a, b = best["naive"], best["lean"]
         for key, m in best.items():
-            pss = f"{m.peak_pss_mb:.0f}" if m.peak_pss_mb is not None else "n/a"
-            first = f"{m.first_row_s:.2f}" if m.first_row_s is not None else "n/a"
+            pss, first = _optional(m)
             lines.append(
                 f"{rows:>10,}  {LABELS[key]:<24}{m.wall_s:>8.2f}{m.wall_s / a.wall_s:>7.2f}"
                 f"{m.wall_s / b.wall_s:>7.2f}{m.cpu_s:>8.2f}{m.peak_rss_mb:>8.0f}{pss:>8}"

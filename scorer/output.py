@@ -46,7 +46,7 @@ def prediction_columns(header: tuple[str, ...], classification: bool) -> list[st
 
 
 def predictions_csv(
-    columns: list[pa.Array] | list[tuple[str, ...]],
+    columns: list[pa.Array],
     row_numbers: np.ndarray,
     values: np.ndarray,
     score: np.ndarray | None,
@@ -56,10 +56,7 @@ def predictions_csv(
     given) + row_number + prediction (+ prediction_score)."""
     if not len(row_numbers):
         return b""
-    arrays = []
-    for j, col in enumerate(columns):
-        arr = col if isinstance(col, pa.Array) else pa.array(col, pa.string())
-        arrays.append(arr if j in formula_safe else safe_cells(arr))
+    arrays = [col if j in formula_safe else safe_cells(col) for j, col in enumerate(columns)]
     names = [f"c{j}" for j in range(len(columns))]
     arrays.append(pa.array(row_numbers, pa.int64()))
     names.append("row_number")

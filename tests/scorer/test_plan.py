@@ -104,25 +104,35 @@ def test_the_income_plan_predicts_what_the_pipeline_predicts(
     assert_same(predict(income_plan, frame), predict(income_model, frame))
 
 
+def random_frame(
+    features: tuple[Feature, ...], seed: int, rows: int = 5000, far_out: float | None = None
+) -> pd.DataFrame:
+    """Numbers a little beyond the training range, known/unseen/blank categories, 5 % missing
+    (and 1 % ``far_out`` numbers when given)."""
+    rng = np.random.default_rng(seed)
+    cols = {}
+    for f in features:
+        if f.kind == "number":
+            assert f.min is not None
+            assert f.max is not None
+            values = rng.uniform(f.min - 10, f.max + 10, rows)
+            values[rng.random(rows) < 0.05] = np.nan
+            if far_out is not None:
+                values[rng.random(rows) < 0.01] = far_out
+        else:
+            values = rng.choice([*f.categories, "unseen", ""], rows).astype(object)
+            values[rng.random(rows) < 0.05] = np.nan
+        cols[f.name] = values
+    return pd.DataFrame(cols)
+
+
 @pytest.mark.parametrize("name", ["claims", "income"])
 def test_a_plan_is_bit_identical_on_thousands_of_rows(
     trained_registry: str, name: str, request: pytest.FixtureRequest
 ) -> None:
     model: LoadedModel = request.getfixturevalue(f"{name}_model")
     plan: LoadedModel = request.getfixturevalue(f"{name}_plan")
-    rng = np.random.default_rng(3)
-    cols = {}
-    for f in model.card.features:
-        if f.kind == "number":
-            assert f.min is not None
-            assert f.max is not None
-            values = rng.uniform(f.min - 10, f.max + 10, 5000)
-            values[rng.random(5000) < 0.05] = np.nan
-        else:
-            values = rng.choice([*f.categories, "unseen", ""], 5000).astype(object)
-            values[rng.random(5000) < 0.05] = np.nan
-        cols[f.name] = values
-    frame = pd.DataFrame(cols)
+    frame = random_frame(model.card.features, seed=3)
     got, want = predict(plan, frame), predict(model, frame)
     assert np.array_equal(got.values, want.values)
     if want.proba is not None:
@@ -390,20 +400,8 @@ def test_an_estimator_plan_is_bit_identical_on_thousands_of_rows(
     nonlinear: dict[str, tuple[LoadedModel, LoadedModel]], name: str
 ) -> None:
     model, plan = nonlinear[name]
-    rng = np.random.default_rng(8)
-    cols = {}
-    for f in model.card.features:
-        if f.kind == "number":
-            assert f.min is not None
-            assert f.max is not None
-            values = rng.uniform(f.min - 10, f.max + 10, 5000)
-            values[rng.random(5000) < 0.05] = np.nan
-            values[rng.random(5000) < 0.01] = 1e30  # far out, still a float32 for the trees
-        else:
-            values = rng.choice([*f.categories, "unseen", ""], 5000).astype(object)
-            values[rng.random(5000) < 0.05] = np.nan
-        cols[f.name] = values
-    frame = pd.DataFrame(cols)
+    # 1e30: far out, still a float32 for the trees
+    frame = random_frame(model.card.features, seed=8, far_out=1e30)
     got, want = predict(plan, frame), predict(model, frame)
     assert got.values.tolist() == want.values.tolist()
     if want.proba is not None:

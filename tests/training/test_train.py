@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -483,17 +484,40 @@ def test_train_refuses_bad_input_in_one_line_and_leaves_the_registry_alone(
     assert snapshot(registry_copy) == before
 
 
+def _income(rows: int = 400) -> bytes:
+    return make_classification_frame(rows, seed=8).to_csv(index=False).encode()
+
+
+FAILED_TRAININGS = [
+    ("an estimator PyCaret does not have", _small, "charges", "claims", "no_such_estimator",
+     "no_such_estimator Not Available"),
+    ("a classifier without probabilities", _income, "income >50K", "income", "ridge",
+     "RidgeClassifier, gives no class"),
+]  # fmt: skip
+
+
 @pytest.mark.slow
-def test_a_training_that_fails_inside_pycaret_leaves_the_registry_alone(
-    tmp_path: Path, registry_copy: Path
+@pytest.mark.parametrize(
+    ("data_of", "target", "name", "estimator", "fragment"),
+    [case[1:] for case in FAILED_TRAININGS],
+    ids=[case[0] for case in FAILED_TRAININGS],
+)
+def test_a_training_that_fails_leaves_the_registry_alone(
+    tmp_path: Path,
+    registry_copy: Path,
+    data_of: Callable[[], bytes],
+    target: str,
+    name: str,
+    estimator: str,
+    fragment: str,
 ) -> None:
     data = tmp_path / "data.csv"
-    data.write_bytes(_small())
+    data.write_bytes(data_of())
     before = snapshot(registry_copy)
-    proc = cli("train", "--data", str(data), "--target", "charges", "--name", "claims",
-               "--registry", str(registry_copy), "--estimators", "no_such_estimator")  # fmt: skip
+    proc = cli("train", "--data", str(data), "--target", target, "--name", name,
+               "--registry", str(registry_copy), "--estimators", estimator)  # fmt: skip
     assert proc.returncode == 1
-    assert_one_error_line(proc.stderr, "TRAINING_FAILED", "no_such_estimator Not Available")
+    assert_one_error_line(proc.stderr, "TRAINING_FAILED", fragment)
     assert snapshot(registry_copy) == before
 
 
@@ -807,17 +831,3 @@ def test_the_plan_check_rows_hold_unseen_missing_and_far_values() -> None:
     assert rows["n"].min() < -10000
     assert "unseen category*" in set(rows["c"])  # never a training category
     assert rows["c"].isna().any()
-
-
-@pytest.mark.slow
-def test_a_classifier_without_probabilities_is_refused(tmp_path: Path, registry_copy: Path) -> None:
-    from tests.conftest import make_classification_frame
-
-    data = tmp_path / "data.csv"
-    make_classification_frame(400, seed=8).to_csv(data, index=False)
-    before = snapshot(registry_copy)
-    proc = cli("train", "--data", str(data), "--target", "income >50K", "--name", "income",
-               "--registry", str(registry_copy), "--estimators", "ridge")  # fmt: skip
-    assert proc.returncode == 1
-    assert_one_error_line(proc.stderr, "TRAINING_FAILED", "RidgeClassifier, gives no class")
-    assert snapshot(registry_copy) == before
