@@ -52,6 +52,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
         help="forked scoring processes: 0 scores in this process; auto (default) uses the "
         "idle cores for files of 8 MB or more",
     )
+    _gate_arg(p)
 
     p = sub.add_parser("event", help="score the object named by an S3 event (the Fargate task)")
     p.add_argument(
@@ -61,6 +62,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
         "(default: DROPSCORE_BUCKET/DROPSCORE_KEY/DROPSCORE_VERSION_ID)",
     )
     _service_args(p)
+    _gate_arg(p)
 
     p = sub.add_parser("sweep", help="score every input that has no terminal manifest yet")
     p.add_argument("--bucket", required=True, help="bucket name")
@@ -71,6 +73,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     )
     p.add_argument("--concurrency", type=int, default=2, help="files scored at once (default 2)")
     _service_args(p)
+    _gate_arg(p)
 
     p = sub.add_parser(
         "check", help="ledger checker: report every input, run and output that breaks a promise"
@@ -94,6 +97,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     p.add_argument("--concurrency", type=int, default=2, help="events handled at once")
     p.add_argument("--once", action="store_true", help="stop when the queue is empty")
     _service_args(p)
+    _gate_arg(p)
     return parser
 
 
@@ -117,6 +121,31 @@ def _engine_arg(p: Any) -> None:
         "'pipeline' = the unpickled PyCaret pipeline, 'auto' (default) = the plan when the "
         "model has one",
     )
+
+
+def _gate_arg(p: Any) -> None:
+    p.add_argument(
+        "--max-rejected-rate",
+        default="off",
+        metavar="R",
+        help="a run that rejects more than this share of its rows (0–1, e.g. 0.2) ends "
+        "'failed' with TOO_MANY_REJECTED, exit 2; rejected.csv still says why (default: off)",
+    )
+
+
+def _rate(text: object) -> float | None:
+    value = str(text).strip().lower()
+    if value in ("", "off", "none"):
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise BadArgument(
+            f"--max-rejected-rate must be a share between 0 and 1 (e.g. 0.2) or 'off', not '{text}'"
+        )
+    return rate
 
 
 def _workers(text: str) -> int | None:
@@ -144,7 +173,12 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     if args.command == "score":
         return _score(args)
-    settings = service.Settings(registry=args.registry, model=args.model, engine=args.engine)
+    settings = service.Settings(
+        registry=args.registry,
+        model=args.model,
+        engine=args.engine,
+        max_rejected_rate=_rate(getattr(args, "max_rejected_rate", "off")),
+    )
     if args.command == "event":
         return _event(args, settings)
     if args.command == "sweep":
@@ -172,17 +206,12 @@ def _exit_code(result: runs.RunResult | None) -> int:
 
 
 def _summary(result: runs.RunResult, out: str) -> str:
-    m = result.manifest
-    head = "already scored" if result.already_done else m.status
-    reason = f" [{m.reason['code']}] {m.reason['message']}" if m.reason else ""
-    return (
-        f"{head}: {m.rows_in} rows in, {m.rows_scored} scored, {m.rows_rejected} rejected"
-        f"{reason}\nmanifest: {runs.manifest_url(out)}"
-    )
+    return f"{runs.summary_line(result)}\nmanifest: {runs.manifest_url(out)}"
 
 
 def _score(args: Any) -> int:
     workers = _workers(str(args.workers).strip().lower())
+    max_rejected_rate = _rate(args.max_rejected_rate)
     registry = Registry(args.registry)
     model = service.load_model(registry, args.model, args.engine)
     try:
@@ -200,7 +229,14 @@ def _score(args: Any) -> int:
     progress, close = _progress_bar(info.size)
     try:
         result = runs.score(
-            src, args.out, model, run_id, info=info, progress=progress, workers=workers
+            src,
+            args.out,
+            model,
+            run_id,
+            info=info,
+            progress=progress,
+            workers=workers,
+            max_rejected_rate=max_rejected_rate,
         )
     finally:
         close()
@@ -220,7 +256,9 @@ def _event(args: Any, settings: service.Settings) -> int:
             f"ignored: {ref} is not under {settings.incoming} or not .csv/.csv.gz", file=sys.stderr
         )
         return 0
-    out = events.output_prefix(ref.bucket, ref.key, result.manifest.run_id)
+    out = events.output_prefix(
+        ref.bucket, ref.key, result.manifest.run_id, settings.incoming, settings.scored
+    )
     print(_summary(result, out), file=sys.stderr)
     return _exit_code(result)
 

@@ -41,6 +41,13 @@ class SourceGone(DropscoreError):
     exit_code = 2
 
 
+class DestinationInUse(DropscoreError):
+    """The output folder already holds a run of another input or another model version."""
+
+    code = "DESTINATION_IN_USE"
+    exit_code = 2
+
+
 class InputNotFound(DropscoreError):
     """A local file or training data path does not exist."""
 

@@ -24,6 +24,8 @@ class Manifest:
     warnings_by_code: dict[str, int] = field(default_factory=dict)
     warnings_by_column: dict[str, dict[str, int]] = field(default_factory=dict)
     extra_columns: list[str] = field(default_factory=list)
+    # {code, level, message, value, threshold, column}: see scorer/alerts.py
+    alerts: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     distributions: dict[str, Any] = field(default_factory=dict)
     started_at: str = ""

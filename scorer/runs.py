@@ -1,9 +1,11 @@
 """One run: an input object scored by one model version into ``<out>/`` with a manifest last.
 
 Commit protocol: predictions.csv and rejected.csv are streamed (multipart on S3) and become
-visible only when complete; manifest.json is then written create-only. If a manifest is already
-there the run does nothing; if another run commits first, its manifest wins and this one's
-identical outputs are harmless.
+visible only when complete; manifest.json is then written create-only. If this run's manifest
+is already there the run does nothing; if another run of the same input and model commits first,
+its manifest wins and this one's identical outputs are harmless. A destination that holds another
+input's or another model version's run (a manifest, or outputs a killed run left) is refused
+with DESTINATION_IN_USE: nothing there is overwritten and nothing is claimed as done.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from scorer import __version__, interrupt, output, storage
+from scorer import __version__, alerts, interrupt, output, storage
 from scorer.batches import BatchResult, Distributions, Totals, score_batch
 from scorer.errors import (
+    DestinationInUse,
     DropscoreError,
     FileRefused,
     ObjectMissing,
@@ -36,6 +39,7 @@ from scorer.workers import auto_workers, fork_safe, scored_in_order
 log = logging.getLogger("dropscore.scorer")
 
 BATCH_ROWS = 32768
+OUTPUT_FILES = ("predictions.csv", "rejected.csv")
 Progress = Callable[[int, int], None]  # (bytes read so far, rows so far)
 
 
@@ -53,6 +57,25 @@ class InputRef:
     key: str = ""
 
 
+def summary_line(result: RunResult) -> str:
+    """One line for a console: status and counts, warnings by code, alerts and the reason.
+    A run with alerts never reads as a plain "ok"."""
+    m = result.manifest
+    head = "already scored" if result.already_done else m.status
+    line = f"{head}: {m.rows_in} rows in, {m.rows_scored} scored, {m.rows_rejected} rejected"
+    if m.warnings_by_code:
+        line += "; warnings: " + ", ".join(f"{k}×{v}" for k, v in m.warnings_by_code.items())
+    if m.alerts:
+        line += "; alerts: " + ", ".join(_alert_text(a) for a in m.alerts)
+    if m.reason:
+        line += f" [{m.reason['code']}] {m.reason['message']}"
+    return line
+
+
+def _alert_text(alert: dict[str, Any]) -> str:
+    return str(alert.get("message") or alert.get("code")).split(";", 1)[0]
+
+
 def manifest_url(out: str) -> str:
     return storage.join(out, "manifest.json")
 
@@ -62,6 +85,33 @@ def read_manifest(out: str) -> Manifest | None:
         return Manifest.from_json(storage.read_bytes(manifest_url(out)))
     except ObjectMissing:
         return None
+
+
+def destination_conflict(existing: Manifest, run_id: str, model: str, out: str) -> str | None:
+    """Why ``out``, holding ``existing``, cannot take run ``run_id`` of ``model`` (name@version);
+    None when it is this very run (same input, same model: already done).
+
+    The run id is the digest of exactly that identity — model name, model version and the
+    input's version id, ETag or content sha256 — and every manifest records it, refused ones
+    included (which never got as far as hashing the content), so it is what is compared."""
+    if existing.run_id == run_id:
+        return None
+    theirs = f"{existing.model.get('name')}@{existing.model.get('version')}"
+    inp = existing.input
+    name = inp.get("key") or inp.get("url") or "an input"
+    held = " ".join(
+        f"{label} {str(inp[k])[:16]}"
+        for k, label in (("version_id", "version"), ("sha256", "sha256"), ("etag", "etag"))
+        if inp.get(k)
+    )
+    if theirs != model:
+        what = f"a run of model {theirs} (this run: {model})"
+    else:
+        what = f"a run of another input ('{name}'{', ' + held if held else ''})"
+    return (
+        f"'{out}' already holds {what}, status {existing.status}; it is never overwritten. "
+        "Choose another --out (one folder per input and model version)"
+    )
 
 
 def score(
@@ -74,15 +124,18 @@ def score(
     progress: Progress | None = None,
     batch_rows: int = BATCH_ROWS,
     workers: int | None = None,
+    max_rejected_rate: float | None = None,
 ) -> RunResult:
     """Score ``src`` into ``out``; always ends with exactly one terminal manifest there.
 
     ``workers``: forked scoring processes (0: score in this process; None: decided from the
     file's size, the cores and the threads, see ``workers.auto_workers``). The outputs are the
-    same bytes whatever it is.
+    same bytes whatever it is. ``max_rejected_rate``: a run that rejects a larger share of its
+    rows ends ``failed`` (TOO_MANY_REJECTED). DestinationInUse: ``out`` holds another run.
     """
     existing = read_manifest(out)
     if existing is not None:
+        _check_owner(existing, run_id, model, out)
         log.info("already scored", extra={"run_id": run_id, "status": existing.status})
         _abort_stale_uploads(out)
         return RunResult(existing, already_done=True)
@@ -117,23 +170,54 @@ def score(
     # full passes, which otherwise rescan them every few batches (a third of the CPU time)
     gc.freeze()
     try:
-        _stream(src, out, model, manifest, progress, batch_rows, workers)
+        _stream(src, out, model, manifest, progress, batch_rows, workers, max_rejected_rate)
     except (FileRefused, SourceGone) as exc:
         manifest.status = "failed"
         manifest.reason = {"code": exc.code, "message": exc.message}
-    except DropscoreError:
+    except DropscoreError as exc:
         # a concurrent duplicate may have committed (and aborted our upload) meanwhile
         theirs = read_manifest(out)
         if theirs is None:
+            if isinstance(exc, VersionExists):  # an output of other bytes is already there
+                raise DestinationInUse(_leftover_message(out, exc.message)) from exc
             raise
+        _check_owner(theirs, run_id, model, out)
         log.info("another run committed first", extra={"run_id": run_id})
         return RunResult(theirs, already_done=True)
     finally:
         gc.unfreeze()
     _finish(manifest, t0)
-    result = _commit(out, manifest)
+    _refuse_leftovers(out, manifest)
+    result = _commit(out, manifest, model)
     _abort_stale_uploads(out)
     return result
+
+
+def _check_owner(existing: Manifest, run_id: str, model: LoadedModel, out: str) -> None:
+    conflict = destination_conflict(existing, run_id, model.card.ref, out)
+    if conflict is not None:
+        raise DestinationInUse(conflict)
+
+
+def _leftover_message(out: str, detail: str) -> str:
+    return (
+        f"'{out}' holds outputs of another run without a manifest (a run of another input or "
+        f"model that was stopped before it committed: {detail}); they are never overwritten. "
+        "Choose another --out, or delete that folder if nobody needs it"
+    )
+
+
+def _refuse_leftovers(out: str, manifest: Manifest) -> None:
+    """An output this run does not write but that is there is not this run's: a run of the same
+    input and model writes the same files with the same bytes (create-only + identical_ok)."""
+    listed = {str(e.get("url", "")).rsplit("/", 1)[-1] for e in manifest.outputs.values()}
+    found = [
+        name
+        for name in OUTPUT_FILES
+        if name not in listed and storage.exists(storage.join(out, name))
+    ]
+    if found:
+        raise DestinationInUse(_leftover_message(out, ", ".join(found)))
 
 
 def _abort_stale_uploads(out: str) -> None:
@@ -155,6 +239,7 @@ def _stream(
     progress: Progress | None,
     batch_rows: int,
     workers: int | None,
+    max_rejected_rate: float | None,
 ) -> None:
     card = model.card
     try:
@@ -236,6 +321,17 @@ def _stream(
             }
             manifest.extra_columns = list(plan.extra)
             manifest.distributions = dist.as_dict()
+            manifest.alerts = [
+                a.as_dict()
+                for a in alerts.run_alerts(
+                    card,
+                    rows_in=stream.rows_read,
+                    rows_scored=rows_scored,
+                    rows_rejected=rejected_rows,
+                    warnings_by_column=manifest.warnings_by_column,
+                    distributions=manifest.distributions,
+                )
+            ]
             status, code = decide_status(stream.rows_read, rows_scored, rejected_rows)
             manifest.status = status
             if code == "HEADER_ONLY":
@@ -251,11 +347,26 @@ def _stream(
                 }
                 pred_out.discard()
             else:
+                if too_many(rejected_rows, stream.rows_read, max_rejected_rate):
+                    # both files stay: rejected.csv says why, predictions.csv what the rest gave
+                    manifest.status = "failed"
+                    manifest.reason = {
+                        "code": "TOO_MANY_REJECTED",
+                        "message": f"{rejected_rows:,} of {stream.rows_read:,} rows rejected "
+                        f"({rejected_rows / stream.rows_read:.1%}), more than the "
+                        f"--max-rejected-rate {max_rejected_rate:.1%} allows; see rejected.csv "
+                        "for each row's reason, fix the file and upload it again",
+                    }
                 manifest.outputs["predictions"] = _output_entry(pred_url, pred_out)
             if rejected_rows:
                 manifest.outputs["rejected"] = _output_entry(rej_url, rej_out)
             else:
                 rej_out.discard()
+
+
+def too_many(rejected: int, rows: int, max_rate: float | None) -> bool:
+    """The --max-rejected-rate gate: off when None; strictly above the rate fails the run."""
+    return max_rate is not None and rows > 0 and rejected / rows > max_rate
 
 
 def _output_entry(url: str, writer: storage.Writer) -> dict[str, Any]:
@@ -277,13 +388,14 @@ def _finish(manifest: Manifest, t0: float) -> None:
         manifest.workers_peak_memory_mb = round(child_kb / 1024, 1)
 
 
-def _commit(out: str, manifest: Manifest) -> RunResult:
+def _commit(out: str, manifest: Manifest, model: LoadedModel) -> RunResult:
     try:
         storage.write_bytes(manifest_url(out), manifest.to_json().encode(), create_only=True)
     except VersionExists:
         theirs = read_manifest(out)
         if theirs is None:  # pragma: no cover - a manifest cannot vanish
             raise
+        _check_owner(theirs, manifest.run_id, model, out)
         log.info("another run committed first", extra={"run_id": manifest.run_id})
         return RunResult(theirs, already_done=True)
     return RunResult(manifest, already_done=False)

@@ -27,6 +27,7 @@ class Settings:
     incoming: str = events.INCOMING
     scored: str = events.SCORED
     engine: str = "auto"  # auto | plan | pipeline, see Registry.load
+    max_rejected_rate: float | None = None  # a run rejecting more ends failed; None: off
 
     def registry_for(self, bucket: str) -> Registry:
         return Registry(self.registry or f"s3://{bucket}/models")
@@ -67,7 +68,15 @@ def score_object(
     run_id = refs.run_id(model.card.name, model.card.version, input_identity(version_id, etag))
     out = events.output_prefix(ref.bucket, ref.key, run_id, settings.incoming, settings.scored)
     src = runs.InputRef(url=ref.url, version_id=version_id, bucket=ref.bucket, key=ref.key)
-    result = runs.score(src, out, model, run_id, info=info, progress=progress)
+    result = runs.score(
+        src,
+        out,
+        model,
+        run_id,
+        info=info,
+        progress=progress,
+        max_rejected_rate=settings.max_rejected_rate,
+    )
     m = result.manifest
     log.info(
         "run committed" if not result.already_done else "already scored",
@@ -77,6 +86,8 @@ def score_object(
             "rows_in": m.rows_in,
             "rows_scored": m.rows_scored,
             "rows_rejected": m.rows_rejected,
+            "warnings": m.warnings_by_code,
+            "alerts": [a.get("message") for a in m.alerts],
             "output": out,
         },
     )

@@ -11,7 +11,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from scorer import events, refs, service, storage
+from scorer import events, refs, runs, service, storage
 from scorer.errors import DropscoreError
 from scorer.events import ObjectRef
 
@@ -104,7 +104,9 @@ def sweep(
 
     def run(p: Pending) -> bool:
         try:
-            service.score_object(p.ref, settings, model=model)
+            result = service.score_object(p.ref, settings, model=model)
+            if result is not None:
+                print(f"{p.ref}: {runs.summary_line(result)}", file=sys.stderr)
             return True
         except DropscoreError as exc:
             log.warning(

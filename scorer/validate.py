@@ -33,6 +33,7 @@ _WHITESPACE = (
     "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,11 +282,25 @@ def _message(code: str, column: str, record: list[str], plan: HeaderPlan) -> str
     if code == "NON_FINITE":
         return f"'{column}' is {value.strip()!r}; only finite numbers can be scored"
     if code == "WRONG_TYPE":
-        hint = (
-            "; use '.' as the decimal separator" if _DECIMAL_COMMA.fullmatch(value.strip()) else ""
-        )
-        return f"'{column}' is {_clip(value)!r}, not a number{hint}"
+        return f"'{column}' is {_clip(value)!r}, not a number{_number_hint(value.strip())}"
     return code
+
+
+def _number_hint(value: str) -> str:
+    """What to fix in a number written for people: '1,5' (decimal comma), '20,000.0' (thousands
+    separators), or '1,234', which could be either, so both are named."""
+    decimal = bool(_DECIMAL_COMMA.fullmatch(value))
+    thousands = bool(_THOUSANDS.fullmatch(value))
+    if decimal and thousands:
+        return (
+            "; if ',' is the decimal separator use '.', if it separates thousands remove it "
+            "(1,234 → 1.234 or 1234)"
+        )
+    if thousands:
+        return "; remove the thousands separators (20,000.5 → 20000.5)"
+    if decimal:
+        return "; use '.' as the decimal separator"
+    return ""
 
 
 def _clip(text: str, n: int = 40) -> str:

@@ -51,10 +51,19 @@ def handle(body: str, settings: service.Settings) -> int:
     ]
     if settings.registry:
         cmd += ["--registry", settings.registry]
+    if settings.max_rejected_rate is not None:
+        cmd += ["--max-rejected-rate", repr(settings.max_rejected_rate)]
     proc = subprocess.run(cmd, input=body.encode(), capture_output=True, timeout=EVENT_TIMEOUT_S)
-    tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-    log.info("event finished", extra={"exit": proc.returncode, "result": tail[0][:300]})
+    log.info("event finished", extra={"exit": proc.returncode, "result": _result_line(proc.stderr)})
     return proc.returncode
+
+
+def _result_line(stderr: bytes) -> str:
+    """The event's summary (status, counts, warnings, alerts) or its error line."""
+    lines = stderr.decode(errors="replace").strip().splitlines() or [""]
+    heads = ("ok:", "partial:", "failed:", "already scored:", "ignored:", "error [")
+    found = [line for line in lines if line.startswith(heads)]
+    return (found or lines)[-1][:1000]
 
 
 def watch(
