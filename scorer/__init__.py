@@ -10,3 +10,15 @@ _os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", _os.devnull)
 # share, and OpenBLAS's idle threads spin on sched_yield meanwhile (measured: 2+ s of system
 # time per million rows on 2 cores). Set before numpy is imported; an explicit setting wins.
 _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+_API = ("LoadedModel", "Scored", "ScoredFile", "load_model", "score_file", "score_frame")
+
+
+def __getattr__(name: str) -> object:
+    """``scorer.load_model``, ``scorer.score_frame`` …: the Python API (scorer/api.py), imported
+    on first use so that ``python -m scorer`` does not pay for it."""
+    if name in _API:
+        from scorer import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'scorer' has no attribute '{name}'")

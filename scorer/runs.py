@@ -21,6 +21,7 @@ from typing import Any
 
 from scorer import __version__, alerts, interrupt, output, storage
 from scorer.batches import BatchResult, Distributions, Totals, score_batch
+from scorer.card import ModelCard
 from scorer.errors import (
     DestinationInUse,
     DropscoreError,
@@ -33,7 +34,7 @@ from scorer.errors import (
 from scorer.manifest import Manifest, decide_status
 from scorer.reader import CsvStream
 from scorer.registry import LoadedModel
-from scorer.schema import plan_header
+from scorer.schema import HeaderPlan, plan_header
 from scorer.workers import auto_workers, fork_safe, scored_in_order
 
 log = logging.getLogger("dropscore.scorer")
@@ -155,13 +156,7 @@ def score(
             "bytes": info.size if info else None,
             "sha256": None,
         },
-        model={
-            "name": card.name,
-            "version": card.version,
-            "sha256": card.model_sha256,
-            "task": card.task,
-            "engine": "plan" if model.plan is not None else "pipeline",
-        },
+        model=model_entry(model),
         started_at=started.isoformat(),
         libraries=card.libraries,
         scorer_version=__version__,
@@ -218,6 +213,18 @@ def _refuse_leftovers(out: str, manifest: Manifest) -> None:
     ]
     if found:
         raise DestinationInUse(_leftover_message(out, ", ".join(found)))
+
+
+def model_entry(model: LoadedModel) -> dict[str, Any]:
+    """The manifest's ``model`` section."""
+    card = model.card
+    return {
+        "name": card.name,
+        "version": card.version,
+        "sha256": card.model_sha256,
+        "task": card.task,
+        "engine": "plan" if model.plan is not None else "pipeline",
+    }
 
 
 def _abort_stale_uploads(out: str) -> None:
@@ -294,11 +301,6 @@ def _stream(
                 dist.merge(result.distributions)
                 if progress:
                     progress(stream.bytes_in, stream.rows_read)
-            rows_scored = totals.rows_scored
-            rejected_rows = totals.rows_rejected
-            rejected = totals.rejected_by_code
-            warnings = totals.warnings
-            col_warn = totals.column_warnings
             manifest.input["sha256"] = stream.drain()
             expected = manifest.input.get("bytes")
             if expected is not None and stream.bytes_in != expected:
@@ -309,59 +311,72 @@ def _stream(
                 )
             manifest.input["bytes"] = stream.bytes_in
             manifest.input["compressed"] = stream.compressed
-            manifest.rows_in = stream.rows_read
-            manifest.rows_scored = rows_scored
-            manifest.rows_rejected = rejected_rows
-            manifest.rejected_by_code = dict(sorted(rejected.items()))
-            manifest.warnings_by_code = dict(sorted(warnings.items()))
-            if plan.extra:
-                manifest.warnings_by_code["EXTRA_COLUMNS"] = len(plan.extra)
-            manifest.warnings_by_column = {
-                c: dict(sorted(v.items())) for c, v in sorted(col_warn.items())
-            }
-            manifest.extra_columns = list(plan.extra)
-            manifest.distributions = dist.as_dict()
-            manifest.alerts = [
-                a.as_dict()
-                for a in alerts.run_alerts(
-                    card,
-                    rows_in=stream.rows_read,
-                    rows_scored=rows_scored,
-                    rows_rejected=rejected_rows,
-                    warnings_by_column=manifest.warnings_by_column,
-                    distributions=manifest.distributions,
-                )
-            ]
-            status, code = decide_status(stream.rows_read, rows_scored, rejected_rows)
-            manifest.status = status
-            if code == "HEADER_ONLY":
-                raise FileRefused(
-                    "the file has a header but no data rows; add rows to score", code=code
-                )
-            if code == "ALL_ROWS_REJECTED":
-                top = ", ".join(f"{k}×{v}" for k, v in rejected.most_common(3))
-                manifest.reason = {
-                    "code": code,
-                    "message": f"every row was rejected ({top}); see rejected.csv for each "
-                    "row's reason and fix the file",
-                }
+            account(manifest, card, plan, stream.rows_read, totals, dist, max_rejected_rate)
+            if (manifest.reason or {}).get("code") == "ALL_ROWS_REJECTED":
                 pred_out.discard()
-            else:
-                if too_many(rejected_rows, stream.rows_read, max_rejected_rate):
-                    # both files stay: rejected.csv says why, predictions.csv what the rest gave
-                    manifest.status = "failed"
-                    manifest.reason = {
-                        "code": "TOO_MANY_REJECTED",
-                        "message": f"{rejected_rows:,} of {stream.rows_read:,} rows rejected "
-                        f"({rejected_rows / stream.rows_read:.1%}), more than the "
-                        f"--max-rejected-rate {max_rejected_rate:.1%} allows; see rejected.csv "
-                        "for each row's reason, fix the file and upload it again",
-                    }
+            else:  # TOO_MANY_REJECTED keeps both: rejected.csv says why, predictions the rest
                 manifest.outputs["predictions"] = _output_entry(pred_url, pred_out)
-            if rejected_rows:
+            if manifest.rows_rejected:
                 manifest.outputs["rejected"] = _output_entry(rej_url, rej_out)
             else:
                 rej_out.discard()
+
+
+def account(
+    manifest: Manifest,
+    card: ModelCard,
+    plan: HeaderPlan,
+    rows_in: int,
+    totals: Totals,
+    dist: Distributions,
+    max_rejected_rate: float | None = None,
+) -> None:
+    """Fill in a run's counts, warnings, distributions, alerts, status and reason from its
+    totals (pure; shared by file runs and the Python API). FileRefused: no data rows."""
+    rejected = totals.rejected_by_code
+    manifest.rows_in = rows_in
+    manifest.rows_scored = totals.rows_scored
+    manifest.rows_rejected = totals.rows_rejected
+    manifest.rejected_by_code = dict(sorted(rejected.items()))
+    manifest.warnings_by_code = dict(sorted(totals.warnings.items()))
+    if plan.extra:
+        manifest.warnings_by_code["EXTRA_COLUMNS"] = len(plan.extra)
+    manifest.warnings_by_column = {
+        c: dict(sorted(v.items())) for c, v in sorted(totals.column_warnings.items())
+    }
+    manifest.extra_columns = list(plan.extra)
+    manifest.distributions = dist.as_dict()
+    manifest.alerts = [
+        a.as_dict()
+        for a in alerts.run_alerts(
+            card,
+            rows_in=rows_in,
+            rows_scored=totals.rows_scored,
+            rows_rejected=totals.rows_rejected,
+            warnings_by_column=manifest.warnings_by_column,
+            distributions=manifest.distributions,
+        )
+    ]
+    status, code = decide_status(rows_in, totals.rows_scored, totals.rows_rejected)
+    manifest.status = status
+    if code == "HEADER_ONLY":
+        raise FileRefused("the file has a header but no data rows; add rows to score", code=code)
+    if code == "ALL_ROWS_REJECTED":
+        top = ", ".join(f"{k}×{v}" for k, v in rejected.most_common(3))
+        manifest.reason = {
+            "code": code,
+            "message": f"every row was rejected ({top}); see rejected.csv for each "
+            "row's reason and fix the file",
+        }
+    elif too_many(totals.rows_rejected, rows_in, max_rejected_rate):
+        manifest.status = "failed"
+        manifest.reason = {
+            "code": "TOO_MANY_REJECTED",
+            "message": f"{totals.rows_rejected:,} of {rows_in:,} rows rejected "
+            f"({totals.rows_rejected / rows_in:.1%}), more than the --max-rejected-rate "
+            f"{max_rejected_rate:.1%} allows; see rejected.csv for each row's reason, fix "
+            "the file and score it again",
+        }
 
 
 def too_many(rejected: int, rows: int, max_rate: float | None) -> bool:

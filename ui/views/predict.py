@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from scorer import explain
+from scorer import api, explain
 from scorer.card import Feature, ModelCard
 from scorer.predict import Predictions, predict
 from scorer.registry import LoadedModel
@@ -32,6 +32,7 @@ class Answer:
     range_warnings: tuple[str, ...]
     unseen: tuple[str, ...]
     elapsed_ms: float  # prediction and reasons, server side
+    rejected: tuple[str, ...] = ()  # the batch's reasons when the row cannot be scored
 
 
 def render() -> None:
@@ -115,9 +116,20 @@ def _fmt(value: Any) -> str:
 
 
 def answer(model: LoadedModel, row: dict[str, Any]) -> Answer:
-    """Predict and explain one row in a single model call: the row itself is the first of the
-    perturbed rows the explanation scores (timed: the page shows how long the server took)."""
+    """Score one row through the Python API — the batch's validation, the batch's reasons —
+    then explain it: the explanation scores perturbed copies of the row in one model call, the
+    row itself first, which also gives every class's probability (timed: the page shows how
+    long the server took)."""
     card = model.card
+    t0 = time.perf_counter()
+    scored = api.score_frame(pd.DataFrame([row]), model)
+    if len(scored.rejected):
+        return Answer(
+            ref=card.ref, row=row, value=None, proba={},
+            explanation=explain.Explanation(float("nan"), (), card.target),
+            range_warnings=(), unseen=(), elapsed_ms=(time.perf_counter() - t0) * 1000,
+            rejected=tuple(f"{r.code}: {r.message}" for r in scored.rejected.itertuples()),
+        )  # fmt: skip
     seen: list[Predictions] = []
 
     def score(frame: pd.DataFrame) -> np.ndarray:
@@ -127,11 +139,10 @@ def answer(model: LoadedModel, row: dict[str, Any]) -> Answer:
             return preds.proba[:, int(preds.proba[0].argmax())]  # the class predicted for row
         return np.asarray(preds.values, dtype=float)
 
-    t0 = time.perf_counter()
     why = explain.explain(card, row, score, card.target)
     elapsed = (time.perf_counter() - t0) * 1000
     preds = seen[-1]
-    value = preds.values[0]
+    value = scored.predictions["prediction"].iloc[0]
     proba: dict[str, float] = {}
     if card.task == "classification" and preds.proba is not None:
         proba = {c: float(p) for c, p in zip(card.classes, preds.proba[0], strict=True)}
@@ -149,6 +160,10 @@ def answer(model: LoadedModel, row: dict[str, Any]) -> Answer:
 
 
 def _show(card: ModelCard, result: Answer) -> None:
+    if result.rejected:
+        for reason in result.rejected:
+            st.error(f"Not scored — {widgets.md(reason)}", icon=":material/error:")
+        return
     for message in result.range_warnings:
         st.warning(widgets.md(message), icon=":material/warning:")
     for name in result.unseen:

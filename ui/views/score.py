@@ -7,14 +7,13 @@ import datetime as dt
 import io
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from scorer import events, refs, runs, service, storage
+from scorer import api, events, refs, service, storage
 from scorer.errors import BadArgument, FileRefused
 from scorer.manifest import Manifest
 from scorer.registry import LoadedModel, Registry
@@ -125,37 +124,17 @@ def _score(
             )
         bar.progress(min(bytes_read / total, 1.0), text=f"Scored {rows:,} rows…")
 
-    with tempfile.TemporaryDirectory(prefix="dropscore-upload-") as tmp:
-        src = Path(tmp) / f"upload{suffix}"  # never the user's file name
-        src.write_bytes(content)
-        out = str(Path(tmp) / "out")
-        card = model.card
-        run_id = refs.run_id(card.name, card.version, service.local_identity(str(src)))
-        result = runs.score(
-            runs.InputRef(url=str(src)),
-            out,
-            model,
-            run_id,
-            info=storage.head(str(src)),
-            progress=progress,
-            batch_rows=8192,
-        )
-        manifest = result.manifest
-        manifest.input["url"] = name  # the temp path means nothing to the user
-
-        def read(file: str) -> bytes | None:
-            path = Path(out) / file
-            return path.read_bytes() if path.exists() else None
-
-        scored = Scored(
-            upload=upload_id,
-            name=name,
-            suffix=suffix,
-            manifest=manifest,
-            predictions=read("predictions.csv") if "predictions" in manifest.outputs else None,
-            rejected=read("rejected.csv") if "rejected" in manifest.outputs else None,
-            manifest_json=manifest.to_json().encode(),
-        )
+    # the Python API's file path: a batch run into a temporary folder, the same manifest
+    result = api.score_file(content, model, name=name, progress=progress, batch_rows=8192)
+    scored = Scored(
+        upload=upload_id,
+        name=name,
+        suffix=suffix,
+        manifest=result.manifest,
+        predictions=result.predictions,
+        rejected=result.rejected,
+        manifest_json=result.manifest.to_json().encode(),
+    )
     bar.empty()
     return scored
 
@@ -228,6 +207,17 @@ def _show(result: Scored) -> None:
 
 
 def show_warnings(m: Manifest) -> None:
+    if m.alerts:
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "alert": [a.get("code") for a in m.alerts],
+                    "level": [a.get("level") for a in m.alerts],
+                    "what": [a.get("message") for a in m.alerts],
+                }
+            ),
+            hide_index=True,
+        )
     if not m.warnings_by_code:
         st.info("No warnings: every value was inside what the model saw in training.")
         return
