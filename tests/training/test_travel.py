@@ -110,3 +110,49 @@ def test_an_old_card_without_the_new_fields_still_loads(trained_registry: str) -
     old = ModelCard.from_json(json.dumps(raw))
     assert (old.ignored, old.label_type, old.proba_columns) == ((), "str", ())
     assert probability_columns(old) == probability_columns(card) == ("proba___50K", "proba__50K")
+
+
+def test_column_options_through_the_cli_and_env_and_what_the_console_says(tmp_path: Path) -> None:
+    """--categorical (codes scored as text '1', an unknown code an unseen category), --ignore
+    from DROPSCORE_IGNORE, and the console lines that make each choice visible."""
+    from tests.training.test_train import cli
+
+    frame = make_purchase_frame(400, seed=45)
+    src = tmp_path / "train.csv"
+    frame.to_csv(src, index=False)
+    reg = str(tmp_path / "models")
+    base = ["--data", str(src), "--target", "Purchase", "--registry", reg, "--estimators", "lr"]
+    done = cli(
+        "train", *base, "--name", "coded", "--categorical", "StoreID",
+        env={"DROPSCORE_IGNORE": "SpecialMM"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "not a feature: 'Id' (unique per row and sequential (1…400): looks like a row id; " \
+        "--keep to use it)" in done.stderr  # fmt: skip
+    assert "not a feature: 'SpecialMM' (--ignore)" in done.stderr
+    assert "--categorical" not in done.stderr  # StoreID is a category now: nothing to suggest
+    card = Registry(reg).resolve("coded@1")
+    assert card.feature_names == ["StoreID", "PriceCH", "PriceMM", "LoyalCH"]
+    store = card.feature("StoreID")
+    assert (store.kind, store.categories) == ("category", ("1", "2", "3", "4", "7"))
+
+    rows = make_purchase_frame(50, seed=46).drop(columns=["Purchase"])
+    rows.loc[:4, "StoreID"] = 5  # a store training never saw
+    scoring = tmp_path / "in.csv"
+    rows.to_csv(scoring, index=False)
+    out = score(scoring, reg, "coded@1", tmp_path / "o")
+    manifest = out["manifest"]
+    assert manifest["warnings_by_column"] == {"StoreID": {"UNSEEN_CATEGORY": 5}}  # type: ignore[index]
+
+    hinted = cli("train", *base, "--name", "hinted")
+    assert hinted.returncode == 0, hinted.stderr
+    assert (
+        "whole numbers with few values, trained as numbers: StoreID; if they are codes"
+        in hinted.stderr
+    )
+    assert "train with --categorical StoreID" in hinted.stderr
+
+    unknown = cli("train", *base, "--name", "bad", "--keep", "Idd")
+    assert unknown.returncode == 1
+    assert "error [BAD_ARGUMENT]: --keep names 'Idd', not a column" in unknown.stderr
+    assert not (tmp_path / "models" / "bad").exists()
