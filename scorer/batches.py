@@ -58,7 +58,12 @@ def score_batch(batch: Batch, model: LoadedModel, plan: HeaderPlan) -> BatchResu
         rows = len(batch.records)
         row_numbers = np.asarray(batch.row_numbers, dtype=np.int64)[checked.valid]
     predictions = output.predictions_csv(
-        checked.valid_cells, row_numbers, preds.values, preds.score, checked.formula_safe
+        checked.valid_cells,
+        row_numbers,
+        preds.values,
+        preds.score,
+        checked.formula_safe,
+        preds.proba,
     )
     rejected = output.rejected_csv(checked.rejections) if checked.rejections else b""
     dist = Distributions(model.card)

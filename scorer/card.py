@@ -14,6 +14,10 @@ from scorer.errors import CardInvalid
 
 Task = Literal["regression", "classification"]
 Kind = Literal["number", "category"]
+# The Python type of a classifier's labels in its pipeline (the target as pandas read it): the
+# card, the scorer and predictions.csv write labels as text ('0', 'yes'), the pipeline and plain
+# PyCaret's predict_model give them as this type (0, 'yes').
+LabelType = Literal["str", "int", "bool"]
 
 CARD_SCHEMA = 1
 
@@ -35,6 +39,17 @@ class Feature:
     # drift baseline: numbers → bin edges + share per bin; categories → share per category
     bins: tuple[float, ...] = ()
     shares: tuple[float, ...] = ()
+    # numbers: whole numbers with few distinct values (1/2, 1–6: codes?); drift bins are one per
+    # value seen in training, and training suggests --categorical if they are codes
+    coded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoredColumn:
+    """A column of the training data left out of the features (an id), and why."""
+
+    column: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +80,12 @@ class ModelCard:
     notes: dict[str, Any] = field(default_factory=dict)
     # the scoring plan published beside model.pkl, if any: {"format", "sha256", "verified"}
     plan: dict[str, Any] | None = None
+    # training columns that are not features (ids): scoring passes them through untouched
+    ignored: tuple[IgnoredColumn, ...] = ()
+    label_type: LabelType = "str"
+    # classification: predictions.csv's probability column per class, in ``classes`` order
+    # (cards from before it derive the same names: ``schema.probability_columns``)
+    proba_columns: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -108,6 +129,8 @@ class ModelCard:
                 classes=tuple(pb.get("classes", ())),
             )
             raw["classes"] = tuple(raw.get("classes", ()))
+            raw["ignored"] = tuple(IgnoredColumn(**i) for i in raw.get("ignored", ()))
+            raw["proba_columns"] = tuple(raw.get("proba_columns", ()))
             card = cls(features=feats, prediction_baseline=baseline, **raw)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise CardInvalid(

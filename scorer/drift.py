@@ -77,6 +77,19 @@ def bin_labels(edges: Sequence[float]) -> tuple[str, ...]:
     return (f"< {_fmt(edges[1])}", *inner, f"≥ {_fmt(edges[n - 1])}")
 
 
+def code_labels(edges: Sequence[float]) -> tuple[str, ...]:
+    """A label per bin of a coded column (one bin per code, edges at the midpoints): the code."""
+    n = len(edges) - 1
+    if n < 1:
+        return ()
+    if n == 1 and edges[0] == edges[1]:
+        return (_fmt(edges[0]),)
+    codes = [float(edges[0])]
+    for mid in edges[1:-1]:  # each inner edge is the midpoint of its two codes
+        codes.append(2 * float(mid) - codes[-1])
+    return tuple(_fmt(round(c, 6)) for c in codes)
+
+
 def _fmt(x: float) -> str:
     ax = abs(x)
     if ax >= 1e6 or (0 < ax < 1e-3):
@@ -117,7 +130,7 @@ def feature_drift(
     counts = [int(c) for c in observed.get("counts", [])]
     missing = int(observed.get("missing", 0))
     if feature.kind == "number":
-        buckets = bin_labels(feature.bins)
+        buckets = code_labels(feature.bins) if feature.coded else bin_labels(feature.bins)
         baseline: list[float] = list(feature.shares)
     else:
         buckets = tuple(feature.categories)

@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from scorer.card import ModelCard
+from scorer.schema import probability_columns
 from scorer.validate import NUMBER_RE, Rejection
 
 _RISKY = r"^[=+\-@\t\r]"
@@ -40,9 +42,11 @@ def header_line(columns: list[str]) -> bytes:
     return buf.getvalue().encode()
 
 
-def prediction_columns(header: tuple[str, ...], classification: bool) -> list[str]:
+def prediction_columns(header: tuple[str, ...], card: ModelCard) -> list[str]:
     cols = [*header, "row_number", "prediction"]
-    return [*cols, "prediction_score"] if classification else cols
+    if card.task != "classification":
+        return cols
+    return [*cols, "prediction_score", *probability_columns(card)]
 
 
 def predictions_csv(
@@ -51,9 +55,10 @@ def predictions_csv(
     values: np.ndarray,
     score: np.ndarray | None,
     formula_safe: frozenset[int] = frozenset(),
+    proba: np.ndarray | None = None,
 ) -> bytes:
     """CSV lines (no header) for scored rows: the input's columns (the scored rows' cells as
-    given) + row_number + prediction (+ prediction_score)."""
+    given) + row_number + prediction (+ prediction_score + one probability per class)."""
     if not len(row_numbers):
         return b""
     arrays = [col if j in formula_safe else safe_cells(col) for j, col in enumerate(columns)]
@@ -68,6 +73,10 @@ def predictions_csv(
     if score is not None:
         arrays.append(pa.array(score, pa.float64()))
         names.append("prediction_score")
+    if proba is not None:
+        for k in range(proba.shape[1]):
+            arrays.append(pa.array(np.ascontiguousarray(proba[:, k]), pa.float64()))
+            names.append(f"p{k}")
     buf = io.BytesIO()
     pacsv.write_csv(pa.table(arrays, names=names), buf, _OPTIONS)
     return buf.getvalue()

@@ -264,7 +264,6 @@ def _stream(
     with source:
         stream = CsvStream(source, manifest.input.get("bytes") or 0, batch_size=batch_rows)
         plan = plan_header(stream.header, card)
-        classification = card.task == "classification"
         pred_url = storage.join(out, "predictions.csv")
         rej_url = storage.join(out, "rejected.csv")
         asked = workers
@@ -288,9 +287,7 @@ def _stream(
             storage.open_write(pred_url, create_only=True, identical_ok=True) as pred_out,
             storage.open_write(rej_url, create_only=True, identical_ok=True) as rej_out,
         ):
-            pred_out.write(
-                output.header_line(output.prediction_columns(plan.header, classification))
-            )
+            pred_out.write(output.header_line(output.prediction_columns(plan.header, card)))
             rej_out.write(output.header_line(list(output.REJECTED_HEADER)))
             for result in results:
                 interrupt.check()

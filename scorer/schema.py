@@ -12,6 +12,8 @@ from scorer.card import Feature, ModelCard
 from scorer.errors import FileRefused
 
 OUTPUT_COLUMNS = ("row_number", "prediction", "prediction_score")
+PROBA_PREFIX = "proba_"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 _OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
@@ -23,6 +25,7 @@ class HeaderPlan:
     feature_index: tuple[int, ...]  # position in the row of card.features[i]
     features: tuple[Feature, ...]
     extra: tuple[str, ...]  # passed through untouched
+    ignored: tuple[str, ...] = ()  # columns the card says training left out: passed through too
 
     @property
     def width(self) -> int:
@@ -57,7 +60,8 @@ def plan_header(header: list[str], card: ModelCard) -> HeaderPlan:
             f"the header repeats {', '.join(map(repr, dupes))}; each column name must be unique",
             code="DUPLICATE_HEADER",
         )
-    clash = [h for h in header if h in OUTPUT_COLUMNS]
+    reserved = {*OUTPUT_COLUMNS, *probability_columns(card)}
+    clash = [h for h in header if h in reserved]
     if clash:
         raise FileRefused(
             f"the file already has column(s) {clash}, which dropscore writes itself; "
@@ -81,12 +85,44 @@ def plan_header(header: list[str], card: ModelCard) -> HeaderPlan:
         )
     used = [f for f in card.features if f.name in position]
     feature_names = {f.name for f in used}
+    # a column training left out (an id) is expected, not an "extra" worth a warning
+    left_out = {i.column for i in card.ignored}
+    rest = [h for h in header if h not in feature_names]
     return HeaderPlan(
         header=tuple(header),
         feature_index=tuple(position[f.name] for f in used),
         features=tuple(used),
-        extra=tuple(h for h in header if h not in feature_names),
+        extra=tuple(h for h in rest if h not in left_out),
+        ignored=tuple(h for h in rest if h in left_out),
     )
+
+
+def probability_columns(card: ModelCard) -> tuple[str, ...]:
+    """predictions.csv's probability column per class (card.classes order): the card's list,
+    or for cards from before it, the names ``proba_column_names`` gives."""
+    if card.task != "classification":
+        return ()
+    if card.proba_columns:
+        return card.proba_columns
+    taken = [*card.feature_names, *(i.column for i in card.ignored), card.target]
+    return proba_column_names(card.classes, taken)
+
+
+def proba_column_names(classes: tuple[str, ...], taken: list[str]) -> tuple[str, ...]:
+    """``proba_<label>``, the label with every character but letters, digits, '_', '-' and '.'
+    replaced by '_'; a name already used (by another class, a column the model reads or
+    leaves out, the target or an output column) gets '_2', '_3' … appended."""
+    used = {*OUTPUT_COLUMNS, *taken}
+    names = []
+    for label in classes:
+        base = PROBA_PREFIX + _UNSAFE.sub("_", label)
+        name, n = base, 1
+        while name in used:
+            n += 1
+            name = f"{base}_{n}"
+        used.add(name)
+        names.append(name)
+    return tuple(names)
 
 
 def _fold(name: str) -> str:

@@ -126,6 +126,69 @@ def make_classification_frame(rows: int, seed: int = 5):  # type: ignore[no-unty
     return frame
 
 
+def make_purchase_frame(rows: int, seed: int = 3, first_id: int = 1):  # type: ignore[no-untyped-def]
+    """An orange-juice-like purchase table: a row id ``Id`` first (first_id…), store codes,
+    prices, a loyalty score and an integer 0/1 target ``Purchase`` (1 = the other brand)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    store = rng.choice([1, 2, 3, 4, 7], size=rows)
+    price_ch = rng.choice([1.69, 1.75, 1.86, 1.99], size=rows)
+    price_mm = rng.choice([1.69, 1.99, 2.09, 2.18], size=rows)
+    loyal = rng.beta(2, 2, size=rows).round(6)
+    special = rng.choice(["Yes", "No"], size=rows, p=[0.2, 0.8])
+    logit = 3 * (0.5 - loyal) + 4 * (price_ch - price_mm) + (store == 7) * -0.8
+    logit += np.linspace(-0.5, 0.5, rows)  # later rows lean to one brand, as real ones drift
+    purchase = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame(
+        {
+            "Id": np.arange(first_id, first_id + rows),
+            "StoreID": store,
+            "PriceCH": price_ch,
+            "PriceMM": price_mm,
+            "LoyalCH": loyal,
+            "SpecialMM": special,
+            "Purchase": purchase,
+        }
+    )
+
+
+def make_three_class_frame(rows: int, seed: int = 4):  # type: ignore[no-untyped-def]
+    """Three classes whose labels need sanitising as column names: 'A b', 'A/b', 'c'."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=rows)
+    x2 = rng.normal(size=rows)
+    label = np.where(x1 > 0.4, "A b", np.where(x2 > 0, "A/b", "c"))
+    flip = rng.random(rows) < 0.1
+    label[flip] = rng.choice(["A b", "A/b", "c"], size=int(flip.sum()))
+    return pd.DataFrame({"x1": x1.round(6), "x2": x2.round(6), "kind": label})
+
+
+@pytest.fixture(scope="session")
+def labelled_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A local registry with two small 'lr' classifiers trained for real: ``purchase`` (a row
+    id left out, an integer 0/1 target, store codes) and ``three`` (three text classes)."""
+    from scorer.registry import Registry
+    from training.train import train_and_publish
+
+    root = tmp_path_factory.mktemp("labelled")
+    purchase = root / "purchase.csv"
+    make_purchase_frame(600).to_csv(purchase, index=False)
+    three = root / "three.csv"
+    make_three_class_frame(400).to_csv(three, index=False)
+    registry = Registry(str(root / "models"))
+    for name, src, target in (("purchase", purchase, "Purchase"), ("three", three, "kind")):
+        train_and_publish(
+            data_url=str(src), target=target, name=name, registry=registry,
+            estimators=("lr",), alias="production",
+        )  # fmt: skip
+    return registry.url
+
+
 @pytest.fixture(scope="session")
 def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A local registry with two promoted models trained for real (PyCaret 'lr'):

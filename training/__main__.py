@@ -16,6 +16,8 @@ EPILOG = """examples:
   python -m training sample-data --rows 5000 --out claims.csv --seed 1
   python -m training train --data claims.csv --target charges --name claims \
       --registry ./models --alias production
+  python -m training train --data oj.csv --target Purchase --name oj --registry ./models \
+      --categorical STORE --keep WeekofPurchase
   python -m training promote claims 2 --registry s3://dropscore/models
 """
 
@@ -54,6 +56,31 @@ def build_parser() -> cliutil.EnvDefaultsParser:
         "(default: regression lr,ridge,lightgbm,gbr; classification lr,lightgbm,rf)",
     )
     p.add_argument("--alias", default=None, help="also point this alias at the new version")
+    p.add_argument(
+        "--ignore",
+        default="",
+        metavar="COL[,COL]",
+        help="columns that are not features (passed through at scoring); ids are left out "
+        "without asking",
+    )
+    p.add_argument(
+        "--keep",
+        default="",
+        metavar="COL[,COL]",
+        help="columns to use as features even though they look like ids",
+    )
+    p.add_argument(
+        "--categorical",
+        default="",
+        metavar="COL[,COL]",
+        help="columns that are categories even though they hold numbers (codes like 1/2)",
+    )
+    p.add_argument(
+        "--numeric",
+        default="",
+        metavar="COL[,COL]",
+        help="columns that are numbers (the default for numeric columns; silences the codes hint)",
+    )
 
     p = sub.add_parser("promote", help="point an alias (default production) at a version")
     p.add_argument("name", help="model name")
@@ -96,6 +123,7 @@ def _sample_data(rows: int, out: str, seed: int) -> int:
 def _train(args: object) -> int:
     from tqdm import tqdm
 
+    from training.columns import ColumnChoices, split_names
     from training.train import train_and_publish
 
     name = check_name(args.name)  # type: ignore[attr-defined]
@@ -109,6 +137,18 @@ def _train(args: object) -> int:
         if not logs.is_terminal():
             print(f"[{time.monotonic() - t0:6.1f}s] {msg}", file=sys.stderr)
 
+    def notice(msg: str) -> None:  # kept on screen, not only in the bar's passing status
+        if logs.is_terminal():
+            bar.write(msg, file=sys.stderr)
+        else:
+            print(f"[{time.monotonic() - t0:6.1f}s] {msg}", file=sys.stderr)
+
+    columns = ColumnChoices(
+        ignore=split_names(args.ignore),  # type: ignore[attr-defined]
+        keep=split_names(args.keep),  # type: ignore[attr-defined]
+        categorical=split_names(args.categorical),  # type: ignore[attr-defined]
+        numeric=split_names(args.numeric),  # type: ignore[attr-defined]
+    )
     try:
         card = train_and_publish(
             data_url=args.data,  # type: ignore[attr-defined]
@@ -119,6 +159,8 @@ def _train(args: object) -> int:
             estimators=estimators,
             alias=args.alias,  # type: ignore[attr-defined]
             progress=progress,
+            columns=columns,
+            notice=notice,
         )
     finally:
         bar.close()

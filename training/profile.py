@@ -11,6 +11,7 @@ from scorer.card import Feature, PredictionBaseline
 
 N_BINS = 10
 MAX_CATEGORIES = 1000
+MAX_CODES = 20  # whole numbers with at most this many values may be codes (SEX 1/2, EDUCATION 1–6)
 
 
 def _clean(x: float) -> float:
@@ -26,6 +27,19 @@ def quantile_edges(values: np.ndarray, n_bins: int = N_BINS) -> tuple[float, ...
     if edges.size == 1:
         edges = np.array([edges[0], edges[0]])
     return tuple(float(e) for e in edges)
+
+
+def code_edges(values: np.ndarray) -> tuple[float, ...]:
+    """One bin per distinct value (codes 1, 2, 5 → edges 1, 1.5, 3.5, 5): quantile bins of a
+    column with few values collapse (SEX 1/2 in one bin can never show a shift). Edges are the
+    midpoints between neighbouring codes, so counting stays a search over edges."""
+    codes = np.unique(values[np.isfinite(values)])
+    if codes.size == 0:
+        return ()
+    if codes.size == 1:
+        return (float(codes[0]), float(codes[0]))
+    mids = (codes[:-1] + codes[1:]) / 2
+    return tuple(float(e) for e in (codes[0], *mids, codes[-1]))
 
 
 def bin_shares(values: np.ndarray, edges: tuple[float, ...]) -> tuple[float, ...]:
@@ -50,8 +64,9 @@ def profile_feature(name: str, series: pd.Series) -> Feature:
     present = series.dropna()
     if is_number(series):
         values = present.to_numpy(dtype=float)
-        edges = quantile_edges(values)
         integer = bool(values.size and np.all(np.mod(values, 1) == 0))
+        coded = integer and len(np.unique(values)) <= MAX_CODES
+        edges = code_edges(values) if coded else quantile_edges(values)
         return Feature(
             name=name,
             kind="number",
@@ -63,6 +78,7 @@ def profile_feature(name: str, series: pd.Series) -> Feature:
             typical=_clean(np.median(values)) if values.size else None,
             bins=edges,
             shares=bin_shares(values, edges),
+            coded=coded,
         )
     counts = present.astype(str).value_counts()
     counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")

@@ -17,7 +17,7 @@ import platform
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,11 +25,13 @@ import numpy as np
 import pandas as pd
 
 from scorer import storage
-from scorer.card import Feature, ModelCard, Task
+from scorer.card import Feature, LabelType, ModelCard, Task
 from scorer.errors import InputNotFound, ObjectMissing
 from scorer.refs import check_name
 from scorer.registry import PLAN_FILE, Registry
+from scorer.schema import proba_column_names
 from training import profile
+from training.columns import ColumnChoices, plan_columns
 from training.errors import TrainingDataError, TrainingFailed
 
 log = logging.getLogger("dropscore.training")
@@ -228,6 +230,7 @@ class Trained:
     train_rows: int
     holdout_rows: int
     holdout_features: pd.DataFrame  # what the published model never saw: checks its plan
+    label_type: LabelType = "str"
 
 
 def fit(
@@ -240,8 +243,10 @@ def fit(
     from sklearn.model_selection import train_test_split
 
     frame = data.frame
+    label_type: LabelType = "str"
     if task == "classification":
-        frame = frame.assign(**{target: as_labels(frame[target])})
+        labels, label_type = typed_labels(frame[target])
+        frame = frame.assign(**{target: labels})
     stratify = frame[target] if task == "classification" else None
     train, holdout = train_test_split(
         frame, test_size=HOLDOUT, random_state=SEED, stratify=stratify
@@ -318,8 +323,20 @@ def fit(
         train_rows=len(train),
         holdout_rows=len(holdout),
         holdout_features=x_hold.reset_index(drop=True),
+        label_type=label_type,
     )
     return trained, train
+
+
+def typed_labels(y: pd.Series) -> tuple[pd.Series, LabelType]:
+    """The target as the pipeline learns it: whole numbers stay integers (0/1, not '0'/'1' or
+    0.0/1.0), as ``pd.read_csv`` reads them, so plain PyCaret's ``predict_model`` on such a
+    frame knows every label; anything else is text."""
+    if profile.is_number(y):
+        values = y.to_numpy(dtype=float)
+        if np.all(np.mod(values, 1) == 0):
+            return pd.Series(values.astype(np.int64), index=y.index), "int"
+    return as_labels(y), "str"
 
 
 def as_labels(y: pd.Series) -> pd.Series:
@@ -490,13 +507,24 @@ def train_and_publish(
     estimators: tuple[str, ...] = (),
     alias: str | None = None,
     progress: Progress = lambda _msg: None,
+    columns: ColumnChoices | None = None,
+    notice: Progress | None = None,
 ) -> ModelCard:
-    """The whole of ``training train``: nothing is written to the registry unless it all worked."""
+    """The whole of ``training train``: nothing is written to the registry unless it all worked.
+
+    ``notice`` gets the lines a user must see (columns left out, possible codes); default
+    ``progress``."""
+    notice = notice or progress
     check_name(name)
     if alias:
         check_name(alias, "alias")  # refused now, not after a version was already published
     progress(f"reading {data_url}")
     data = read_training_csv(data_url, target)
+    chosen_columns = plan_columns(data.frame, target, columns or ColumnChoices())
+    data = replace(data, frame=chosen_columns.frame)
+    for left in chosen_columns.ignored:
+        how = "--ignore" if left.reason == "--ignore" else f"{left.reason}; --keep to use it"
+        notice(f"not a feature: '{left.column}' ({how})")
     chosen: Task = detect_task(data.frame[target]) if task == "auto" else task
     check_trainable(data, target, chosen)
     ests = estimators or DEFAULT_ESTIMATORS[chosen]
@@ -508,6 +536,12 @@ def train_and_publish(
         for col in data.frame.columns
         if col != target
     )
+    codes = [f.name for f in features if f.coded and f.name not in chosen_columns.numeric]
+    if codes:
+        notice(
+            f"whole numbers with few values, trained as numbers: {', '.join(codes)}; if they "
+            f"are codes (1 = male …), not quantities, train with --categorical {','.join(codes)}"
+        )
     baseline = profile.prediction_baseline(trained.holdout_predictions, trained.classes)
     plan = export_plan(
         trained.model_bytes, chosen, features, trained.classes, trained.holdout_features, progress
@@ -540,6 +574,12 @@ def train_and_publish(
             classes=trained.classes,
             notes={"metrics_on": "hold-out rows the published model never saw", "plan": plan.note},
             plan=plan.card_entry,
+            ignored=chosen_columns.ignored,
+            label_type=trained.label_type,
+            proba_columns=proba_column_names(
+                trained.classes,
+                [*(f.name for f in features), *(i.column for i in chosen_columns.ignored), target],
+            ),
         )
 
     progress(f"publishing to {registry.url}")
