@@ -158,6 +158,8 @@ def _workers(text: str) -> int | None:
 
 def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
     interrupt.requested.set()  # survives even if the exception below is swallowed by a library
+    if interrupt.decided():  # the manifest is being or has been written: finish as it says
+        return
     raise Interrupted(f"stopped by signal {signum} before committing; the input stays pending")
 
 

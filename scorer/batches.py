@@ -6,6 +6,7 @@ the same bytes whatever the number of workers; ``Totals`` adds the results up in
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ import pandas as pd
 from scorer import output
 from scorer.card import ModelCard
 from scorer.errors import ModelFailed
-from scorer.predict import predict
+from scorer.predict import Predictions, predict
 from scorer.reader import Batch, ColumnBatch
 from scorer.registry import LoadedModel
 from scorer.schema import HeaderPlan
@@ -44,13 +45,32 @@ def score_batch(batch: Batch, model: LoadedModel, plan: HeaderPlan) -> BatchResu
         return check_batch(batch.records, batch.row_numbers, batch.lines, plan, refuse)
 
     checked = check()
+    first_valid = checked.valid
+    refused: dict[int, tuple[str, str]] = {}  # positions in the first check's frame
     try:
         preds = predict(model, checked.frame, typed=True)
     except ValueError:
         # The model refused the batch (e.g. a tree model and a number beyond float32): find
         # the rows it refuses, reject them with its reason, and score the rest.
-        checked = check(lambda frame: refused_rows(model, frame))
+        refused = refused_rows(model, checked.frame)
+        checked = check(lambda frame: refused)
         preds = predict(model, checked.frame, typed=True)
+    bad = non_finite(preds)
+    if bad.any():
+        # A finite input can still push a model past float64 (a linear model and 1e308): an
+        # inf/NaN prediction is not a score, so those rows are rejected and the rest scored.
+        kept = np.setdiff1d(np.arange(len(first_valid)), np.fromiter(refused, np.int64))
+        overflow = {
+            int(kept[j]): _overflow(model, checked.frame.iloc[j], preds, j)
+            for j in np.flatnonzero(bad)
+        }
+        rows_out = {_row_number(batch, int(first_valid[p])) for p in overflow}
+        checked = check(lambda frame: {**refused, **overflow})
+        checked.rejections = [
+            dataclasses.replace(r, code=NON_FINITE_PREDICTION) if r.row_number in rows_out else r
+            for r in checked.rejections
+        ]
+        preds = _keep(preds, ~bad)
     if isinstance(batch, ColumnBatch):
         rows = batch.n
         row_numbers = checked.valid.astype(np.int64) + batch.first_row
@@ -134,6 +154,60 @@ def _refusal(model: LoadedModel, row: pd.Series, exc: ValueError) -> tuple[str, 
             )
     detail = " ".join(str(exc).split())[:200]
     return "", f"the model could not score this row ({detail}); check its values"
+
+
+NON_FINITE_PREDICTION = "NON_FINITE_PREDICTION"
+
+
+def non_finite(preds: Predictions) -> np.ndarray:
+    """Rows whose prediction, score or any class probability is inf or NaN."""
+    n = len(preds.values)
+    bad = np.zeros(n, dtype=bool)
+    if preds.values.dtype.kind == "f":
+        bad |= ~np.isfinite(preds.values)
+    if preds.score is not None:
+        bad |= ~np.isfinite(np.asarray(preds.score, dtype=float))
+    if preds.proba is not None:
+        bad |= ~np.isfinite(np.asarray(preds.proba, dtype=float)).all(axis=1)
+    return bad
+
+
+def _keep(preds: Predictions, mask: np.ndarray) -> Predictions:
+    return Predictions(
+        preds.values[mask],
+        None if preds.score is None else preds.score[mask],
+        None if preds.proba is None else preds.proba[mask],
+    )
+
+
+def _row_number(batch: Batch, position: int) -> int:
+    """The 1-based record number of the record at ``position`` in its batch."""
+    if isinstance(batch, ColumnBatch):
+        return batch.first_row + position
+    return batch.row_numbers[position]
+
+
+def _overflow(model: LoadedModel, row: pd.Series, preds: Predictions, j: int) -> tuple[str, str]:
+    """(column, message) for a row whose prediction is not a finite number: the number the
+    model's training range makes look most extreme is named, as the likely cause."""
+    what = preds.values[j] if preds.values.dtype.kind == "f" else "not a finite probability"
+    worst, ratio = "", 0.0
+    for feat in model.card.features:
+        value = row.get(feat.name)
+        if feat.kind != "number" or not isinstance(value, float) or not np.isfinite(value):
+            continue
+        scale = max(abs(feat.min or 0.0), abs(feat.max or 0.0), 1.0)
+        if abs(value) / scale > ratio:
+            worst, ratio = feat.name, abs(value) / scale
+    extreme = (
+        f"; '{worst}' is {row[worst]:g}, far outside the {model.card.ref} training range — check it"
+        if worst and ratio > 1.0
+        else "; check its values"
+    )
+    return "", (
+        f"the prediction is {what}: this row's values push the model outside finite "
+        f"numbers{extreme}"
+    )
 
 
 @dataclass(slots=True)

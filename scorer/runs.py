@@ -402,7 +402,8 @@ def _finish(manifest: Manifest, t0: float) -> None:
 
 def _commit(out: str, manifest: Manifest, model: LoadedModel) -> RunResult:
     try:
-        storage.write_bytes(manifest_url(out), manifest.to_json().encode(), create_only=True)
+        with interrupt.committing():  # a SIGTERM from here on cannot undo the outcome
+            storage.write_bytes(manifest_url(out), manifest.to_json().encode(), create_only=True)
     except VersionExists:
         theirs = read_manifest(out)
         if theirs is None:  # pragma: no cover - a manifest cannot vanish

@@ -50,7 +50,8 @@ def _fault(point: str) -> None:
         from scorer import interrupt
 
         interrupt.requested.wait(60)
-        interrupt.check()
+        if not interrupt.decided():  # after the commit a stop request changes nothing
+            interrupt.check()
     if point == FAULT:
         import signal
 
@@ -396,6 +397,7 @@ class Writer:
             if not (self.identical_ok and self._same_as_existing()):
                 raise
             self.abort()  # a refused multipart completion leaves its upload open
+        _fault(f"committed:{self.url.rsplit('/', 1)[-1]}")
 
     def _same_as_existing(self) -> bool:
         info = head(self.url)

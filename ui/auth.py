@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,10 @@ import streamlit as st
 from ui.settings import UISettings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# A DNS name: labels of letters, digits and inner hyphens. Anything else (a second '@', quotes,
+# spaces, a trailing dot) means the address is not the plain form an allow-list can judge.
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+_LOCAL = re.compile(r"[^\s@\"(),:;<>\[\]\\]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,14 +30,18 @@ class Viewer:
 
 
 def matches(email: str, entries: tuple[str, ...]) -> bool:
-    """An address is listed exactly, or its domain is (``example.com`` or ``@example.com``)."""
-    email = email.strip().lower()
-    if "@" not in email or email.startswith("@"):
+    """An address is listed exactly, or its domain is (``example.com`` or ``@example.com``).
+
+    The address must be plain ``local@domain`` with exactly one '@': ``a@evil.test@example.com``
+    or a quoted local part is refused rather than guessed at (compare case-insensitively).
+    """
+    local, at, domain = email.lower().partition("@")
+    if not at or not _LOCAL.fullmatch(local) or not _DOMAIN.fullmatch(domain):
         return False
-    domain = email.rsplit("@", 1)[1]
+    address = f"{local}@{domain}"
     for entry in entries:
         entry = entry.strip().lower()
-        if entry == email or entry.lstrip("@") == domain:
+        if entry == address or entry.removeprefix("@") == domain:
             return True
     return False
 
@@ -53,8 +62,14 @@ def sign_in(settings: UISettings) -> Viewer:
     if not user.get("is_logged_in", False):
         _login_screen()
     email = str(user.get("email") or "")
-    verified = user.get("email_verified", True)
-    if verified is False or not matches(email, settings.allowed):
+    # Only an explicit true from the identity provider: a missing claim proves nothing.
+    if user.get("email_verified") is not True:
+        _refuse(
+            f"{email or 'This account'} has no verified email address, so dropscore cannot tell "
+            "who it is. Verify the address with your identity provider and sign in again.",
+            sign_out=True,
+        )
+    if not matches(email, settings.allowed):
         _refuse(
             f"{email or 'This account'} is not allowed to use dropscore. Ask an administrator "
             "to add your address or domain to DROPSCORE_UI_ALLOWED.",

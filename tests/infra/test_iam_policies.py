@@ -5,7 +5,9 @@ evaluator answers "may role R do action A on resource X?" the way IAM would for 
 
 from __future__ import annotations
 
+import ast
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -153,6 +155,8 @@ CASES = [
      "scorer writes a result"),
     ("ScorerTaskRole", "s3:AbortMultipartUpload", KEY + "scored/a/b/run/predictions.csv", {},
      True, "scorer cleans up its multipart uploads"),
+    ("ScorerTaskRole", "s3:ListBucketMultipartUploads", BUCKET_ARN, {}, True,
+     "a committed run lists the uploads a killed run left"),
     ("ScorerTaskRole", "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "incoming/"}, True,
      "scorer (sweep) lists inputs"),
     ("ScorerTaskRole", "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "private/"}, False,
@@ -260,3 +264,90 @@ PROMOTION_CASES = [
 def test_promotion_parameter_grants_only_alias_writes(template, action, resource, expected):
     statements = role_statements(template, "UiTaskRole", promotion=True)
     assert allowed(statements, action, resource) is expected
+
+
+# --- every S3 call the scorer makes, found in its code, is allowed --------------------------------
+SCORER = Path(__file__).resolve().parents[2] / "scorer"
+# Operator and local tools, not run under the scorer's role: `scorer check` (an operator's
+# credentials; it reads every version under scored/) and the local demo stack.
+NOT_THE_SCORER_ROLE = {"check.py", "demo.py"}
+# One client method → the IAM request(s) S3 authorises it with, on each place the scorer uses it.
+# `None`: the scorer's role must NOT be able to do it (the call serves another component).
+READ = [
+    (KEY + p, {})
+    for p in ("incoming/a/b.csv", "scored/a/b/r/manifest.json", "models/m/1/card.json")
+]
+LIST = [(BUCKET_ARN, {"s3:prefix": p}) for p in ("incoming/", "scored/", "models/")] + [
+    (BUCKET_ARN, {})
+]
+WRITE = [(KEY + "scored/a/b/r/predictions.csv", {})]
+S3_OPS: dict[str, tuple[list[str], list[tuple[str, dict[str, str]]]] | None] = {
+    "head_object": (["s3:GetObject", "s3:GetObjectVersion"], READ),
+    "get_object": (["s3:GetObject", "s3:GetObjectVersion"], READ),
+    "list_objects_v2": (["s3:ListBucket"], LIST),
+    "list_object_versions": (["s3:ListBucketVersions"], [(BUCKET_ARN, {"s3:prefix": "incoming/"})]),
+    "put_object": (["s3:PutObject"], WRITE),
+    "create_multipart_upload": (["s3:PutObject"], WRITE),
+    "upload_part": (["s3:PutObject"], WRITE),
+    "complete_multipart_upload": (["s3:PutObject"], WRITE),
+    "abort_multipart_upload": (["s3:AbortMultipartUpload"], WRITE),
+    "list_multipart_uploads": (["s3:ListBucketMultipartUploads"], [(BUCKET_ARN, {})]),
+    "delete_object": None,  # registry.delete: training cleans up a half-published version
+}
+BOTO3_NON_REQUESTS = {"get_paginator", "paginate", "client"}
+
+
+def s3_calls_in_scorer() -> dict[str, list[str]]:
+    """Every boto3 S3 operation named in the scorer's code: `x.<op>(...)` on a client
+    (`client`, `s3_client()`) and `get_paginator("<op>")`, with where each is."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(SCORER.glob("*.py")):
+        if path.name in NOT_THE_SCORER_ROLE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            target, op = node.func.value, node.func.attr
+            is_client = (isinstance(target, ast.Name) and target.id == "client") or (
+                isinstance(target, ast.Call)
+                and isinstance(target.func, ast.Name)
+                and target.func.id == "s3_client"
+            )
+            if op == "get_paginator" and is_client:
+                (arg,) = node.args
+                assert isinstance(arg, ast.Constant), f"{path.name}:{node.lineno}"
+                op = str(arg.value)
+            elif not is_client or op in BOTO3_NON_REQUESTS:
+                continue
+            found.setdefault(op, []).append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_the_scan_sees_the_scorers_s3_calls() -> None:
+    # guards the scan itself: if storage.py changes shape, an empty scan must not pass
+    calls = s3_calls_in_scorer()
+    assert {"get_object", "put_object", "list_multipart_uploads"} <= set(calls), calls
+
+
+def test_every_s3_call_the_scorer_makes_is_allowed_to_its_role(template) -> None:
+    statements = role_statements(template, "ScorerTaskRole")
+    problems = []
+    for op, where in s3_calls_in_scorer().items():
+        if op not in S3_OPS:
+            problems.append(f"{op} ({', '.join(where)}): unmapped; add it to S3_OPS")
+            continue
+        mapping = S3_OPS[op]
+        if mapping is None:
+            continue
+        actions, requests = mapping
+        for action in actions:
+            for resource, context in requests:
+                if not allowed(statements, action, resource, **context):
+                    problems.append(f"{op} ({', '.join(where)}): {action} on {resource} {context}")
+    assert not problems, "\n".join(problems)
+
+
+def test_calls_the_scorer_must_not_make_are_denied(template) -> None:
+    statements = role_statements(template, "ScorerTaskRole")
+    assert not allowed(statements, "s3:DeleteObject", KEY + "models/m/1/model.pkl")
+    assert not allowed(statements, "s3:DeleteObject", KEY + "scored/a/b/r/manifest.json")

@@ -139,3 +139,33 @@ def test_sigterm_mid_file_stops_within_25s_with_interrupted_and_the_next_run_com
     [m] = manifests(s3, bucket).values()
     assert (m["status"], m["rows_in"]) == ("ok", rows)
     assert ledger(bucket) == []
+
+
+def test_sigterm_just_after_the_commit_exits_as_the_committed_run_says(
+    s3: Any, bucket: str, s3_registry: str
+) -> None:
+    """Once manifest.json exists the outcome is decided: a SIGTERM then (e.g. ECS stopping the
+    task as it finishes) must not turn a committed run into exit 1 and 'before committing'."""
+    key = "incoming/late-term.csv"
+    version = put(s3, bucket, key, sample_csv(50, seed=3))
+    # the run holds still right after manifest.json is written, until the signal arrives
+    proc = cli_proc(
+        "event", "--event", "-", env={"DROPSCORE_FAULT": "pause:committed:manifest.json"}
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(eventbridge(key, version, bucket)))
+    proc.stdin.close()
+    deadline = time.monotonic() + 600
+    while not manifests(s3, bucket):
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert proc.returncode == 0, err
+    assert "INTERRUPTED" not in err
+    assert "ok: 50 rows in, 50 scored, 0 rejected" in err
+    [m] = manifests(s3, bucket).values()
+    assert m["status"] == "ok"
+    assert ledger(bucket) == []

@@ -7,6 +7,7 @@ import csv
 import gzip
 import io
 import json
+import math
 import zlib
 from pathlib import Path
 
@@ -300,3 +301,37 @@ def test_a_model_that_refuses_its_own_typical_row_fails_the_run(
     with pytest.raises(ModelFailed, match="cannot score even its own typical row"):
         run(tmp_path, broken, data)
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["arrow reader", "csv reader"])
+@pytest.mark.parametrize("engine", ["plan", "pipeline"])
+def test_a_prediction_that_is_not_a_finite_number_is_rejected(
+    tmp_path: Path, trained_registry: str, engine: str, quoted: bool
+) -> None:
+    """1e308 is a finite number the card accepts, but a linear model multiplies it past float64:
+    an inf prediction is no score, so that row is rejected with its own code and the rest
+    scored; the counts and the prediction distribution hold only the scored rows."""
+    from scorer.registry import Registry
+
+    reg = Registry(trained_registry)
+    model = reg.load(reg.resolve("claims"), engine=engine)
+    data = GOOD + ROW + "40,male,1e308,2,no,southeast\n" + ROW + "40,male,-1e308,2,no,southeast\n"
+    if quoted:  # a quoted cell sends the file through the csv-module reader (record batches)
+        data = data.replace("southeast", '"southeast"')
+    result = run(tmp_path, model, (data + ROW).encode())
+    m = result.manifest
+    assert (m.status, m.rows_in, m.rows_scored, m.rows_rejected) == ("partial", 5, 3, 2)
+    assert m.rejected_by_code == {"NON_FINITE_PREDICTION": 2}
+    bad = rejected(tmp_path)
+    assert [(r["row_number"], r["line"], r["code"]) for r in bad] == [
+        ("2", "3", "NON_FINITE_PREDICTION"),
+        ("4", "5", "NON_FINITE_PREDICTION"),
+    ]
+    assert bad[0]["message"].startswith("the prediction is inf: this row's values push the model")
+    assert bad[1]["message"].startswith("the prediction is -inf: ")
+    assert "'bmi' is 1e+308, far outside" in bad[0]["message"]
+    scored = list(csv.DictReader(io.StringIO((tmp_path / "out" / "predictions.csv").read_text())))
+    assert [r["row_number"] for r in scored] == ["1", "3", "5"]
+    assert all(math.isfinite(float(r["prediction"])) for r in scored)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert sum(manifest["distributions"]["prediction"]["counts"]) == 3

@@ -7,8 +7,8 @@ from streamlit.testing.v1 import AppTest
 from scorer.registry import Registry
 from tests.ui.conftest import APP, TIMEOUT, add_version, open_page
 
-ADMIN = {"is_logged_in": True, "email": "boss@example.com", "name": "Boss"}
-ANALYST = {"is_logged_in": True, "email": "ana@example.com", "name": "Ana"}
+ADMIN = {"is_logged_in": True, "email": "boss@example.com", "name": "Boss", "email_verified": True}
+ANALYST = {"is_logged_in": True, "email": "ana@example.com", "name": "Ana", "email_verified": True}
 
 
 def aws(monkeypatch) -> None:  # type: ignore[no-untyped-def]
