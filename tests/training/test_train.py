@@ -360,9 +360,13 @@ def test_a_0_1_target_keeps_its_labels(tmp_path: Path) -> None:
     assert card.task == "classification"
     assert card.classes == ("0", "1")  # not '0.0'/'1.0' from the float column pandas reads
     assert card.prediction_baseline.classes == ("0", "1")
+    assert card.label_type == "int"
     rows = frame.drop(columns=["high earner? (1=yes)"]).head(20)
     rows = rows.astype(object).where(rows.notna(), np.nan)
-    assert set(reg.load(card).pipeline.predict(rows)) <= {"0", "1"}
+    # the pipeline's labels are the target's integers, as plain PyCaret's predict_model needs
+    predicted = reg.load(card).pipeline.predict(rows)
+    assert predicted.dtype.kind == "i"
+    assert set(predicted) <= {0, 1}
 
 
 # --- end to end through the CLI -----------------------------------------------------------------

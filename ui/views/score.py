@@ -242,12 +242,17 @@ def show_warnings(m: Manifest) -> None:
 def preview_table(frame: pd.DataFrame) -> None:
     """Predictions first, as numbers; the input columns after them, exactly as given."""
     outputs = [c for c in OUTPUT_COLUMNS if c in frame.columns]
+    columns = list(frame.columns)
+    # predictions.csv ends with prediction_score and then the per-class probability columns
+    # (input columns come first and may not use these names), so no card is needed here
+    probas = columns[columns.index("prediction_score") + 1 :] if "prediction_score" in frame else []
+    outputs += probas
     config = {}
-    for column in ("prediction", "prediction_score"):
+    for column in ("prediction", "prediction_score", *probas):
         numbers = pd.to_numeric(frame.get(column), errors="coerce") if column in frame else None
         if numbers is not None and numbers.notna().all():
             frame[column] = numbers
-            fmt = "percent" if column == "prediction_score" else "localized"
+            fmt = "localized" if column == "prediction" else "percent"
             config[column] = st.column_config.NumberColumn(format=fmt)
     order = outputs + [c for c in frame.columns if c not in outputs]
     st.dataframe(frame, hide_index=True, column_order=order, column_config=config)
