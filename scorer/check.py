@@ -211,8 +211,7 @@ def _check_run(run: RunFacts, model_versions: Mapping[str, set[int]]) -> list[Vi
         )
     if m.status == "failed" and m.reason is None:
         bad("NO_REASON", "a failed manifest without a reason code")
-    counted = m.status != "failed" or (m.reason or {}).get("code") in _COUNTED_FAILURES
-    if counted:
+    if _counted(m):
         if run.input_error is not None:
             bad("INPUT_UNPARSEABLE", f"independent parse of the input failed: {run.input_error}")
         elif run.input_records is not None and run.input_records != m.rows_in:
@@ -243,6 +242,11 @@ def _check_run(run: RunFacts, model_versions: Mapping[str, set[int]]) -> list[Vi
     if run.open_uploads:
         bad("OPEN_UPLOAD", f"{run.open_uploads} multipart upload(s) left open after the commit")
     return out
+
+
+def _counted(m: Manifest) -> bool:
+    """Whether the manifest claims a record count of its input (not a file refused unread)."""
+    return m.status != "failed" or (m.reason or {}).get("code") in _COUNTED_FAILURES
 
 
 def _check_identity(run: RunFacts, m: Manifest, bad: Any) -> None:
@@ -441,8 +445,8 @@ def _read_run(bucket: str, scored: str, run: RunFacts) -> None:
             sha, records = _hash_and_count(f"{base}/{fname}", count=False)
         run.objects[fname] = StoredObject(obj.key, obj.versions, sha, records)
     m = run.manifest
-    if m is None:
-        return
+    if m is None or not _counted(m):
+        return  # a refused input is not held to a count: not read again (a bomb, an .xlsx)
     key, version_id = m.input.get("key"), m.input.get("version_id")
     if not key:
         return

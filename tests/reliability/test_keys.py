@@ -296,3 +296,16 @@ def test_a_run_longer_than_the_visibility_timeout_is_not_handed_out_again(
     assert len(runs) == 1, [getattr(r, "exit", None) for r in runs]
     assert sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1).get("Messages") is None
     assert len(manifests(s3, bucket)) == 1
+
+
+def test_the_checker_does_not_read_inputs_that_were_refused_unread(
+    s3: Any, bucket: str, s3_registry: str, proxy: FaultProxy
+) -> None:
+    """A refused file (here by its name; a bomb alike) claims no count, so the checker never
+    reads it again: the bucket refusing every input read does not stop the check."""
+    put(s3, bucket, "incoming/y.xlsx", b"PK\x03\x04" + b"\x00" * 64)
+    assert main(["sweep", "--bucket", bucket]) == 0
+    proxy.add(method="GET", path="/incoming/", kind="status", status=403, code="AccessDenied",
+              times=99)  # fmt: skip
+    assert ledger(bucket) == []
+    assert not any(m == "GET" and "/incoming/" in p for m, p in proxy.requests)
