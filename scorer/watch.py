@@ -8,7 +8,7 @@ a run lasts, the message's visibility is extended, so a long file is never hande
 
 moto's EventBridge puts keys into events unencoded, where AWS URL-encodes them; the watcher
 hands each child the event AWS would have sent (``events.eventbridge_event``), so ``scorer
-event`` decodes keys exactly once whichever bridge delivered them.
+event`` decodes keys exactly once (``raw_keys`` says which kind the queue carries).
 """
 
 from __future__ import annotations
