@@ -96,6 +96,13 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     p.add_argument("--dlq", default=None, help="dead-letter queue URL for poison messages")
     p.add_argument("--concurrency", type=int, default=2, help="events handled at once")
     p.add_argument("--once", action="store_true", help="stop when the queue is empty")
+    p.add_argument(
+        "--event-keys",
+        choices=("raw", "encoded"),
+        default="raw",
+        help="how the queue's events carry object keys: 'raw' (default: moto's EventBridge) "
+        "or 'encoded' (URL-encoded, as AWS EventBridge sends them)",
+    )
     _service_args(p)
     _gate_arg(p)
     return parser
@@ -197,7 +204,12 @@ def main(argv: Sequence[str]) -> int:
     from scorer.watch import watch
 
     return watch(
-        args.queue, settings, dlq=args.dlq, concurrency=max(1, args.concurrency), once=args.once
+        args.queue,
+        settings,
+        dlq=args.dlq,
+        concurrency=max(1, args.concurrency),
+        once=args.once,
+        raw_keys=args.event_keys == "raw",
     )
 
 
@@ -248,19 +260,22 @@ def _score(args: Any) -> int:
 
 def _event(args: Any, settings: service.Settings) -> int:
     if args.event is None:
-        ref = events.from_environment(os.environ)
+        found = [events.from_environment(os.environ)]
     else:
         text = sys.stdin.read() if args.event == "-" else _read_text(args.event)
-        ref = events.parse(text)
+        found = events.parse_all(text)
+    codes = [_event_one(ref, settings) for ref in found]  # an S3 notification may name several
+    return 1 if 1 in codes else max(codes)
+
+
+def _event_one(ref: events.ObjectRef, settings: service.Settings) -> int:
     result = service.score_object(ref, settings)
     if result is None:
-        print(
-            f"ignored: {ref} is not under {settings.incoming} or not .csv/.csv.gz", file=sys.stderr
-        )
+        print(f"ignored: {ref} is not a file under {settings.incoming}", file=sys.stderr)
         return 0
-    out = events.output_prefix(
-        ref.bucket, ref.key, result.manifest.run_id, settings.incoming, settings.scored
-    )
+    m = result.manifest
+    key = str(m.input.get("key") or ref.key)  # the key found, maybe as the event gave it
+    out = events.output_prefix(ref.bucket, key, m.run_id, settings.incoming, settings.scored)
     print(_summary(result, out), file=sys.stderr)
     return _exit_code(result)
 

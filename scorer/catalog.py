@@ -7,7 +7,6 @@ manifests *is* the list of runs. Every name taken from a listing or a URL passes
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,12 +14,10 @@ from typing import Any
 
 from scorer import storage
 from scorer.errors import BadArgument, DropscoreError
-from scorer.events import SCORED
+from scorer.events import SCORED, SEGMENT
 from scorer.manifest import Manifest
 from scorer.refs import is_run_id
 
-#: One segment of an input's relative path: no separators, no '..', no control characters.
-_SEGMENT = re.compile(r"^(?!\.{1,2}$)[^/\\\x00-\x1f\x7f]{1,255}$")
 MANIFEST = "manifest.json"
 
 
@@ -79,7 +76,7 @@ def check_run_path(bucket: str, key: str) -> RunPath:
     if not sep or not is_run_id(run):
         raise BadArgument(f"'{_clip(key)}' is not a run; a run is named <input path>/<run id>")
     segments = rel.split("/")
-    if not all(_SEGMENT.fullmatch(s) for s in segments) or any(s.strip() != s for s in segments):
+    if not all(SEGMENT.fullmatch(s) for s in segments) or any(s.strip() != s for s in segments):
         raise BadArgument(f"'{_clip(key)}' is not a valid input path")
     return RunPath(bucket, rel, run)
 

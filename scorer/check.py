@@ -19,8 +19,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from scorer import events, refs, service, storage
-from scorer.errors import DropscoreError, ObjectMissing
+from scorer import events, interrupt, refs, service, storage
+from scorer.errors import (
+    BadArgument,
+    DropscoreError,
+    Interrupted,
+    ObjectMissing,
+    StorageUnavailable,
+)
 from scorer.manifest import TERMINAL, Manifest
 
 OUTPUT_NAMES = ("predictions.csv", "rejected.csv")
@@ -83,6 +89,8 @@ class Ledger:
     stray: list[str]  # keys under scored/ that are not inside a run prefix
     model_versions: dict[str, set[int]]  # name → published versions in the registry
     production: tuple[str, int]  # the model every latest input must be scored with
+    bucket: str = ""  # where it was gathered ("" in pure tests: manifests' buckets unchecked)
+    scored: str = events.SCORED
 
 
 # --- pure decision ------------------------------------------------------------------------------
@@ -96,6 +104,50 @@ def evaluate(
         out.append(Violation("STRAY_OBJECT", key, "object under scored/ outside any run folder"))
     for run in sorted(ledger.runs, key=lambda r: r.prefix):
         out += _check_run(run, ledger.model_versions)
+    out += _check_placement(ledger, incoming)
+    return out
+
+
+def _check_placement(ledger: Ledger, incoming: str) -> list[Violation]:
+    """Each terminal manifest sits in the one folder its input belongs to, and one input
+    version has at most one terminal manifest per model version."""
+    out: list[Violation] = []
+    owners: dict[tuple[Any, ...], list[str]] = {}
+    for run in sorted(ledger.runs, key=lambda r: r.prefix):
+        m = run.manifest
+        if m is None or m.status not in TERMINAL:
+            continue
+        key, bucket = str(m.input.get("key") or ""), str(m.input.get("bucket") or "")
+        folder = events.result_folder(key, incoming, ledger.scored)
+        if ledger.bucket and bucket and bucket != ledger.bucket:
+            out.append(
+                Violation("MANIFEST_MISPLACED", run.prefix, f"its input is in bucket '{bucket}'")
+            )
+        elif events.classify(key, incoming) == events.IGNORED or folder != run.rel:
+            out.append(
+                Violation(
+                    "MANIFEST_MISPLACED",
+                    run.prefix,
+                    f"its input '{key}' belongs in {ledger.scored}{folder}/, not here",
+                )
+            )
+        version_id = m.input.get("version_id")
+        identity = service.input_identity(version_id, str(m.input.get("etag") or ""))
+        model = (m.model.get("name"), m.model.get("version"))
+        # a version id names one version of one object; an ETag only content, so with the key
+        owner = (*model, identity) if version_id else (*model, key, identity)
+        owners.setdefault(owner, []).append(run.prefix)
+    for owner, prefixes in owners.items():
+        for prefix in prefixes if len(prefixes) > 1 else []:
+            others = ", ".join(p for p in prefixes if p != prefix)
+            out.append(
+                Violation(
+                    "DUPLICATE_MANIFEST",
+                    prefix,
+                    f"the same input version ({owner[-1]}) scored by {owner[0]}@{owner[1]} "
+                    f"also has a terminal manifest in {others}",
+                )
+            )
     return out
 
 
@@ -107,10 +159,10 @@ def _check_inputs(ledger: Ledger, *, all_versions: bool, incoming: str) -> list[
     name, version = ledger.production
     out = []
     for inp in ledger.inputs:
-        if not events.is_input_key(inp.key, incoming):
-            continue
+        if events.classify(inp.key, incoming) == events.IGNORED:
+            continue  # a folder marker: not a file
         identity = service.input_identity(inp.version_id, inp.etag)
-        there = committed.get(events.relative_name(inp.key, incoming), set())
+        there = committed.get(events.result_folder(inp.key, incoming, ledger.scored), set())
         subject = f"{inp.key}?versionId={inp.version_id}" if inp.version_id else inp.key
         if inp.is_latest:
             if refs.run_id(name, version, identity) not in there:
@@ -159,8 +211,7 @@ def _check_run(run: RunFacts, model_versions: Mapping[str, set[int]]) -> list[Vi
         )
     if m.status == "failed" and m.reason is None:
         bad("NO_REASON", "a failed manifest without a reason code")
-    counted = m.status != "failed" or (m.reason or {}).get("code") in _COUNTED_FAILURES
-    if counted:
+    if _counted(m):
         if run.input_error is not None:
             bad("INPUT_UNPARSEABLE", f"independent parse of the input failed: {run.input_error}")
         elif run.input_records is not None and run.input_records != m.rows_in:
@@ -193,6 +244,11 @@ def _check_run(run: RunFacts, model_versions: Mapping[str, set[int]]) -> list[Vi
     return out
 
 
+def _counted(m: Manifest) -> bool:
+    """Whether the manifest claims a record count of its input (not a file refused unread)."""
+    return m.status != "failed" or (m.reason or {}).get("code") in _COUNTED_FAILURES
+
+
 def _check_identity(run: RunFacts, m: Manifest, bad: Any) -> None:
     inp, model = m.input, m.model
     try:
@@ -204,8 +260,7 @@ def _check_identity(run: RunFacts, m: Manifest, bad: Any) -> None:
     except (DropscoreError, TypeError, ValueError) as exc:
         bad("RUN_ID_MISMATCH", f"manifest names no valid model/input ({exc})")
         return
-    gone = (m.reason or {}).get("code") == "SOURCE_GONE"
-    if expected != run.run_id and not gone:  # a gone source may have had no ETag to record
+    if expected != run.run_id:
         bad("RUN_ID_MISMATCH", f"model+input in the manifest give run {expected}")
 
 
@@ -299,7 +354,10 @@ def gather(
     *,
     incoming: str = events.INCOMING,
     scored: str = events.SCORED,
+    listed: list[InputVersion] | None = None,
 ) -> Ledger:
+    """``listed``: filled with the inputs as soon as they are listed (for an interruption's
+    report)."""
     registry = settings.registry_for(bucket)
     prod = registry.resolve(refs.ModelRef.parse(settings.model))
     inputs = [
@@ -312,6 +370,8 @@ def gather(
         for key, v, marker in storage.list_versions(bucket, incoming)
         if not marker
     ]
+    if listed is not None:
+        listed.extend(inputs)
     counts: dict[str, int] = {}
     latest_live: set[str] = set()
     for key, v, marker in storage.list_versions(bucket, scored):
@@ -331,6 +391,7 @@ def gather(
         run = runs.setdefault(f"{rel}/{run_id}", RunFacts(rel=rel, run_id=run_id))
         run.objects[fname] = StoredObject(key=key, versions=counts[key])
     for run in runs.values():
+        interrupt.check()
         _read_run(bucket, scored, run)
     client = storage.s3_client()
     with storage.map_storage_errors(f"s3://{bucket}/{scored}"):
@@ -350,14 +411,17 @@ def gather(
     for name in names:
         try:
             model_versions[name] = set(registry.versions(name))
-        except DropscoreError:
+        except (BadArgument, ObjectMissing):  # a name no registry can hold
             model_versions[name] = set()
+    interrupt.check()
     return Ledger(
         inputs=inputs,
         runs=list(runs.values()),
         stray=stray,
         model_versions=model_versions,
         production=(prod.name, prod.version),
+        bucket=bucket,
+        scored=scored,
     )
 
 
@@ -381,15 +445,15 @@ def _read_run(bucket: str, scored: str, run: RunFacts) -> None:
             sha, records = _hash_and_count(f"{base}/{fname}", count=False)
         run.objects[fname] = StoredObject(obj.key, obj.versions, sha, records)
     m = run.manifest
-    if m is None:
-        return
+    if m is None or not _counted(m):
+        return  # a refused input is not held to a count: not read again (a bomb, an .xlsx)
     key, version_id = m.input.get("key"), m.input.get("version_id")
     if not key:
         return
     try:
         with storage.open_read(f"s3://{bucket}/{key}", version_id) as fh:
             run.input_records = count_records(fh)
-    except DropscoreError:
+    except ObjectMissing:
         run.input_records = None  # the input version is gone: nothing to count against
     except (UnicodeDecodeError, csv.Error, zlib.error, EOFError) as exc:
         run.input_error = f"{type(exc).__name__}: {exc}"
@@ -398,6 +462,20 @@ def _read_run(bucket: str, scored: str, run: RunFacts) -> None:
 def check(
     bucket: str, settings: service.Settings, *, all_versions: bool = False
 ) -> list[Violation]:
-    """Gather the bucket's ledger and evaluate it (the ``check`` command)."""
-    ledger = gather(bucket, settings, incoming=settings.incoming, scored=settings.scored)
+    """Gather the bucket's ledger and evaluate it (the ``check`` command).
+
+    Interrupted anywhere (a signal, the bucket unreachable), it raises Interrupted naming how
+    many inputs went unchecked: a verdict over part of the bucket is never printed as one.
+    """
+    listed: list[InputVersion] = []
+    try:
+        ledger = gather(
+            bucket, settings, incoming=settings.incoming, scored=settings.scored, listed=listed
+        )
+    except (Interrupted, StorageUnavailable, KeyboardInterrupt) as exc:
+        why = exc.message if isinstance(exc, DropscoreError) else "interrupted by the user"
+        n = str(len(listed)) if listed else "all"  # none of them got a verdict
+        raise Interrupted(
+            f"interrupted: {n} inputs not checked ({why}); no verdict was given, run check again"
+        ) from exc
     return evaluate(ledger, all_versions=all_versions, incoming=settings.incoming)

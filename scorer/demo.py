@@ -1,7 +1,7 @@
 """``make demo``: the whole local stack on one machine, no AWS account.
 
 A moto server (real S3/SQS/EventBridge HTTP APIs) on 127.0.0.1:5055; bucket ``dropscore`` with
-versioning and EventBridge notifications; a rule on ``incoming/*.csv`` → an SQS queue (+ DLQ)
+versioning and EventBridge notifications; a rule on ``incoming/`` → an SQS queue (+ DLQ)
 standing in for the RunTask target; a sample model trained and promoted; ``scorer watch``; a
 sweep every few minutes; the Streamlit UI; and a first file dropped and scored. Ctrl-C stops
 everything it started.
@@ -134,7 +134,9 @@ def event_pattern(bucket: str) -> dict[str, Any]:
         "detail-type": ["Object Created"],
         "detail": {
             "bucket": {"name": [bucket]},
-            "object": {"key": [{"wildcard": "incoming/*.csv"}, {"wildcard": "incoming/*.csv.gz"}]},
+            # every object under incoming/: CSVs are scored, other files get a terminal
+            # UNSUPPORTED_EXTENSION manifest (wildcards would be case-sensitive: a.CSV lost)
+            "object": {"key": [{"prefix": "incoming/"}]},
         },
     }
 
@@ -295,7 +297,7 @@ def run(stack: Stack) -> int:
         quiet=False,
     )
     say(
-        f"bucket s3://{BUCKET} (versioned, EventBridge notifications), rule incoming/*.csv → "
+        f"bucket s3://{BUCKET} (versioned, EventBridge notifications), rule incoming/ → "
         f"queue {QUEUE} (+ DLQ {DLQ}), model {MODEL}:production, watcher running"
     )
     ui_url = f"http://127.0.0.1:{UI_PORT}"

@@ -3,17 +3,33 @@ environment an input transformer fills — once, into an ObjectRef (pure)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from scorer.errors import BadArgument
 
 INCOMING = "incoming/"
 SCORED = "scored/"
-SUFFIXES = (".csv.gz", ".csv")
+SUFFIXES = (".csv.gz", ".csv")  # matched case-insensitively: "a.CSV" is an input too
+
+#: What a key under incoming/ is (``classify``): scored, refused by its name, or not a file.
+INPUT, UNSUPPORTED, IGNORED = "input", "unsupported", "ignored"
+
+#: S3 refuses keys longer than this many UTF-8 bytes (moto does not enforce it).
+S3_KEY_LIMIT = 1024
+#: Results of inputs whose readable folder S3 or the UI could not hold live here, by hash.
+HASHED = "_hashed/"
+# refs.run_id: a name of at most 64 characters, "-v", at most 9 digits, "-", 16 hex digits
+_LONGEST_RUN_ID = 64 + 2 + 9 + 1 + 16
+_LONGEST_OUTPUT_NAME = len("predictions.csv")
+#: One segment of a readable result folder: no separators, no '..', no control characters
+#: (the UI's run links use the same rule, see catalog.check_run_path).
+SEGMENT = re.compile(r"^(?!\.{1,2}$)[^/\\\x00-\x1f\x7f]{1,255}$")
 
 
 class NotAnEvent(BadArgument):
@@ -30,6 +46,9 @@ class ObjectRef:
     key: str
     version_id: str | None = None  # None for unversioned buckets ("null" is normalised away)
     etag: str = ""
+    #: the key exactly as the event carried it, when that differs from ``key``: checked before
+    #: the object is called gone, in case a bridge delivered it unencoded
+    key_as_given: str | None = field(default=None, compare=False)
 
     @property
     def url(self) -> str:
@@ -44,8 +63,27 @@ def _version(value: Any) -> str | None:
     return None if text in ("", "null") else text
 
 
+def _ref(bucket: Any, key: Any, version: Any, etag: Any, raw_keys: bool) -> ObjectRef:
+    given = str(key)
+    decoded = given if raw_keys else unquote_plus(given)
+    return ObjectRef(
+        bucket=str(bucket),
+        key=decoded,
+        version_id=_version(version),
+        etag=str(etag or "").strip('"'),
+        key_as_given=given if given != decoded else None,
+    )
+
+
 def parse(message: Any) -> ObjectRef:
-    """An EventBridge event, an S3 notification, or an SQS message carrying either."""
+    """The first object of an event (an EventBridge event names exactly one)."""
+    return parse_all(message)[0]
+
+
+def parse_all(message: Any, *, raw_keys: bool = False) -> list[ObjectRef]:
+    """Every object an EventBridge event, an S3 notification, or an SQS message carrying
+    either names. Keys are URL-decoded once, as AWS encodes them ('+' for a space);
+    ``raw_keys``: the sender put keys in unencoded (moto's EventBridge does)."""
     if isinstance(message, (str, bytes)):
         try:
             message = json.loads(message)
@@ -59,30 +97,45 @@ def parse(message: Any) -> ObjectRef:
             raise NotAnEvent(f"event type '{message.get('detail-type')}' is not Object Created")
         try:
             obj = detail["object"]
-            return ObjectRef(
-                bucket=str(detail["bucket"]["name"]),
-                key=unquote_plus(str(obj["key"])),
-                version_id=_version(obj.get("version-id")),
-                etag=str(obj.get("etag", "")),
-            )
-        except (KeyError, TypeError) as exc:
+            # AWS spells it "etag"; moto's EventBridge "eTag"
+            etag = obj.get("etag", obj.get("eTag"))
+            return [
+                _ref(detail["bucket"]["name"], obj["key"], obj.get("version-id"), etag, raw_keys)
+            ]
+        except (KeyError, TypeError, AttributeError) as exc:
             raise NotAnEvent(f"the event has no bucket/object ({exc})") from exc
     records = message.get("Records")
     if isinstance(records, list) and records:
-        first = records[0]
-        if isinstance(first, dict) and "body" in first:  # SQS → Lambda style envelope
-            return parse(first["body"])
-        try:
-            s3 = first["s3"]
-            return ObjectRef(
-                bucket=str(s3["bucket"]["name"]),
-                key=unquote_plus(str(s3["object"]["key"])),
-                version_id=_version(s3["object"].get("versionId")),
-                etag=str(s3["object"].get("eTag", "")),
-            )
-        except (KeyError, TypeError) as exc:
-            raise NotAnEvent(f"the S3 notification has no bucket/object ({exc})") from exc
+        out: list[ObjectRef] = []
+        for record in records:
+            if isinstance(record, dict) and "body" in record:  # SQS → Lambda style envelope
+                out += parse_all(record["body"], raw_keys=raw_keys)
+                continue
+            try:
+                s3 = record["s3"]
+                obj = s3["object"]
+                bucket, version = s3["bucket"]["name"], obj.get("versionId")
+                out.append(_ref(bucket, obj["key"], version, obj.get("eTag"), raw_keys))
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise NotAnEvent(f"the S3 notification has no bucket/object ({exc})") from exc
+        return out
     raise NotAnEvent("not an S3 Object Created event (no 'detail' or 'Records')")
+
+
+def eventbridge_event(ref: ObjectRef) -> dict[str, Any]:
+    """The "Object Created" event AWS would deliver for ``ref``: the key URL-encoded as S3
+    encodes it (form style: '+' for a space, %2B for '+', '/' kept). The local bridge hands
+    this to ``scorer event``, so keys are decoded exactly once on every path."""
+    obj: dict[str, Any] = {"key": quote_plus(ref.key, safe="/"), "etag": ref.etag}
+    if ref.version_id:
+        obj["version-id"] = ref.version_id
+    return {
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "resources": [f"arn:aws:s3:::{ref.bucket}"],
+        "detail": {"version": "0", "bucket": {"name": ref.bucket}, "object": obj},
+    }
 
 
 def from_environment(env: Mapping[str, str]) -> ObjectRef:
@@ -94,25 +147,50 @@ def from_environment(env: Mapping[str, str]) -> ObjectRef:
             "no event: pass --event FILE (or - for stdin), or set DROPSCORE_BUCKET and "
             "DROPSCORE_KEY (URL-encoded, as EventBridge sends it)"
         )
-    return ObjectRef(
-        bucket=bucket, key=unquote_plus(key), version_id=_version(env.get("DROPSCORE_VERSION_ID"))
-    )
+    return _ref(bucket, key, env.get("DROPSCORE_VERSION_ID"), "", raw_keys=False)
+
+
+def classify(key: str, incoming: str = INCOMING) -> str:
+    """INPUT (``.csv``/``.csv.gz`` in any case: scored), UNSUPPORTED (any other name under
+    incoming/: refused with a terminal manifest) or IGNORED (outside incoming/, or a folder
+    marker: a key ending in '/')."""
+    if not key.startswith(incoming) or key.endswith("/") or len(key) == len(incoming):
+        return IGNORED
+    return INPUT if key.lower().endswith(SUFFIXES) else UNSUPPORTED
 
 
 def is_input_key(key: str, incoming: str = INCOMING) -> bool:
-    return key.startswith(incoming) and key.endswith(SUFFIXES) and len(key) > len(incoming)
+    return classify(key, incoming) == INPUT
 
 
 def relative_name(key: str, incoming: str = INCOMING) -> str:
-    """``incoming/a/b.csv.gz`` → ``a/b``: where its results live under ``scored/``."""
+    """``incoming/a/b.csv.gz`` → ``a/b``: an input's name under ``scored/``."""
     rel = key[len(incoming) :] if key.startswith(incoming) else key
     for suffix in SUFFIXES:
-        if rel.endswith(suffix):
+        if rel.lower().endswith(suffix):
             return rel[: -len(suffix)]
     return rel
+
+
+def result_folder(key: str, incoming: str = INCOMING, scored: str = SCORED) -> str:
+    """The folder under ``scored/`` that holds every run of ``key``: its relative name when
+    that is a readable path whose outputs fit S3's key limit, else ``_hashed/<sha256>`` of the
+    key (the manifest inside names the full key). The one place that decides it."""
+    rel = relative_name(key, incoming)
+    segments = rel.split("/")
+    longest = f"{scored}{rel}/{'r' * _LONGEST_RUN_ID}/{'o' * _LONGEST_OUTPUT_NAME}"
+    readable = (
+        all(SEGMENT.fullmatch(s) and s.strip() == s for s in segments)
+        and f"{segments[0]}/" != HASHED  # that name is reserved for hashed folders
+        and len(longest.encode()) <= S3_KEY_LIMIT
+    )
+    if readable:
+        return rel
+    whole = key[len(incoming) :] if key.startswith(incoming) else key
+    return HASHED + hashlib.sha256(whole.encode()).hexdigest()
 
 
 def output_prefix(
     bucket: str, key: str, run_id: str, incoming: str = INCOMING, scored: str = SCORED
 ) -> str:
-    return f"s3://{bucket}/{scored}{relative_name(key, incoming)}/{run_id}"
+    return f"s3://{bucket}/{scored}{result_folder(key, incoming, scored)}/{run_id}"

@@ -136,7 +136,7 @@ def score(
     """
     existing = read_manifest(out)
     if existing is not None:
-        _check_owner(existing, run_id, model, out)
+        check_owner(existing, run_id, model, out)
         log.info("already scored", extra={"run_id": run_id, "status": existing.status})
         _abort_stale_uploads(out)
         return RunResult(existing, already_done=True)
@@ -176,7 +176,7 @@ def score(
             if isinstance(exc, VersionExists):  # an output of other bytes is already there
                 raise DestinationInUse(_leftover_message(out, exc.message)) from exc
             raise
-        _check_owner(theirs, run_id, model, out)
+        check_owner(theirs, run_id, model, out)
         log.info("another run committed first", extra={"run_id": run_id})
         return RunResult(theirs, already_done=True)
     finally:
@@ -188,7 +188,7 @@ def score(
     return result
 
 
-def _check_owner(existing: Manifest, run_id: str, model: LoadedModel, out: str) -> None:
+def check_owner(existing: Manifest, run_id: str, model: LoadedModel, out: str) -> None:
     conflict = destination_conflict(existing, run_id, model.card.ref, out)
     if conflict is not None:
         raise DestinationInUse(conflict)
@@ -408,7 +408,7 @@ def _commit(out: str, manifest: Manifest, model: LoadedModel) -> RunResult:
         theirs = read_manifest(out)
         if theirs is None:  # pragma: no cover - a manifest cannot vanish
             raise
-        _check_owner(theirs, manifest.run_id, model, out)
+        check_owner(theirs, manifest.run_id, model, out)
         log.info("another run committed first", extra={"run_id": manifest.run_id})
         return RunResult(theirs, already_done=True)
     return RunResult(manifest, already_done=False)

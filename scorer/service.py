@@ -3,14 +3,17 @@ a committed run, with the model resolved once per call."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from scorer import events, refs, runs, storage
-from scorer.errors import ObjectMissing
+from scorer import __version__, events, refs, runs, storage
+from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone, VersionExists
 from scorer.events import ObjectRef
+from scorer.manifest import Manifest
 from scorer.registry import LoadedModel, Registry
 
 log = logging.getLogger("dropscore.scorer")
@@ -52,31 +55,56 @@ def score_object(
     model: LoadedModel | None = None,
     progress: runs.Progress | None = None,
 ) -> runs.RunResult | None:
-    """Score one input object into scored/; ``None`` if the key is not an input."""
-    if not events.is_input_key(ref.key, settings.incoming):
-        log.info("not an input; ignored", extra={"object": str(ref)})
+    """Score one object under incoming/ into scored/; ``None`` if it is not a file there.
+
+    Every object under incoming/ ends in one terminal manifest: a CSV is scored, any other
+    name is refused (UNSUPPORTED_EXTENSION), and an object that no longer exists is
+    SOURCE_GONE — but only after the key exactly as the event gave it was tried too.
+    """
+    candidates = [ref.key, *([ref.key_as_given] if ref.key_as_given else [])]
+    if all(events.classify(k, settings.incoming) == events.IGNORED for k in candidates):
+        log.info("not under incoming/ or a folder marker; ignored", extra={"object": str(ref)})
         return None
     if model is None:
         model = load_model(settings.registry_for(ref.bucket), settings.model, settings.engine)
-    info: storage.ObjectInfo | None
-    try:
-        info = storage.head(ref.url, ref.version_id)
-        version_id = ref.version_id or info.version_id
-        etag = info.etag
-    except ObjectMissing:
-        info, version_id, etag = None, ref.version_id, ref.etag or f"gone:{ref.key}"
+    ref, info = _locate(ref, candidates)
+    kind = events.classify(ref.key, settings.incoming)
+    if kind == events.IGNORED:
+        return None
+    if info is None:
+        version_id, etag = ref.version_id, ref.etag or f"gone:{ref.key}"
+    else:
+        version_id, etag = ref.version_id or info.version_id, info.etag
     run_id = refs.run_id(model.card.name, model.card.version, input_identity(version_id, etag))
     out = events.output_prefix(ref.bucket, ref.key, run_id, settings.incoming, settings.scored)
     src = runs.InputRef(url=ref.url, version_id=version_id, bucket=ref.bucket, key=ref.key)
-    result = runs.score(
-        src,
-        out,
-        model,
-        run_id,
-        info=info,
-        progress=progress,
-        max_rejected_rate=settings.max_rejected_rate,
-    )
+    if info is None:
+        what = f"version {version_id} of " if version_id else ""
+        gone = SourceGone(
+            f"{what}'{ref.url}' no longer exists (deleted before it was scored); "
+            "upload it again to score it"
+        )
+        result = refuse(src, etag, None, out, model, run_id, gone)
+    elif kind == events.UNSUPPORTED:
+        name = ref.key.rsplit("/", 1)[-1]
+        unsupported = FileRefused(
+            f"'{name}' is not a .csv or .csv.gz file, so it was not read; only .csv and "
+            f".csv.gz files (any case) under {settings.incoming} are scored: upload the data "
+            "as CSV (rename it if it already is one) and keep other files out of "
+            f"{settings.incoming}",
+            code="UNSUPPORTED_EXTENSION",
+        )
+        result = refuse(src, etag, info.size, out, model, run_id, unsupported)
+    else:
+        result = runs.score(
+            src,
+            out,
+            model,
+            run_id,
+            info=info,
+            progress=progress,
+            max_rejected_rate=settings.max_rejected_rate,
+        )
     m = result.manifest
     log.info(
         "run committed" if not result.already_done else "already scored",
@@ -92,6 +120,71 @@ def score_object(
         },
     )
     return result
+
+
+def _locate(ref: ObjectRef, keys: list[str]) -> tuple[ObjectRef, storage.ObjectInfo | None]:
+    """The object the event names: its decoded key, else the key exactly as given (a bridge
+    that sent it unencoded), each only if it is the event's version (or ETag). ``None`` when
+    neither exists: the object is gone."""
+    for key in dict.fromkeys(keys):
+        candidate = dataclasses.replace(ref, key=key, key_as_given=None)
+        try:
+            info = storage.head(candidate.url, candidate.version_id)
+        except ObjectMissing:
+            continue
+        if key != ref.key and not ref.version_id and ref.etag and info.etag != ref.etag:
+            continue  # another object that merely has the undecoded name
+        if key != ref.key:
+            log.info("key found as the event gave it", extra={"object": str(candidate)})
+        return candidate, info
+    return dataclasses.replace(ref, key_as_given=None), None
+
+
+def refuse(
+    src: runs.InputRef,
+    etag: str,
+    size: int | None,
+    out: str,
+    model: LoadedModel,
+    run_id: str,
+    error: DropscoreError,
+) -> runs.RunResult:
+    """A terminal ``failed`` manifest for an input refused before it is read (gone, or not a
+    CSV by its name), committed create-only like every manifest."""
+    existing = runs.read_manifest(out)
+    if existing is not None:
+        runs.check_owner(existing, run_id, model, out)
+        return runs.RunResult(existing, already_done=True)
+    now = dt.datetime.now(dt.UTC).isoformat()
+    card = model.card
+    manifest = Manifest(
+        run_id=run_id,
+        status="failed",
+        input={
+            "url": src.url,
+            "bucket": src.bucket,
+            "key": src.key,
+            "version_id": src.version_id,
+            "etag": etag,  # what the run id was derived from, so the checker can verify it
+            "bytes": size,
+            "sha256": None,
+        },
+        model=runs.model_entry(model),
+        reason={"code": error.code, "message": error.message},
+        started_at=now,
+        finished_at=now,
+        libraries=card.libraries,
+        scorer_version=__version__,
+    )
+    try:
+        storage.write_bytes(runs.manifest_url(out), manifest.to_json().encode(), create_only=True)
+    except VersionExists:
+        theirs = runs.read_manifest(out)
+        if theirs is None:  # pragma: no cover - a manifest cannot vanish
+            raise
+        runs.check_owner(theirs, run_id, model, out)
+        return runs.RunResult(theirs, already_done=True)
+    return runs.RunResult(manifest, already_done=False)
 
 
 def local_identity(path: str) -> str:

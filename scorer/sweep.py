@@ -25,10 +25,12 @@ class Pending:
 
 
 def list_inputs(bucket: str, incoming: str = events.INCOMING) -> list[ObjectRef]:
-    """The latest version of every input object."""
+    """The latest version of every object under incoming/ (CSVs and, to be refused with a
+    terminal manifest, any other file; folder markers are not files)."""
     out: list[ObjectRef] = []
     for key, v, is_marker in storage.list_versions(bucket, incoming):
-        if not is_marker and v.get("IsLatest") and events.is_input_key(key, incoming):
+        kind = events.classify(key, incoming)
+        if not is_marker and v.get("IsLatest") and kind != events.IGNORED:
             vid = v.get("VersionId")
             out.append(
                 ObjectRef(
@@ -61,6 +63,7 @@ def find_pending(
     *,
     rescore_stale: bool,
     incoming: str = events.INCOMING,
+    scored: str = events.SCORED,
 ) -> list[Pending]:
     """Pure decision: which inputs still need a run."""
     by_rel: dict[str, set[str]] = {}
@@ -69,7 +72,7 @@ def find_pending(
     pending = []
     for ref in inputs:
         identity = service.input_identity(ref.version_id, ref.etag)
-        rel = events.relative_name(ref.key, incoming)
+        rel = events.result_folder(ref.key, incoming, scored)
         runs_there = by_rel.get(rel, set())
         current = refs.run_id(model_name, model_version, identity)
         if current in runs_there:
@@ -95,6 +98,7 @@ def sweep(
         model.card.version,
         rescore_stale=rescore_stale,
         incoming=settings.incoming,
+        scored=settings.scored,
     )
     log.info(
         "sweep",

@@ -1,20 +1,28 @@
 """Local stand-in for EventBridge → Fargate: consume an SQS queue of S3 events and run
 ``python -m scorer event`` as a subprocess per message, like a task would.
 
-A message is deleted only after a terminal exit (0 or 2); after exit 1 it becomes visible again
-and SQS's redrive policy moves it to the dead-letter queue after a few tries. A message that is
-not an S3 event at all (poison) goes straight to the DLQ.
+A message is deleted only after a terminal exit (0 or 2) for every object it names; after
+exit 1 it becomes visible again and SQS's redrive policy moves it to the dead-letter queue after
+a few tries. A message that is not an S3 event at all (poison) goes straight to the DLQ. While
+a run lasts, the message's visibility is extended, so a long file is never handed out twice.
+
+moto's EventBridge puts keys into events unencoded, where AWS URL-encodes them; the watcher
+hands each child the event AWS would have sent (``events.eventbridge_event``), so ``scorer
+event`` decodes keys exactly once (``raw_keys`` says which kind the queue carries).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from scorer import events, service, storage
@@ -24,6 +32,9 @@ log = logging.getLogger("dropscore.watch")
 
 RETRY_VISIBILITY_S = 20
 EVENT_TIMEOUT_S = 3600
+#: a received message stays hidden this long, renewed every HEARTBEAT_S while its run lasts
+VISIBILITY_S = 600
+HEARTBEAT_S = 60
 
 
 def _sqs() -> Any:
@@ -73,7 +84,10 @@ def watch(
     dlq: str | None = None,
     concurrency: int = 2,
     once: bool = False,
+    raw_keys: bool = True,
 ) -> int:
+    """``raw_keys``: the queue's events carry keys unencoded (moto's EventBridge); pass False
+    for a queue fed by AWS EventBridge, whose keys are URL-encoded."""
     sqs = _sqs()
     stop = threading.Event()
 
@@ -99,18 +113,24 @@ def watch(
         body = msg["Body"]
         receipt = msg["ReceiptHandle"]
         try:
-            ref = events.parse(body)
+            found = events.parse_all(body, raw_keys=raw_keys)
         except DropscoreError as exc:
             log.warning("poison message → DLQ", extra={"error": exc.message})
             if dlq:
                 sqs.send_message(QueueUrl=dlq, MessageBody=body)
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
             return
-        code = handle(body, settings)
-        if code in (0, 2):
+        # every object of the message (an S3 notification may name several), one task each
+        with _keep_hidden(sqs, queue_url, receipt):
+            codes = {
+                str(ref): handle(json.dumps(events.eventbridge_event(ref)), settings)
+                for ref in found
+            }
+        failed = {ref: code for ref, code in codes.items() if code not in (0, 2)}
+        if not failed:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
         else:
-            log.warning("event failed; will retry", extra={"object": str(ref), "exit": code})
+            log.warning("event failed; will retry", extra={"objects": failed})
             try:
                 sqs.change_message_visibility(
                     QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=RETRY_VISIBILITY_S
@@ -134,7 +154,7 @@ def watch(
                         QueueUrl=queue_url,
                         MaxNumberOfMessages=min(free, 10),
                         WaitTimeSeconds=1 if once else 2,
-                        VisibilityTimeout=EVENT_TIMEOUT_S // 6,
+                        VisibilityTimeout=VISIBILITY_S,
                     )
             except DropscoreError as exc:
                 log.warning("queue unreachable; retrying", extra={"error": exc.message})
@@ -151,3 +171,27 @@ def watch(
                 with lock:
                     running.add(pool.submit(process, msg))
     return 0
+
+
+@contextmanager
+def _keep_hidden(sqs: Any, queue_url: str, receipt: str) -> Iterator[None]:
+    """Renew the message's visibility while its runs last (a run may take EVENT_TIMEOUT_S):
+    otherwise SQS hands it out again mid-run and a long file can end in the DLQ."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_S):
+            try:
+                sqs.change_message_visibility(
+                    QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=VISIBILITY_S
+                )
+            except Exception as exc:  # the next beat retries; the run itself is unaffected
+                log.warning("could not extend visibility", extra={"error": str(exc)})
+
+    thread = threading.Thread(target=beat, name="sqs-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

@@ -71,20 +71,28 @@ def delivered_keys(sqs: Any, queue_url: str, until: str) -> list[str]:
     raise AssertionError(f"the sentinel {until} never arrived; got {keys}")
 
 
+IN, UN, NO = events.INPUT, events.UNSUPPORTED, events.IGNORED
 ROUTING = [
-    ("incoming/a/b.csv", True, "a CSV in a subfolder of incoming starts a run"),
-    ("incoming/c.csv", True, "a CSV directly in incoming starts a run"),
-    ("incoming/d/e.csv.gz", True, "a gzipped CSV starts a run"),
-    ("scored/x.csv", False, "results never start a run"),
-    ("incoming/x.txt", False, "a non-CSV under incoming is ignored"),
-    ("incoming/y.CSV", False, "the suffix is case-sensitive"),
-    ("models/claims/1/x.csv", False, "model files never start a run"),
-    ("archive/incoming/z.csv", False, "incoming/ must be the start of the key"),
+    ("incoming/a/b.csv", True, IN, "a CSV in a subfolder of incoming starts a run"),
+    ("incoming/c.csv", True, IN, "a CSV directly in incoming starts a run"),
+    ("incoming/d/e.csv.gz", True, IN, "a gzipped CSV starts a run"),
+    ("incoming/y.CSV", True, IN, "an upper-case suffix starts a run that scores it"),
+    ("incoming/z.Csv.GZ", True, IN, "a mixed-case gzip suffix starts a run that scores it"),
+    ("incoming/x.txt", True, UN, "a non-CSV under incoming starts a run that refuses it"),
+    ("incoming/noext", True, UN, "a file without extension starts a run that refuses it"),
+    ("incoming/folder/", True, NO, "a folder marker is routed and ignored by the scorer"),
+    ("scored/x.csv", False, NO, "results never start a run"),
+    ("models/claims/1/x.csv", False, NO, "model files never start a run"),
+    ("archive/incoming/z.csv", False, NO, "incoming/ must be the start of the key"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("key", "expected"), [r[:2] for r in ROUTING], ids=[r[2] for r in ROUTING])
-def test_event_pattern_routes_only_inputs(routed, s3, moto_endpoint, key, expected) -> None:
+@pytest.mark.parametrize(
+    ("key", "expected", "kind"), [r[:3] for r in ROUTING], ids=[r[3] for r in ROUTING]
+)
+def test_event_pattern_routes_every_object_under_incoming(
+    routed, s3, moto_endpoint, key, expected, kind
+) -> None:
     bucket, queue_url = routed
     sentinel = f"incoming/sentinel-{uuid.uuid4().hex[:6]}.csv"
     s3.put_object(Bucket=bucket, Key=key, Body=b"a,b\n1,2\n")
@@ -92,8 +100,9 @@ def test_event_pattern_routes_only_inputs(routed, s3, moto_endpoint, key, expect
     keys = delivered_keys(client("sqs", moto_endpoint), queue_url, until=sentinel)
     assert (key in keys) is expected
     assert keys.count(sentinel) == 1
-    # the scorer's own notion of an input agrees with the rule
-    assert events.is_input_key(key) is expected
+    # the scorer's own notion agrees with the rule: what is routed is scored or refused
+    # (a folder marker is not a file), and nothing else under incoming/ exists
+    assert events.classify(key) == kind
 
 
 def test_event_from_another_bucket_is_not_routed(routed, s3, moto_endpoint, bucket) -> None:

@@ -122,7 +122,7 @@ def test_rule_matches_incoming_csv_and_runs_the_scorer_task(moto_endpoint, stack
         "detail-type": ["Object Created"],
         "detail": {
             "bucket": {"name": [stack.resources["Bucket"]]},
-            "object": {"key": [{"wildcard": "incoming/*.csv"}, {"wildcard": "incoming/*.csv.gz"}]},
+            "object": {"key": [{"prefix": "incoming/"}]},
         },
     }
     (target,) = events.list_targets_by_rule(Rule=stack.resources["ObjectCreatedRule"])["Targets"]

@@ -2,12 +2,14 @@
 
 Each rule matches a method and a path substring and fires a number of times: an S3 error
 status with its XML code, a connection cut mid-body (RST), a body shorter than its
-Content-Length, or a body whose Content-Length was rewritten to match a truncation.
+Content-Length, a body whose Content-Length was rewritten to match a truncation, or a signal
+sent to this process just as the request arrives.
 """
 
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import struct
 import threading
@@ -23,7 +25,7 @@ HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te"
 class Rule:
     method: str
     path: str  # substring of the request path (path-style: /bucket/key?query)
-    kind: str  # "status" | "cut" | "short" | "lie"
+    kind: str  # "status" | "cut" | "short" | "lie" | "signal" (status = the signal number)
     times: int = 1
     status: int = 503
     code: str = "SlowDown"
@@ -78,6 +80,9 @@ class FaultProxy:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
         rule = self._match(h.command, h.path)
+        if rule is not None and rule.kind == "signal":  # to this process, then served as usual
+            os.kill(os.getpid(), rule.status)
+            rule = None
         if rule is not None and rule.kind == "status":
             xml = (
                 f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{rule.code}</Code>"

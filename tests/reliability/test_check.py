@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from scorer import refs, service
+from scorer import events, refs, service
 from scorer.__main__ import main
 from scorer.check import InputVersion, Ledger, RunFacts, StoredObject, count_records, evaluate
 from scorer.manifest import Manifest
@@ -91,7 +91,41 @@ def _add_input(ledger: Ledger) -> None:
     ledger.inputs.append(InputVersion("incoming/b.csv.gz", "v9", "e9", is_latest=True))
 
 
+def _twin(ledger: Ledger) -> None:
+    """The phantom of finding 4: the same input version's manifest again under the folder of
+    a wrongly decoded key (consistent with itself, so only the pair gives it away)."""
+    m = dataclasses.replace(_m(ledger), input={**_m(ledger).input, "key": "incoming/c  /a b.csv"})
+    m.status, m.reason = "failed", {"code": "SOURCE_GONE", "message": "…"}
+    m.rows_in = m.rows_scored = m.rows_rejected = 0
+    m.outputs = {}
+    folder = events.result_folder("incoming/c  /a b.csv")
+    ledger.runs.append(RunFacts(rel=folder, run_id=RUN, manifest=m, objects={}))
+
+
+def _gone_elsewhere(ledger: Ledger) -> None:
+    m = _m(ledger)
+    m.status, m.reason, m.outputs = "failed", {"code": "SOURCE_GONE", "message": "…"}, {}
+    m.rows_in = m.rows_scored = m.rows_rejected = 0
+    m.input = {"key": "incoming/a.csv", "version_id": None, "etag": "other"}
+    ledger.runs[0].objects = {"manifest.json": StoredObject("manifest.json")}
+
+
 CASES: list[tuple[str, Callable[[Ledger], None], str]] = [
+    (
+        "a manifest whose input belongs in another folder",
+        _set(input={"key": "incoming/b.csv", "version_id": "v1", "etag": "etag1"}),
+        "MANIFEST_MISPLACED",
+    ),
+    (
+        "a manifest whose input is in another bucket",
+        lambda lg: (
+            setattr(lg, "bucket", "mine"),
+            _m(lg).input.update(bucket="theirs"),
+        ),
+        "MANIFEST_MISPLACED",
+    ),
+    ("two terminal manifests for one input version", _twin, "DUPLICATE_MANIFEST"),
+    ("a SOURCE_GONE manifest in another input's run folder", _gone_elsewhere, "RUN_ID_MISMATCH"),
     ("a latest input with no manifest is pending", _add_input, "INPUT_PENDING"),
     ("a manifest from an older model leaves the input pending", _new_production, "INPUT_PENDING"),
     ("outputs without a manifest", _drop_manifest, "OUTPUT_WITHOUT_MANIFEST"),

@@ -184,6 +184,8 @@ def test_a_burst_of_files_through_watch_with_its_cap_is_all_accounted_for(
             "--concurrency",
             "2",
             "--once",
+            "--event-keys",
+            "encoded",  # the messages above are shaped as AWS EventBridge sends them
         ],
         cwd=ROOT,
         capture_output=True,

@@ -131,13 +131,17 @@ def test_sweep_recovers_lost_events_and_then_has_nothing_to_do(
     for i in range(3):
         put_sample(s3, bucket, f"incoming/lost/{i}.csv", rows=30, seed=i)
     s3.put_object(Bucket=bucket, Key="incoming/readme.txt", Body=b"not an input")
+    s3.put_object(Bucket=bucket, Key="incoming/lost/", Body=b"")  # a folder marker: no file
     first = cli("sweep", "--bucket", bucket)
     assert first.returncode == 0, first.stderr
-    assert "3 needed a run" in first.stderr
-    assert len(manifests(s3, bucket)) == 3
+    assert "4 needed a run" in first.stderr
+    found = manifests(s3, bucket)
+    assert len(found) == 4  # the .txt is refused, not silently skipped
+    refused = [m for m in found.values() if m["status"] == "failed"]
+    assert [m["reason"]["code"] for m in refused] == ["UNSUPPORTED_EXTENSION"]
     second = cli("sweep", "--bucket", bucket)
     assert "0 needed a run" in second.stderr
-    assert len(manifests(s3, bucket)) == 3
+    assert len(manifests(s3, bucket)) == 4
 
 
 def test_sweep_rescore_stale_after_a_new_production_version(
