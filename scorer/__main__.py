@@ -10,6 +10,8 @@ from types import FrameType
 from typing import Any
 
 from scorer import cliutil, events, interrupt, logs, refs, runs, service, storage
+from scorer import budget
+from scorer.budget import Limits
 from scorer.errors import BadArgument, Interrupted, ObjectMissing
 from scorer.registry import Registry
 
@@ -46,6 +48,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     p.add_argument("--model", required=True, help="NAME, NAME@VERSION or NAME:ALIAS")
     p.add_argument("--out", required=True, help="output folder (local or s3://…)")
     _engine_arg(p)
+    _budget_args(p)
     p.add_argument(
         "--workers",
         default="auto",
@@ -61,6 +64,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
         "(default: DROPSCORE_BUCKET/DROPSCORE_KEY/DROPSCORE_VERSION_ID)",
     )
     _service_args(p)
+    _budget_args(p)
 
     p = sub.add_parser("sweep", help="score every input that has no terminal manifest yet")
     p.add_argument("--bucket", required=True, help="bucket name")
@@ -71,6 +75,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     )
     p.add_argument("--concurrency", type=int, default=2, help="files scored at once (default 2)")
     _service_args(p)
+    _budget_args(p)
 
     p = sub.add_parser(
         "check", help="ledger checker: report every input, run and output that breaks a promise"
@@ -94,6 +99,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     p.add_argument("--concurrency", type=int, default=2, help="events handled at once")
     p.add_argument("--once", action="store_true", help="stop when the queue is empty")
     _service_args(p)
+    _budget_args(p)
     return parser
 
 
@@ -117,6 +123,31 @@ def _engine_arg(p: Any) -> None:
         "'pipeline' = the unpickled PyCaret pipeline, 'auto' (default) = the plan when the "
         "model has one",
     )
+
+
+def _budget_args(p: Any) -> None:
+    p.add_argument(
+        "--max-input-mb",
+        default=f"{budget.DEFAULT_MAX_INPUT_MB:g}",
+        help="per-file budget: a file larger than this (as stored) is refused as TOO_LARGE "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--max-decompressed-mb",
+        default=f"{budget.DEFAULT_MAX_DECOMPRESSED_MB:g}",
+        help="a gzip file expanding to more than this is refused as DECOMPRESSION_BOMB "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--max-cpu-seconds",
+        default=f"{budget.DEFAULT_MAX_CPU_SECONDS:g}",
+        help="per-file budget: a file needing more CPU time than this is refused as "
+        "BUDGET_EXCEEDED (default %(default)s)",
+    )
+
+
+def _limits(args: Any) -> Limits:
+    return Limits.parse(args.max_input_mb, args.max_decompressed_mb, args.max_cpu_seconds)
 
 
 def _workers(text: str) -> int | None:
@@ -144,7 +175,12 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     if args.command == "score":
         return _score(args)
-    settings = service.Settings(registry=args.registry, model=args.model, engine=args.engine)
+    settings = service.Settings(
+        registry=args.registry,
+        model=args.model,
+        engine=args.engine,
+        limits=_limits(args) if args.command != "check" else Limits(),
+    )
     if args.command == "event":
         return _event(args, settings)
     if args.command == "sweep":
@@ -200,7 +236,14 @@ def _score(args: Any) -> int:
     progress, close = _progress_bar(info.size)
     try:
         result = runs.score(
-            src, args.out, model, run_id, info=info, progress=progress, workers=workers
+            src,
+            args.out,
+            model,
+            run_id,
+            info=info,
+            progress=progress,
+            workers=workers,
+            limits=_limits(args),
         )
     finally:
         close()

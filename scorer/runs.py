@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scorer import __version__, interrupt, output, storage
+from scorer.budget import Budget, Limits
 from scorer.batches import BatchResult, Distributions, Totals, score_batch
 from scorer.errors import (
     DropscoreError,
@@ -74,12 +75,13 @@ def score(
     progress: Progress | None = None,
     batch_rows: int = BATCH_ROWS,
     workers: int | None = None,
+    limits: Limits | None = None,
 ) -> RunResult:
     """Score ``src`` into ``out``; always ends with exactly one terminal manifest there.
 
     ``workers``: forked scoring processes (0: score in this process; None: decided from the
     file's size, the cores and the threads, see ``workers.auto_workers``). The outputs are the
-    same bytes whatever it is.
+    same bytes whatever it is. ``limits``: the per-file budget (see ``scorer.budget``).
     """
     existing = read_manifest(out)
     if existing is not None:
@@ -117,7 +119,8 @@ def score(
     # full passes, which otherwise rescan them every few batches (a third of the CPU time)
     gc.freeze()
     try:
-        _stream(src, out, model, manifest, progress, batch_rows, workers)
+        budget = Budget(limits or Limits())  # started here: the model's loading is not the file's
+        _stream(src, out, model, manifest, progress, batch_rows, workers, budget)
     except (FileRefused, SourceGone) as exc:
         manifest.status = "failed"
         manifest.reason = {"code": exc.code, "message": exc.message}
@@ -155,8 +158,10 @@ def _stream(
     progress: Progress | None,
     batch_rows: int,
     workers: int | None,
+    budget: Budget,
 ) -> None:
     card = model.card
+    budget.check_size(manifest.input.get("bytes"))
     try:
         # no version id (unversioned bucket): read only the content whose ETag names this run
         etag = None if src.version_id else (manifest.input.get("etag") or None)
@@ -170,7 +175,9 @@ def _stream(
     totals = Totals()
     dist = Distributions(card)
     with source:
-        stream = CsvStream(source, manifest.input.get("bytes") or 0, batch_size=batch_rows)
+        stream = CsvStream(
+            source, manifest.input.get("bytes") or 0, batch_size=batch_rows, budget=budget
+        )
         plan = plan_header(stream.header, card)
         classification = card.task == "classification"
         pred_url = storage.join(out, "predictions.csv")
@@ -202,6 +209,7 @@ def _stream(
             rej_out.write(output.header_line(list(output.REJECTED_HEADER)))
             for result in results:
                 interrupt.check()
+                budget.check()
                 pred_out.write(result.predictions)
                 if result.rejected:
                     rej_out.write(result.rejected)
@@ -231,6 +239,8 @@ def _stream(
             manifest.warnings_by_code = dict(sorted(warnings.items()))
             if plan.extra:
                 manifest.warnings_by_code["EXTRA_COLUMNS"] = len(plan.extra)
+            if stream.trailing_zeros:  # padding after the last gzip member, ignored like gzip -d
+                manifest.warnings_by_code["GZIP_TRAILING_ZEROS"] = stream.trailing_zeros
             manifest.warnings_by_column = {
                 c: dict(sorted(v.items())) for c, v in sorted(col_warn.items())
             }

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scorer import events, refs, runs, storage
+from scorer.budget import Limits
 from scorer.errors import ObjectMissing
 from scorer.events import ObjectRef
 from scorer.registry import LoadedModel, Registry
@@ -27,6 +28,7 @@ class Settings:
     incoming: str = events.INCOMING
     scored: str = events.SCORED
     engine: str = "auto"  # auto | plan | pipeline, see Registry.load
+    limits: Limits = Limits()  # the per-file budget, see scorer.budget
 
     def registry_for(self, bucket: str) -> Registry:
         return Registry(self.registry or f"s3://{bucket}/models")
@@ -67,7 +69,9 @@ def score_object(
     run_id = refs.run_id(model.card.name, model.card.version, input_identity(version_id, etag))
     out = events.output_prefix(ref.bucket, ref.key, run_id, settings.incoming, settings.scored)
     src = runs.InputRef(url=ref.url, version_id=version_id, bucket=ref.bucket, key=ref.key)
-    result = runs.score(src, out, model, run_id, info=info, progress=progress)
+    result = runs.score(
+        src, out, model, run_id, info=info, progress=progress, limits=settings.limits
+    )
     m = result.manifest
     log.info(
         "run committed" if not result.already_done else "already scored",

@@ -51,6 +51,10 @@ def handle(body: str, settings: service.Settings) -> int:
     ]
     if settings.registry:
         cmd += ["--registry", settings.registry]
+    limits = settings.limits  # the budget ends a poison file in the child, before the timeout
+    cmd += ["--max-input-mb", f"{limits.max_input_mb:g}"]
+    cmd += ["--max-decompressed-mb", f"{limits.max_decompressed_mb:g}"]
+    cmd += ["--max-cpu-seconds", f"{limits.max_cpu_seconds:g}"]
     proc = subprocess.run(cmd, input=body.encode(), capture_output=True, timeout=EVENT_TIMEOUT_S)
     tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
     log.info("event finished", extra={"exit": proc.returncode, "result": tail[0][:300]})
