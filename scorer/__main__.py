@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from scorer import cliutil, events, interrupt, logs, refs, runs, service, storage
-from scorer import budget
+from scorer import budget, cliutil, events, interrupt, logs, refs, runs, service, storage
 from scorer.budget import Limits
 from scorer.errors import BadArgument, Interrupted, ObjectMissing
 from scorer.registry import Registry

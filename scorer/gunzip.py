@@ -25,8 +25,9 @@ from typing import Any
 from scorer.errors import FileRefused
 
 BOMB_RATIO = 200  # decompressed / compressed bytes
-BOMB_FLOOR = 256 * 1024 * 1024  # the ratio only matters past this many decompressed bytes
-MAX_OUT = 20 * 1024**3  # default absolute cap on the decompressed size (DROPSCORE_MAX_DECOMPRESSED_MB)
+BOMB_FLOOR = 32 * 1024 * 1024  # the ratio only matters past this many decompressed bytes (below
+# the reader's 64 MiB line limit, so a bomb of one endless line is called a bomb)
+MAX_OUT = 20 * 1024**3  # default cap on the decompressed size (DROPSCORE_MAX_DECOMPRESSED_MB)
 READ_SIZE = 1024 * 1024  # compressed bytes read from the source at a time
 SLICE = 16 * 1024  # compressed bytes handed to zlib at a time
 MAGIC = b"\x1f\x8b"

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from scorer import __version__, interrupt, output, storage
-from scorer.budget import Budget, Limits
 from scorer.batches import BatchResult, Distributions, Totals, score_batch
+from scorer.budget import Budget, Limits
 from scorer.errors import (
     DropscoreError,
     FileRefused,

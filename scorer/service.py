@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from scorer import events, refs, runs, storage
@@ -28,7 +28,7 @@ class Settings:
     incoming: str = events.INCOMING
     scored: str = events.SCORED
     engine: str = "auto"  # auto | plan | pipeline, see Registry.load
-    limits: Limits = Limits()  # the per-file budget, see scorer.budget
+    limits: Limits = field(default_factory=Limits)  # the per-file budget, see scorer.budget
 
     def registry_for(self, bucket: str) -> Registry:
         return Registry(self.registry or f"s3://{bucket}/models")
