@@ -86,7 +86,7 @@ class Budget:
         if used > self.limits.max_cpu_seconds:
             raise FileRefused(
                 f"scoring this file used more than {self.limits.max_cpu_seconds:g} CPU seconds, "
-                f"the per-file budget (after {used:.1f} s); split the file, or raise "
+                f"the per-file budget (after {used:.2f} s); split the file, or raise "
                 "--max-cpu-seconds (DROPSCORE_MAX_CPU_SECONDS) and upload it again",
                 code="BUDGET_EXCEEDED",
             )
