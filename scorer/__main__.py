@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from scorer import cliutil, events, interrupt, logs, refs, runs, service, storage
+from scorer import budget, cliutil, events, interrupt, logs, refs, runs, service, storage
+from scorer.budget import Limits
 from scorer.errors import BadArgument, Interrupted, ObjectMissing
 from scorer.registry import Registry
 
@@ -46,6 +47,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     p.add_argument("--model", required=True, help="NAME, NAME@VERSION or NAME:ALIAS")
     p.add_argument("--out", required=True, help="output folder (local or s3://…)")
     _engine_arg(p)
+    _budget_args(p)
     p.add_argument(
         "--workers",
         default="auto",
@@ -63,6 +65,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     )
     _service_args(p)
     _gate_arg(p)
+    _budget_args(p)
 
     p = sub.add_parser("sweep", help="score every input that has no terminal manifest yet")
     p.add_argument("--bucket", required=True, help="bucket name")
@@ -74,6 +77,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     p.add_argument("--concurrency", type=int, default=2, help="files scored at once (default 2)")
     _service_args(p)
     _gate_arg(p)
+    _budget_args(p)
 
     p = sub.add_parser(
         "check", help="ledger checker: report every input, run and output that breaks a promise"
@@ -105,6 +109,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     )
     _service_args(p)
     _gate_arg(p)
+    _budget_args(p)
     return parser
 
 
@@ -155,6 +160,31 @@ def _rate(text: object) -> float | None:
     return rate
 
 
+def _budget_args(p: Any) -> None:
+    p.add_argument(
+        "--max-input-mb",
+        default=f"{budget.DEFAULT_MAX_INPUT_MB:g}",
+        help="per-file budget: a file larger than this (as stored) is refused as TOO_LARGE "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--max-decompressed-mb",
+        default=f"{budget.DEFAULT_MAX_DECOMPRESSED_MB:g}",
+        help="a gzip file expanding to more than this is refused as DECOMPRESSION_BOMB "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--max-cpu-seconds",
+        default=f"{budget.DEFAULT_MAX_CPU_SECONDS:g}",
+        help="per-file budget: a file needing more CPU time than this is refused as "
+        "BUDGET_EXCEEDED (default %(default)s)",
+    )
+
+
+def _limits(args: Any) -> Limits:
+    return Limits.parse(args.max_input_mb, args.max_decompressed_mb, args.max_cpu_seconds)
+
+
 def _workers(text: str) -> int | None:
     if text == "auto":
         return None
@@ -187,6 +217,7 @@ def main(argv: Sequence[str]) -> int:
         model=args.model,
         engine=args.engine,
         max_rejected_rate=_rate(getattr(args, "max_rejected_rate", "off")),
+        limits=_limits(args) if args.command != "check" else Limits(),
     )
     if args.command == "event":
         return _event(args, settings)
@@ -251,6 +282,7 @@ def _score(args: Any) -> int:
             progress=progress,
             workers=workers,
             max_rejected_rate=max_rejected_rate,
+            limits=_limits(args),
         )
     finally:
         close()

@@ -14,15 +14,15 @@ import hashlib
 import io
 import sys
 import threading
-import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from scorer import events, interrupt, refs, service, storage
+from scorer import events, gunzip, interrupt, refs, service, storage
 from scorer.errors import (
     BadArgument,
     DropscoreError,
+    FileRefused,
     Interrupted,
     ObjectMissing,
     StorageUnavailable,
@@ -281,29 +281,6 @@ def _unlimited_fields() -> Iterator[None]:
             csv.field_size_limit(old)
 
 
-class _Gunzip(io.RawIOBase):
-    def __init__(self, src: IO[bytes]) -> None:
-        self._src = src
-        self._z = zlib.decompressobj(wbits=31)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: Any) -> int:
-        while not self._pending:
-            chunk = self._z.unused_data or self._src.read(1 << 20)
-            if not chunk:
-                return 0
-            if self._z.eof:
-                self._z = zlib.decompressobj(wbits=31)
-            self._pending = self._z.decompress(chunk)
-        n = min(len(buf), len(self._pending))
-        buf[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-
 def count_records(fh: IO[bytes] | io.RawIOBase) -> int:
     """Data records in a CSV byte stream (gzip or plain): non-blank records after the header.
 
@@ -311,8 +288,8 @@ def count_records(fh: IO[bytes] | io.RawIOBase) -> int:
     not a record (the scorer's rule), quoted newlines stay inside their record.
     """
     raw: io.BufferedReader = io.BufferedReader(fh if isinstance(fh, io.RawIOBase) else _Raw(fh))
-    if raw.peek(2)[:2] == b"\x1f\x8b":
-        raw = io.BufferedReader(_Gunzip(raw))
+    if gunzip.is_gzip(raw.peek(2)):  # the scorer's decompressor: linear, bounded, bomb rule
+        raw = io.BufferedReader(gunzip.Gunzip(raw.read), gunzip.READ_SIZE)
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
     with _unlimited_fields():
         n = sum(1 for rec in csv.reader(text) if rec)
@@ -441,7 +418,7 @@ def _read_run(bucket: str, scored: str, run: RunFacts) -> None:
             sha, records = _hash_and_count(f"{base}/{fname}", count=fname in OUTPUT_NAMES)
         except ObjectMissing:
             sha, records = None, None
-        except (UnicodeDecodeError, csv.Error, zlib.error, EOFError):
+        except (UnicodeDecodeError, csv.Error, FileRefused):
             sha, records = _hash_and_count(f"{base}/{fname}", count=False)
         run.objects[fname] = StoredObject(obj.key, obj.versions, sha, records)
     m = run.manifest
@@ -453,9 +430,11 @@ def _read_run(bucket: str, scored: str, run: RunFacts) -> None:
     try:
         with storage.open_read(f"s3://{bucket}/{key}", version_id) as fh:
             run.input_records = count_records(fh)
+    except FileRefused as exc:  # corrupt gzip or a bomb: no count, said so
+        run.input_error = f"{exc.code}: {exc.message}"
     except ObjectMissing:
         run.input_records = None  # the input version is gone: nothing to count against
-    except (UnicodeDecodeError, csv.Error, zlib.error, EOFError) as exc:
+    except (UnicodeDecodeError, csv.Error) as exc:
         run.input_error = f"{type(exc).__name__}: {exc}"
 
 

@@ -1,6 +1,6 @@
 """Stream a CSV from bytes to batches of records, refusing what is not a UTF-8 CSV.
 
-The file is never read whole: bytes → (gunzip, with a bomb guard) → strict UTF-8 decoding →
+The file is never read whole: bytes → (gunzip, bounded, with a bomb guard) → strict UTF-8 decoding →
 blocks of whole lines. A block with no quote, no blank line and no lone CR holds exactly one
 record per line and goes to Arrow's CSV parser as it is (a ``TextUnit``, parsed into string
 columns). Anything else goes line by line to Python's csv module, which follows RFC 4180 quoting
@@ -14,7 +14,6 @@ import csv
 import hashlib
 import io
 import re
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -23,12 +22,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from scorer import gunzip
+from scorer.budget import Budget
 from scorer.errors import FileRefused
+from scorer.gunzip import Gunzip, is_gzip
 
 MAX_FIELD = 1024 * 1024  # one cell; a larger one is almost surely not a CSV
 MAX_LINE = 64 * 1024 * 1024  # one physical line
-BOMB_RATIO = 200  # decompressed / compressed bytes
-BOMB_FLOOR = 256 * 1024 * 1024  # ratios only matter past this many decompressed bytes
 READ_SIZE = 1024 * 1024
 BLOCK_CHARS = 2 * 1024 * 1024  # text per unit at most (a unit also stops near batch_size rows)
 
@@ -55,63 +55,53 @@ def sniff(first: bytes) -> None:
 
 
 class _Counting:
-    """The object's bytes as chunks: counted and hashed as stored, gunzipped if gzip, with the
-    bomb guard, NUL bytes and zlib errors turned into refusals."""
+    """The object's bytes as chunks: counted and hashed as stored, gunzipped if gzip (see
+    ``scorer.gunzip``: linear, bounded, with the bomb rule), NUL bytes turned into refusals;
+    ``budget`` (if any) sees every read of the source."""
 
-    def __init__(self, source: IO[bytes], compressed_size: int) -> None:
+    def __init__(
+        self, source: IO[bytes], compressed_size: int, budget: Budget | None = None
+    ) -> None:
         self._src = source
-        self._gzip = False
-        self._z: zlib._Decompress | None = None
-        self._eof = False
+        self._budget = budget
+        self._gunzip: Gunzip | None = None
         self.bytes_in = 0
         self.bytes_out = 0
         self.sha256 = hashlib.sha256()  # of the object's bytes as stored
         self._compressed_size = compressed_size
-        head = self._src.read(4)
-        self.bytes_in += len(head)
-        self.sha256.update(head)
-        if head[:2] == b"\x1f\x8b":
-            self._gzip = True
-            self._z = zlib.decompressobj(wbits=31)
-            self._pending = self._inflate(head)
+        head = self._read_raw(4)
+        if is_gzip(head):
+            max_out = budget.limits.max_decompressed_bytes if budget else gunzip.MAX_OUT
+            self._gunzip = Gunzip(self._read_raw, head=head, max_out=max_out)
+            self._pending = b""
         else:
             self._pending = head
 
     @property
     def compressed(self) -> bool:
-        return self._gzip
+        return self._gunzip is not None
 
-    def _inflate(self, data: bytes) -> bytes:
-        assert self._z is not None
-        try:
-            out = self._z.decompress(data)
-            while self._z.eof and self._z.unused_data:  # concatenated gzip members
-                rest = self._z.unused_data
-                self._z = zlib.decompressobj(wbits=31)
-                out += self._z.decompress(rest)
-        except zlib.error as exc:
-            raise FileRefused(
-                f"the gzip data is corrupt ({exc}); compress the file again",
-                code="GZIP_CORRUPT",
-            ) from exc
-        return out
+    @property
+    def trailing_zeros(self) -> int:
+        """Zero bytes after the last gzip member (padding, ignored as ``gzip -d`` does)."""
+        return self._gunzip.trailing_zeros if self._gunzip is not None else 0
+
+    def _read_raw(self, n: int) -> bytes:
+        chunk = self._src.read(n)
+        self.bytes_in += len(chunk)
+        self.sha256.update(chunk)
+        if self._budget is not None:
+            self._budget.check(self.bytes_in)
+        return chunk
 
     def read_chunk(self) -> bytes:
         """The next chunk of (decompressed) content; b"" at the end."""
-        while not self._pending and not self._eof:
-            chunk = self._src.read(READ_SIZE)
-            self.bytes_in += len(chunk)
-            self.sha256.update(chunk)
-            if not chunk:
-                self._eof = True
-                if self._gzip and self._z is not None and not self._z.eof:
-                    raise FileRefused(
-                        "the gzip data ends early (truncated upload?); upload the whole file",
-                        code="GZIP_CORRUPT",
-                    )
-                break
-            self._pending = self._inflate(chunk) if self._gzip else chunk
-        data, self._pending = self._pending, b""
+        if self._pending:
+            data, self._pending = self._pending, b""
+        elif self._gunzip is not None:
+            data = self._gunzip.read(READ_SIZE)
+        else:
+            data = self._read_raw(READ_SIZE)
         if self.bytes_out == 0:
             sniff(data[:4])
         if b"\x00" in data:
@@ -121,14 +111,6 @@ class _Counting:
                 code="BINARY_CONTENT",
             )
         self.bytes_out += len(data)
-        if self._gzip and self.bytes_out > BOMB_FLOOR:
-            ratio = self.bytes_out / max(self.bytes_in, 1)
-            if ratio > BOMB_RATIO:
-                raise FileRefused(
-                    f"the gzip data expands more than {BOMB_RATIO}× (decompression bomb?); "
-                    "refused. Upload the CSV uncompressed or split it",
-                    code="DECOMPRESSION_BOMB",
-                )
         return data
 
 
@@ -207,10 +189,11 @@ class CsvStream:
         compressed_size: int = 0,
         batch_size: int = 32768,
         block_chars: int = BLOCK_CHARS,
+        budget: Budget | None = None,
     ):
         self.batch_size = batch_size
         self.block_chars = block_chars
-        self._raw = _Counting(source, compressed_size)
+        self._raw = _Counting(source, compressed_size, budget)
         self._undecoded = b""  # the start of a UTF-8 sequence cut off by a chunk's end
         self._text = ""  # decoded and not yet handed out; always starts at a line's start
         self._started = False  # a BOM is dropped at the very start only
@@ -229,6 +212,10 @@ class CsvStream:
     @property
     def compressed(self) -> bool:
         return self._raw.compressed
+
+    @property
+    def trailing_zeros(self) -> int:
+        return self._raw.trailing_zeros
 
     def drain(self) -> str:
         """Read what is left of the source (after the last record) and return its sha256."""

@@ -15,12 +15,13 @@ import gc
 import logging
 import resource
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from scorer import __version__, alerts, interrupt, output, storage
 from scorer.batches import BatchResult, Distributions, Totals, score_batch
+from scorer.budget import Budget, Limits
 from scorer.card import ModelCard
 from scorer.errors import (
     DestinationInUse,
@@ -126,13 +127,15 @@ def score(
     batch_rows: int = BATCH_ROWS,
     workers: int | None = None,
     max_rejected_rate: float | None = None,
+    limits: Limits | None = None,
 ) -> RunResult:
     """Score ``src`` into ``out``; always ends with exactly one terminal manifest there.
 
     ``workers``: forked scoring processes (0: score in this process; None: decided from the
     file's size, the cores and the threads, see ``workers.auto_workers``). The outputs are the
     same bytes whatever it is. ``max_rejected_rate``: a run that rejects a larger share of its
-    rows ends ``failed`` (TOO_MANY_REJECTED). DestinationInUse: ``out`` holds another run.
+    rows ends ``failed`` (TOO_MANY_REJECTED). ``limits``: the per-file budget (see
+    ``scorer.budget``). DestinationInUse: ``out`` holds another run.
     """
     existing = read_manifest(out)
     if existing is not None:
@@ -165,7 +168,8 @@ def score(
     # full passes, which otherwise rescan them every few batches (a third of the CPU time)
     gc.freeze()
     try:
-        _stream(src, out, model, manifest, progress, batch_rows, workers, max_rejected_rate)
+        budget = Budget(limits or Limits())  # started here: the model's loading is not the file's
+        _stream(src, out, model, manifest, progress, batch_rows, workers, max_rejected_rate, budget)
     except (FileRefused, SourceGone) as exc:
         manifest.status = "failed"
         manifest.reason = {"code": exc.code, "message": exc.message}
@@ -247,8 +251,10 @@ def _stream(
     batch_rows: int,
     workers: int | None,
     max_rejected_rate: float | None,
+    budget: Budget,
 ) -> None:
     card = model.card
+    budget.check_size(manifest.input.get("bytes"))
     try:
         # no version id (unversioned bucket): read only the content whose ETag names this run
         etag = None if src.version_id else (manifest.input.get("etag") or None)
@@ -262,7 +268,9 @@ def _stream(
     totals = Totals()
     dist = Distributions(card)
     with source:
-        stream = CsvStream(source, manifest.input.get("bytes") or 0, batch_size=batch_rows)
+        stream = CsvStream(
+            source, manifest.input.get("bytes") or 0, batch_size=batch_rows, budget=budget
+        )
         plan = plan_header(stream.header, card)
         pred_url = storage.join(out, "predictions.csv")
         rej_url = storage.join(out, "rejected.csv")
@@ -291,6 +299,7 @@ def _stream(
             rej_out.write(output.header_line(list(output.REJECTED_HEADER)))
             for result in results:
                 interrupt.check()
+                budget.check()
                 pred_out.write(result.predictions)
                 if result.rejected:
                     rej_out.write(result.rejected)
@@ -308,7 +317,19 @@ def _stream(
                 )
             manifest.input["bytes"] = stream.bytes_in
             manifest.input["compressed"] = stream.compressed
-            account(manifest, card, plan, stream.rows_read, totals, dist, max_rejected_rate)
+            file_warnings = {}
+            if stream.trailing_zeros:  # padding after the last gzip member, ignored like gzip -d
+                file_warnings["GZIP_TRAILING_ZEROS"] = stream.trailing_zeros
+            account(
+                manifest,
+                card,
+                plan,
+                stream.rows_read,
+                totals,
+                dist,
+                max_rejected_rate,
+                file_warnings,
+            )
             if (manifest.reason or {}).get("code") == "ALL_ROWS_REJECTED":
                 pred_out.discard()
             else:  # TOO_MANY_REJECTED keeps both: rejected.csv says why, predictions the rest
@@ -327,6 +348,7 @@ def account(
     totals: Totals,
     dist: Distributions,
     max_rejected_rate: float | None = None,
+    file_warnings: Mapping[str, int] | None = None,
 ) -> None:
     """Fill in a run's counts, warnings, distributions, alerts, status and reason from its
     totals (pure; shared by file runs and the Python API). FileRefused: no data rows."""
@@ -335,7 +357,7 @@ def account(
     manifest.rows_scored = totals.rows_scored
     manifest.rows_rejected = totals.rows_rejected
     manifest.rejected_by_code = dict(sorted(rejected.items()))
-    manifest.warnings_by_code = dict(sorted(totals.warnings.items()))
+    manifest.warnings_by_code = dict(sorted({**totals.warnings, **(file_warnings or {})}.items()))
     if plan.extra:
         manifest.warnings_by_code["EXTRA_COLUMNS"] = len(plan.extra)
     manifest.warnings_by_column = {

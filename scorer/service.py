@@ -7,10 +7,11 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from scorer import __version__, events, refs, runs, storage
+from scorer.budget import Limits
 from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone, VersionExists
 from scorer.events import ObjectRef
 from scorer.manifest import Manifest
@@ -31,6 +32,7 @@ class Settings:
     scored: str = events.SCORED
     engine: str = "auto"  # auto | plan | pipeline, see Registry.load
     max_rejected_rate: float | None = None  # a run rejecting more ends failed; None: off
+    limits: Limits = field(default_factory=Limits)  # the per-file budget, see scorer.budget
 
     def registry_for(self, bucket: str) -> Registry:
         return Registry(self.registry or f"s3://{bucket}/models")
@@ -104,6 +106,7 @@ def score_object(
             info=info,
             progress=progress,
             max_rejected_rate=settings.max_rejected_rate,
+            limits=settings.limits,
         )
     m = result.manifest
     log.info(

@@ -64,6 +64,10 @@ def handle(body: str, settings: service.Settings) -> int:
         cmd += ["--registry", settings.registry]
     if settings.max_rejected_rate is not None:
         cmd += ["--max-rejected-rate", repr(settings.max_rejected_rate)]
+    limits = settings.limits  # the budget ends a poison file in the child, before the timeout
+    cmd += ["--max-input-mb", f"{limits.max_input_mb:g}"]
+    cmd += ["--max-decompressed-mb", f"{limits.max_decompressed_mb:g}"]
+    cmd += ["--max-cpu-seconds", f"{limits.max_cpu_seconds:g}"]
     proc = subprocess.run(cmd, input=body.encode(), capture_output=True, timeout=EVENT_TIMEOUT_S)
     log.info("event finished", extra={"exit": proc.returncode, "result": _result_line(proc.stderr)})
     return proc.returncode

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scorer import events, reader, service, storage
+from scorer import events, gunzip, service, storage
 from scorer.check import count_records
 from scorer.errors import DropscoreError
 from tests.reliability.conftest import ledger
@@ -50,7 +50,7 @@ def model(corpus_bucket: str) -> Any:
 
 @pytest.fixture
 def small_bomb_floor(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(reader, "BOMB_FLOOR", 1024 * 1024)
+    monkeypatch.setattr(gunzip, "BOMB_FLOOR", 1024 * 1024)
     return
 
 
