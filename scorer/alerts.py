@@ -149,7 +149,7 @@ def _share_alert(
     return Alert(
         code=code,
         level=level,
-        message=f"{count / n:.0%} of rows {what}{where} ({count:,} of {n:,}); over "
+        message=f"{level}: {count / n:.0%} of rows {what}{where} ({count:,} of {n:,}); over "
         f"{threshold:.0%} even allowing for the file's size",
         value=round(count / n, 6),
         threshold=threshold,

@@ -101,7 +101,7 @@ def score_csv(
     card = model.card
     stream = CsvStream(io.BytesIO(data), len(data), batch_size=runs.BATCH_ROWS)
     plan = plan_header(stream.header, card)
-    columns = output.prediction_columns(plan.header, card.task == "classification")
+    columns = output.prediction_columns(plan.header, card)
     predictions = [output.header_line(columns)]
     rejected = [output.header_line(list(output.REJECTED_HEADER))]
     totals = Totals()
@@ -209,7 +209,7 @@ def _read(data: bytes) -> pd.DataFrame:
 
 def _predictions_frame(frame: pd.DataFrame, data: bytes, model: LoadedModel) -> pd.DataFrame:
     """The scored rows as the frame gave them (not the spreadsheet-safe text of the file), then
-    the output columns the batch adds, as numbers (class labels stay text)."""
+    the output columns the batch adds, as numbers (class labels keep the target's type)."""
     scored = _read(data)
     added = scored.iloc[:, frame.shape[1] :]
     positions = added["row_number"].astype(np.int64).to_numpy() - 1
@@ -217,7 +217,10 @@ def _predictions_frame(frame: pd.DataFrame, data: bytes, model: LoadedModel) -> 
     for name in added.columns:
         col = added[name]
         if name == "prediction" and model.card.task == "classification":
-            out[name] = col.to_numpy()
+            # labels keep the target's type: a 0/1 target gives 0/1, not '0'/'1'
+            out[name] = col.astype(
+                np.int64 if model.card.label_type == "int" else object
+            ).to_numpy()
         elif name == "row_number":
             out[name] = col.astype(np.int64).to_numpy()
         else:

@@ -17,6 +17,7 @@ import resource
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from scorer import __version__, alerts, interrupt, output, storage
@@ -210,11 +211,14 @@ def _refuse_leftovers(out: str, manifest: Manifest) -> None:
     """An output this run does not write but that is there is not this run's: a run of the same
     input and model writes the same files with the same bytes (create-only + identical_ok)."""
     listed = {str(e.get("url", "")).rsplit("/", 1)[-1] for e in manifest.outputs.values()}
-    found = [
+    unwritten = set(OUTPUT_FILES) - listed
+    folder = _folder(out)
+    found = sorted(
         name
-        for name in OUTPUT_FILES
-        if name not in listed and storage.exists(storage.join(out, name))
-    ]
+        for info in storage.list_objects(out.rstrip("/") + "/")  # one LIST, not a HEAD per file
+        for parent, _, name in [info.url.rpartition("/")]
+        if name in unwritten and _folder(parent) == folder
+    )
     if found:
         raise DestinationInUse(_leftover_message(out, ", ".join(found)))
 
@@ -229,6 +233,10 @@ def model_entry(model: LoadedModel) -> dict[str, Any]:
         "task": card.task,
         "engine": "plan" if model.plan is not None else "pipeline",
     }
+
+
+def _folder(url: str) -> str:
+    return url.rstrip("/") if storage.is_s3(url) else str(Path(url))
 
 
 def _abort_stale_uploads(out: str) -> None:

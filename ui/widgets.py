@@ -65,6 +65,16 @@ def status_markdown(status: str) -> str:
     return f":{color}-badge[{icon} {status}]"
 
 
+def alerts_markdown(alerts: Sequence[dict[str, object]]) -> str:
+    """A run's alerts (manifest ``alerts``) as badge lines, major first, for use in markdown."""
+    order = sorted(alerts, key=lambda a: a.get("level") != "major")
+    return "  \n".join(
+        f":{'red' if a.get('level') == 'major' else 'orange'}-badge[:material/notifications: "
+        f"{a.get('code')}] {md(str(a.get('message', '')).split(';', 1)[0])}"
+        for a in order
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Choice:
     ref: ModelRef  # what the user picked (alias or version)

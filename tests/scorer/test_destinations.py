@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,28 @@ def test_a_killed_run_of_the_same_input_is_completed(
         again.manifest.outputs["predictions"]["sha256"]
         == (first.manifest.outputs["predictions"]["sha256"])
     )
+
+
+def test_s3_destinations_obey_the_same_rule(s3: Any, bucket: str, s3_registry: str) -> None:
+    """An S3 --out: B after A is refused; a leftover rejected.csv of another run is refused."""
+    s3.put_object(Bucket=bucket, Key="in/A.csv", Body=(HEADER + A_ROWS).encode())
+    s3.put_object(Bucket=bucket, Key="in/B.csv", Body=(HEADER + B_ROWS).encode())
+
+    def score(src: str, out: str) -> Any:
+        return cli(
+            "score", f"s3://{bucket}/{src}", "--registry", s3_registry, "--model", "claims",
+            "--out", f"s3://{bucket}/{out}",
+        )  # fmt: skip
+
+    assert score("in/A.csv", "adhoc/D").returncode == 0
+    listing = s3.list_object_versions(Bucket=bucket, Prefix="adhoc/")["Versions"]
+    refused = score("in/B.csv", "adhoc/D")
+    assert refused.returncode == 2, refused.stderr
+    assert "error [DESTINATION_IN_USE]" in refused.stderr
+    assert s3.list_object_versions(Bucket=bucket, Prefix="adhoc/")["Versions"] == listing
+    s3.put_object(Bucket=bucket, Key="adhoc/E/rejected.csv", Body=b"row_number\n1\n")
+    leftover = score("in/A.csv", "adhoc/E")
+    assert leftover.returncode == 2, leftover.stderr
+    assert "without a manifest" in leftover.stderr
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="adhoc/E/")["Contents"]}
+    assert "adhoc/E/manifest.json" not in keys

@@ -120,3 +120,21 @@ def test_a_gzipped_upload_is_scored_like_a_plain_one(app) -> None:  # type: igno
     score_button(at).click()
     at.run()
     assert [s.value for s in at.success] == ["All 30 rows scored."]
+
+
+def test_a_file_far_outside_training_is_not_a_plain_success(app) -> None:  # type: ignore[no-untyped-def]
+    frame = claims_frame(50, 4)
+    frame["age"] = frame["age"] + 200
+    at = upload(app(page="score"), "far.csv", csv_bytes(frame))
+    score_button(at).click()
+    at.run()
+    assert not at.exception
+    assert not at.success
+    assert [w.value for w in at.warning] == [
+        "All 50 rows scored, with alerts: this file does not look like the training data — "
+        "see below."
+    ]
+    shown = "\n".join(str(m.value) for m in at.markdown)
+    assert "DRIFT_FEATURE" in shown
+    assert "major drift of 'age'" in shown
+    assert "OUT_OF_RANGE_SHARE" in shown

@@ -152,6 +152,8 @@ def _detail(settings: UISettings, key: str) -> None:
             f"{m.reason.get('code')}: {widgets.md(m.reason.get('message'))}",
             icon=":material/error:",
         )
+    if m.alerts:
+        st.markdown(widgets.alerts_markdown(m.alerts))
     cols = st.columns(5)
     cols[0].metric("Rows in", f"{m.rows_in:,}")
     cols[1].metric("Scored", f"{m.rows_scored:,}")

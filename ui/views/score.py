@@ -141,7 +141,14 @@ def _score(
 
 def _show(result: Scored) -> None:
     m = result.manifest
-    if m.status == "ok":
+    major = any(a.get("level") == "major" for a in m.alerts)
+    if m.status == "ok" and major:  # scored, but not like the data the model learned from
+        st.warning(
+            f"All {m.rows_in:,} rows scored, with alerts: this file does not look like the "
+            "training data — see below.",
+            icon=":material/notifications:",
+        )
+    elif m.status == "ok":
         st.success(f"All {m.rows_in:,} rows scored.", icon=":material/check_circle:")
     elif m.status == "partial":
         st.warning(
@@ -155,6 +162,8 @@ def _show(result: Scored) -> None:
             f"Not scored ({reason.get('code', 'FAILED')}): {widgets.md(reason.get('message', ''))}",
             icon=":material/error:",
         )
+    if m.alerts:
+        st.markdown(widgets.alerts_markdown(m.alerts))
     cols = st.columns(4)
     cols[0].metric("Rows in", f"{m.rows_in:,}")
     cols[1].metric("Scored", f"{m.rows_scored:,}")
