@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from scorer import storage
+from scorer import categories, storage
 from scorer.card import Feature, ModelCard, Task
 from scorer.errors import InputNotFound, ObjectMissing
 from scorer.refs import check_name
@@ -114,7 +114,7 @@ def read_training_csv(src: str, target: str) -> TrainingData:
     except (pd.errors.ParserError, ValueError) as exc:
         detail = " ".join(str(exc).split())  # pandas' messages end in newlines; keep one line
         raise TrainingDataError(f"'{src}' is not a readable CSV: {detail}") from exc
-    frame = _plain_dtypes(frame)
+    frame = _trim_categories(_plain_dtypes(frame), target)
     _check_missing_markers(frame)
     for col in frame.columns:
         if profile.is_number(frame[col]):
@@ -156,6 +156,17 @@ def _check_field_counts(text: str, src: str, width: int) -> None:
                 f"'{src}' line {reader.line_num} has {len(record)} field(s) but the header has "
                 f"{width}; fix that row (quote values that contain commas)"
             )
+
+
+def _trim_categories(frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    """Feature text without surrounding whitespace, as the scorer reads it (scorer/categories.py):
+    ' Male' trains as 'Male', and a value that is only whitespace is missing."""
+    for col in frame.columns:
+        if col == target or profile.is_number(frame[col]):
+            continue
+        trimmed = frame[col].map(lambda v: v.strip() if isinstance(v, str) else v)
+        frame[col] = trimmed.where(trimmed != "", np.nan)
+    return frame
 
 
 def _plain_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -538,7 +549,11 @@ def train_and_publish(
             model_sha256=model_sha,
             libraries=library_versions(),
             classes=trained.classes,
-            notes={"metrics_on": "hold-out rows the published model never saw", "plan": plan.note},
+            notes={
+                "metrics_on": "hold-out rows the published model never saw",
+                "plan": plan.note,
+                "category_rule": categories.RULE,
+            },
             plan=plan.card_entry,
         )
 
