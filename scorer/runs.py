@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from scorer import __version__, interrupt, output, storage
+from scorer import __version__, dialect, interrupt, output, storage
 from scorer.batches import BatchResult, Distributions, Totals, score_batch
 from scorer.errors import (
     DropscoreError,
@@ -30,7 +30,6 @@ from scorer.errors import (
 from scorer.manifest import Manifest, decide_status
 from scorer.reader import CsvStream
 from scorer.registry import LoadedModel
-from scorer.schema import plan_header
 from scorer.workers import auto_workers, fork_safe, scored_in_order
 
 log = logging.getLogger("dropscore.scorer")
@@ -170,8 +169,14 @@ def _stream(
     totals = Totals()
     dist = Distributions(card)
     with source:
-        stream = CsvStream(source, manifest.input.get("bytes") or 0, batch_size=batch_rows)
-        plan = plan_header(stream.header, card)
+        stream = CsvStream(
+            source,
+            manifest.input.get("bytes") or 0,
+            batch_size=batch_rows,
+            delimiter=dialect.delimiter_rule(card),
+        )
+        plan = dialect.plan_file(stream, card)
+        manifest.input["dialect"] = plan.dialect
         classification = card.task == "classification"
         pred_url = storage.join(out, "predictions.csv")
         rej_url = storage.join(out, "rejected.csv")
@@ -231,6 +236,7 @@ def _stream(
             manifest.warnings_by_code = dict(sorted(warnings.items()))
             if plan.extra:
                 manifest.warnings_by_code["EXTRA_COLUMNS"] = len(plan.extra)
+            manifest.warnings_by_code.update(plan.dialect_warnings)
             manifest.warnings_by_column = {
                 c: dict(sorted(v.items())) for c, v in sorted(col_warn.items())
             }

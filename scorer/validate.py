@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scorer import categories
+from scorer import categories, dialect
 from scorer.reader import ColumnBatch
 from scorer.schema import HeaderPlan
 
@@ -29,7 +28,6 @@ _NON_FINITE = pa.array(
     ["inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan", "+nan", "-nan"]
 )
 _WHITESPACE = categories.WHITESPACE  # every character Python's str.strip() removes
-_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +133,10 @@ def _check(
         stripped = pc.utf8_trim(raw, _WHITESPACE)
         empty = _arrow_bool(pc.equal(pc.binary_length(stripped), 0))
         if feat.kind == "number":
-            is_num, values = parse_numbers(stripped)
+            if plan.decimal == ",":
+                is_num, values = _comma_numbers(stripped)
+            else:
+                is_num, values = parse_numbers(stripped)
             finite = np.isfinite(values)
             bad_type = ~empty & ~is_num
             non_finite = is_num & ~finite
@@ -238,6 +239,16 @@ def parse_numbers(stripped: pa.Array | list[str]) -> tuple[np.ndarray, np.ndarra
     return is_num, values
 
 
+def _comma_numbers(stripped: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """``parse_numbers`` for a file whose decimal mark is ',': '31,4' is 31.4; '31.4' is not
+    a number here (a thousands separator or the other mark: never guessed)."""
+    point = _arrow_bool(pc.match_substring(stripped, "."))
+    is_num, values = parse_numbers(pc.replace_substring(stripped, ",", ".", max_replacements=1))
+    is_num &= ~point
+    values[point] = np.nan
+    return is_num, values
+
+
 def _category_codes(
     raw: pa.Array, empty: np.ndarray, seen: tuple[str, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -323,9 +334,7 @@ def _message(code: str, column: str, record: list[str], plan: HeaderPlan) -> str
     if code == "NON_FINITE":
         return f"'{column}' is {value.strip()!r}; only finite numbers can be scored"
     if code == "WRONG_TYPE":
-        hint = (
-            "; use '.' as the decimal separator" if _DECIMAL_COMMA.fullmatch(value.strip()) else ""
-        )
+        hint = dialect.number_hint(value, plan.decimal)
         return f"'{column}' is {_clip(value)!r}, not a number{hint}"
     return code
 
