@@ -239,3 +239,5 @@ def test_a_decimal_comma_in_a_comma_file_is_still_rejected(
     assert manifest.input["dialect"] == {"delimiter": ",", "decimal": "."}
     assert manifest.rejected_by_code == {"WRONG_TYPE": 1}
     assert "SEMICOLON_DIALECT" not in manifest.warnings_by_code
+    [rejected] = list(csv.DictReader(io.StringIO((tmp_path / "out" / "rejected.csv").read_text())))
+    assert "use '.' as the decimal separator" in rejected["message"]
