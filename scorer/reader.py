@@ -201,7 +201,7 @@ class CsvStream:
 
     A unit holds about ``batch_size`` records and at most ``block_chars`` of text (more only
     when one record is longer). ``delimiter`` is one character, or a rule that picks it from
-    the header's first line (see ``schema.delimiter_rule``).
+    the header's first line (see ``dialect.delimiter_rule``).
     """
 
     def __init__(

@@ -1,8 +1,10 @@
 """Row validation against the card (pure): parsed records in, model-ready frame + rejections out.
 
 Every value is checked explicitly instead of trusting pandas' inference: only plain decimal
-numbers are numbers (no '1_000', no 'inf', no '1,5'), an empty value is missing, and a row with
-the wrong number of fields is rejected rather than padded or truncated.
+numbers are numbers (no '1_000', no 'inf', no '1,5' — unless the file's dialect has decimal
+commas, then no '1.5'), an empty or whitespace-only value is missing, a category is looked up by
+the category rule (``scorer.categories``), and a row with the wrong number of fields is rejected
+rather than padded or truncated.
 """
 
 from __future__ import annotations
