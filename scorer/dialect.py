@@ -46,7 +46,7 @@ def delimiter_rule(card: ModelCard) -> Callable[[str], str]:
 
 def _names(line: str, delimiter: str, required: list[str]) -> bool:
     try:
-        fields = next(csv.reader([line], delimiter=delimiter), [])
+        fields = next(csv.reader([line], delimiter=delimiter, strict=True), [])
     except csv.Error:
         return False
     return set(required) <= set(fields)
