@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scorer import categories
 from scorer.card import Feature, ModelCard
 
 METHOD = (
@@ -89,6 +90,7 @@ def baseline_values(feature: Feature, max_values: int = 12) -> tuple[list[Any], 
 
 def explain(card: ModelCard, row: Mapping[str, Any], score: ScoreFn, target: str) -> Explanation:
     """Effects of each feature of one row (see the module docstring for the method)."""
+    row = canonical_row(card, row)
     base = pd.DataFrame([{f.name: row.get(f.name) for f in card.features}])
     blocks = [base]
     spans: list[tuple[Feature, int, int, np.ndarray]] = []
@@ -126,13 +128,24 @@ def range_warnings(card: ModelCard, row: Mapping[str, Any]) -> list[RangeWarning
     return found
 
 
+def canonical_row(card: ModelCard, row: Mapping[str, Any]) -> dict[str, Any]:
+    """``row`` with each category as the batch scorer feeds it (``scorer.categories``): the
+    seen category it stands for, else trimmed; a blank category is missing."""
+    out = dict(row)
+    for f in card.features:
+        value = row.get(f.name)
+        if f.kind == "category" and isinstance(value, str):
+            out[f.name] = categories.index(f.categories).canonical(value) or value.strip() or None
+    return out
+
+
 def unseen_categories(card: ModelCard, row: Mapping[str, Any]) -> list[str]:
-    """Features whose category was never seen in training."""
+    """Features whose category was never seen in training (by the category rule)."""
     return [
         f.name
         for f in card.features
         if f.kind == "category"
         and f.categories
         and row.get(f.name) is not None
-        and str(row.get(f.name)) not in f.categories
+        and categories.index(f.categories).canonical(str(row.get(f.name))) is None
     ]

@@ -14,7 +14,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -122,6 +122,7 @@ class TextUnit:
     first_line: int  # line number of the first line (the header is line 1)
     first_row: int  # row number of the first record
     records: int
+    delimiter: str = ","
 
 
 @dataclass(slots=True)
@@ -133,6 +134,7 @@ class LineUnit:
     first_row: int
     records: int
     simple: bool  # one record per line: no quote, no blank line
+    delimiter: str = ","
 
 
 Unit = TextUnit | LineUnit
@@ -180,7 +182,8 @@ class CsvStream:
     """Iterates units (or parsed batches) of records; ``header`` is read on construction.
 
     A unit holds about ``batch_size`` records and at most ``block_chars`` of text (more only
-    when one record is longer).
+    when one record is longer). ``delimiter`` is one character, or a rule that picks it from
+    the header's first line (see ``dialect.delimiter_rule``).
     """
 
     def __init__(
@@ -190,6 +193,7 @@ class CsvStream:
         batch_size: int = 32768,
         block_chars: int = BLOCK_CHARS,
         budget: Budget | None = None,
+        delimiter: str | Callable[[str], str] = ",",
     ):
         self.batch_size = batch_size
         self.block_chars = block_chars
@@ -203,7 +207,10 @@ class CsvStream:
         self._lines = 0  # physical lines handed out (header included)
         self._chars_per_line = 0.0
         self.rows_read = 0
-        self.header = self._read_header()
+        self._units: Iterator[Unit] | None = None
+        self._first: Unit | None = None  # looked at by ``first_unit``, not yet handed out
+        self.delimiter = delimiter if isinstance(delimiter, str) else ","
+        self.header = self._read_header(None if isinstance(delimiter, str) else delimiter)
 
     @property
     def bytes_in(self) -> int:
@@ -313,8 +320,20 @@ class CsvStream:
             want = len(self._text)
 
     # --- header ----------------------------------------------------------------------------------
-    def _read_header(self) -> list[str]:
+    def _read_header(self, rule: Callable[[str], str] | None) -> list[str]:
+        blank = 0  # empty lines before the header (no record)
+        first = self._next_line()
+        while first in _BLANK:
+            blank += 1
+            first = self._next_line()
+        if first is None:
+            self._raise_deferred()
+            raise FileRefused("the file is empty; it needs a header and rows", code="EMPTY")
+        if rule is not None:
+            self.delimiter = rule(first.rstrip("\r\n"))
+
         def feed() -> Iterator[str]:
+            yield str(first)
             while True:
                 line = self._next_line()
                 if line is None:
@@ -322,28 +341,40 @@ class CsvStream:
                     return
                 yield line
 
-        reader = csv.reader(feed(), strict=True)
+        reader = csv.reader(feed(), strict=True, delimiter=self.delimiter)
         try:
-            for rec in reader:
-                if rec:
-                    self._lines = reader.line_num
-                    line = rec
-                    break
-            else:
-                raise FileRefused("the file is empty; it needs a header and rows", code="EMPTY")
+            line = next(reader)
         except csv.Error as exc:
-            raise _refusal(exc, reader.line_num) from exc
+            raise _refusal(exc, blank + reader.line_num) from exc
+        self._lines = blank + reader.line_num
         # the header's own width and length guess how many characters a batch of rows takes
         self._chars_per_line = max(8.0, sum(map(len, line)) + len(line))
         return line
 
     # --- units -----------------------------------------------------------------------------------
+    def first_unit(self) -> Unit | None:
+        """The first unit ``units()`` will hand out (None for a header-only file), read now
+        so a file-wide choice can be made from it."""
+        if self._units is None:
+            self._units = self._cut()
+        if self._first is None:
+            self._first = next(self._units, None)
+        return self._first
+
     def units(self) -> Iterator[Unit]:
         """The file's records after the header, cut into units in file order.
 
         Errors surface in file order: a read error met while reading ahead waits until the
         lines before it are used up.
         """
+        if self._units is None:
+            self._units = self._cut()
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        yield from self._units
+
+    def _cut(self) -> Iterator[Unit]:
         while True:
             if self._pending:
                 lines = self._line_unit()
@@ -358,7 +389,7 @@ class CsvStream:
                     self._pending = _split_lines(block)
                     continue
                 n = block.count("\n") + (not block.endswith("\n"))
-                unit = TextUnit(block, self._lines + 1, self.rows_read + 1, n)
+                unit = TextUnit(block, self._lines + 1, self.rows_read + 1, n, self.delimiter)
                 self._lines += n
                 self._chars_per_line = len(block) / n
             self.rows_read += unit.records
@@ -378,7 +409,9 @@ class CsvStream:
         take = pending[:size]
         if _one_record_per_line(take):
             del pending[: len(take)]
-            return LineUnit(take, self._lines + 1, self.rows_read + 1, len(take), simple=True)
+            return LineUnit(
+                take, self._lines + 1, self.rows_read + 1, len(take), True, self.delimiter
+            )
         taken: list[str] = []
 
         def feed() -> Iterator[str]:
@@ -396,7 +429,7 @@ class CsvStream:
                 yield taken[i]
                 i += 1
 
-        reader = csv.reader(feed(), strict=True)
+        reader = csv.reader(feed(), strict=True, delimiter=self.delimiter)
         records = 0
         try:
             for rec in reader:
@@ -410,19 +443,25 @@ class CsvStream:
         if used < len(taken):
             pending[:0] = taken[used:]
             del taken[used:]
-        return LineUnit(taken, self._lines + 1, self.rows_read + 1, records, simple=False)
+        return LineUnit(taken, self._lines + 1, self.rows_read + 1, records, False, self.delimiter)
 
 
 def parse_unit(unit: Unit, *, threads: bool = False) -> Batch:
     """The records of a unit: Arrow columns for a ``TextUnit`` of one width, else lists."""
     if isinstance(unit, TextUnit):
-        columns = _arrow_columns(unit.text, threads)
+        columns = _arrow_columns(unit.text, threads, unit.delimiter)
         if columns is not None:
             return ColumnBatch(columns, unit.first_row, unit.first_line, unit.records)
-        text = unit.text
-        unit = LineUnit(_split_lines(text), unit.first_line, unit.first_row, unit.records, True)
+        unit = LineUnit(
+            _split_lines(unit.text),
+            unit.first_line,
+            unit.first_row,
+            unit.records,
+            True,
+            unit.delimiter,
+        )
     rows = list(range(unit.first_row, unit.first_row + unit.records))
-    reader = csv.reader(unit.lines, strict=True)
+    reader = csv.reader(unit.lines, strict=True, delimiter=unit.delimiter)
     records: list[list[str]] = []
     lines: list[int] = []
     try:
@@ -443,18 +482,18 @@ def parse_unit(unit: Unit, *, threads: bool = False) -> Batch:
     return RecordBatch(records, rows, lines)
 
 
-def _arrow_columns(text: str, threads: bool) -> list[pa.Array] | None:
+def _arrow_columns(text: str, threads: bool, delimiter: str = ",") -> list[pa.Array] | None:
     """The cells of quote-free one-record-per-line text as string columns, or None when the
     lines do not all have the first line's width or a cell is over ``MAX_FIELD``."""
     first = text.find("\n")
-    width = (text[:first] if first >= 0 else text).count(",") + 1
+    width = (text[:first] if first >= 0 else text).count(delimiter) + 1
     names = [f"c{j}" for j in range(width)]
     try:
         table = pacsv.read_csv(
             io.BytesIO(text.encode()),
             read_options=pacsv.ReadOptions(column_names=names, use_threads=threads),
             parse_options=pacsv.ParseOptions(
-                quote_char=False, double_quote=False, escape_char=False
+                delimiter=delimiter, quote_char=False, double_quote=False, escape_char=False
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scorer import __version__, alerts, interrupt, output, storage
+from scorer import __version__, alerts, dialect, interrupt, output, storage
 from scorer.batches import BatchResult, Distributions, Totals, score_batch
 from scorer.budget import Budget, Limits
 from scorer.card import ModelCard
@@ -36,7 +36,7 @@ from scorer.errors import (
 from scorer.manifest import Manifest, decide_status
 from scorer.reader import CsvStream
 from scorer.registry import LoadedModel
-from scorer.schema import HeaderPlan, plan_header
+from scorer.schema import HeaderPlan
 from scorer.workers import auto_workers, fork_safe, scored_in_order
 
 log = logging.getLogger("dropscore.scorer")
@@ -277,9 +277,14 @@ def _stream(
     dist = Distributions(card)
     with source:
         stream = CsvStream(
-            source, manifest.input.get("bytes") or 0, batch_size=batch_rows, budget=budget
+            source,
+            manifest.input.get("bytes") or 0,
+            batch_size=batch_rows,
+            budget=budget,
+            delimiter=dialect.delimiter_rule(card),
         )
-        plan = plan_header(stream.header, card)
+        plan = dialect.plan_file(stream, card)
+        manifest.input["dialect"] = plan.dialect
         pred_url = storage.join(out, "predictions.csv")
         rej_url = storage.join(out, "rejected.csv")
         asked = workers
@@ -325,7 +330,7 @@ def _stream(
                 )
             manifest.input["bytes"] = stream.bytes_in
             manifest.input["compressed"] = stream.compressed
-            file_warnings = {}
+            file_warnings = dict(plan.dialect_warnings)
             if stream.trailing_zeros:  # padding after the last gzip member, ignored like gzip -d
                 file_warnings["GZIP_TRAILING_ZEROS"] = stream.trailing_zeros
             account(

@@ -26,10 +26,26 @@ class HeaderPlan:
     features: tuple[Feature, ...]
     extra: tuple[str, ...]  # passed through untouched
     ignored: tuple[str, ...] = ()  # columns the card says training left out: passed through too
+    delimiter: str = ","  # the file's dialect (see scorer/dialect.py)
+    decimal: str = "."
 
     @property
     def width(self) -> int:
         return len(self.header)
+
+    @property
+    def dialect(self) -> dict[str, str]:
+        return {"delimiter": self.delimiter, "decimal": self.decimal}
+
+    @property
+    def dialect_warnings(self) -> dict[str, int]:
+        """The manifest's warnings for a file read in another dialect than ',' and '.'."""
+        out = {}
+        if self.delimiter == ";":
+            out["SEMICOLON_DIALECT"] = 1
+        if self.decimal == ",":
+            out["DECIMAL_COMMA"] = 1
+        return out
 
 
 def plan_header(header: list[str], card: ModelCard) -> HeaderPlan:
@@ -38,9 +54,15 @@ def plan_header(header: list[str], card: ModelCard) -> HeaderPlan:
     if len(header) == 1 and len(card.features) > 1:
         for sep, label in _OTHER_DELIMITERS.items():
             if header[0].count(sep) >= 1:
+                also = (
+                    f", and ';'-separated ones whose header names every column the model "
+                    f"needs ({_names(card)})"
+                    if sep == ";"
+                    else ""
+                )
                 raise FileRefused(
-                    f"the header is {label}-separated; dropscore reads comma-separated files. "
-                    f"Save the file as CSV with ',' between columns",
+                    f"the header is {label}-separated; dropscore reads comma-separated "
+                    f"files{also}. Save the file as CSV with ',' between columns",
                     code="WRONG_DELIMITER",
                 )
         raise FileRefused(

@@ -1,15 +1,16 @@
 """Row validation against the card (pure): parsed records in, model-ready frame + rejections out.
 
 Every value is checked explicitly instead of trusting pandas' inference: only plain decimal
-numbers are numbers (no '1_000', no 'inf', no '1,5'), an empty value is missing, and a row with
-the wrong number of fields is rejected rather than padded or truncated.
+numbers are numbers (no '1_000', no 'inf', no '1,5' — unless the file's dialect has decimal
+commas, then no '1.5'), an empty or whitespace-only value is missing, a category is looked up by
+the category rule (``scorer.categories``), and a row with the wrong number of fields is rejected
+rather than padded or truncated.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from scorer import categories, dialect
 from scorer.reader import ColumnBatch
 from scorer.schema import HeaderPlan
 
@@ -27,11 +29,7 @@ _ANCHORED_NUMBER = f"^(?:{NUMBER_RE})$"
 _NON_FINITE = pa.array(
     ["inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan", "+nan", "-nan"]
 )
-# every character Python's str.strip() removes
-_WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
-    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
+_WHITESPACE = categories.WHITESPACE  # every character Python's str.strip() removes
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 
@@ -132,13 +130,17 @@ def _check(
     col_warn: dict[str, Counter[str]] = {}
     pending: list[np.ndarray] = []  # per feature: the rows that get a warning if scored
     codes: dict[str, np.ndarray] = {}
+    normalised_of: dict[str, np.ndarray] = {}  # rows whose category was found by its fold
     plain_numbers: list[int] = []  # columns of numbers with no blank cell
     for feat, idx in zip(plan.features, plan.feature_index, strict=True):
         raw = columns[idx]
         stripped = pc.utf8_trim(raw, _WHITESPACE)
         empty = _arrow_bool(pc.equal(pc.binary_length(stripped), 0))
         if feat.kind == "number":
-            is_num, values = parse_numbers(stripped)
+            if plan.decimal == ",":
+                is_num, values = _comma_numbers(stripped)
+            else:
+                is_num, values = parse_numbers(stripped)
             finite = np.isfinite(values)
             bad_type = ~empty & ~is_num
             non_finite = is_num & ~finite
@@ -158,13 +160,12 @@ def _check(
             if not empty.any() and len(raw) and pc.all(pc.equal(raw, stripped)).as_py():
                 plain_numbers.append(idx)  # each valid cell is a bare number: never a formula
         else:
-            objects = _objects(raw)
-            objects[empty] = np.nan
-            found = pc.index_in(raw, value_set=pa.array(feat.categories, pa.string()))
-            code_of = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
-            code_of[empty] = -2
+            code_of, normalised = _category_codes(raw, empty, feat.categories)
+            objects = _category_objects(stripped, code_of, feat.categories)
             # a card without categories (none seen in training) warns about none
             pending.append(code_of == -1 if feat.categories else np.zeros(m, dtype=bool))
+            if normalised.any():
+                normalised_of[feat.name] = normalised
             codes[feat.name] = code_of
             values_of[feat.name] = objects
         if not feat.nullable:
@@ -197,6 +198,11 @@ def _check(
             wcode = "OUT_OF_RANGE" if feat.kind == "number" else "UNSEEN_CATEGORY"
             warn[wcode] += count
             col_warn.setdefault(feat.name, Counter())[wcode] += count
+    for name, mask in normalised_of.items():
+        count = int(mask.sum() if in_shaped is None else mask[in_shaped].sum())
+        if count:
+            warn["CATEGORY_NORMALISED"] += count
+            col_warn.setdefault(name, Counter())["CATEGORY_NORMALISED"] += count
 
     rejections = []
     for i in np.flatnonzero(~ok):
@@ -235,6 +241,56 @@ def parse_numbers(stripped: pa.Array | list[str]) -> tuple[np.ndarray, np.ndarra
         texts = arr.to_pylist()
         values = np.array([float(t) if ok else np.nan for t, ok in zip(texts, is_num, strict=True)])
     return is_num, values
+
+
+def _comma_numbers(stripped: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """``parse_numbers`` for a file whose decimal mark is ',': '31,4' is 31.4; '31.4' is not
+    a number here (a thousands separator or the other mark: never guessed)."""
+    point = _arrow_bool(pc.match_substring(stripped, "."))
+    is_num, values = parse_numbers(pc.replace_substring(stripped, ",", ".", max_replacements=1))
+    is_num &= ~point
+    values[point] = np.nan
+    return is_num, values
+
+
+def _category_codes(
+    raw: pa.Array, empty: np.ndarray, seen: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(position in ``seen``: -1 unseen, -2 missing; found only by case/inner space) per cell.
+
+    Exact cells are found in one vectorised lookup; only the distinct cells left over go
+    through the category rule (``scorer.categories``), once each.
+    """
+    found = pc.index_in(raw, value_set=pa.array(seen, pa.string()))
+    code_of = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
+    code_of[empty] = -2
+    normalised = np.zeros(len(code_of), dtype=bool)
+    left = code_of == -1
+    if seen and left.any():
+        rows = np.flatnonzero(left)
+        cells = raw.take(pa.array(rows))
+        distinct = pc.unique(cells)
+        index = categories.index(seen)
+        matches = [index.match(v) for v in distinct.to_pylist()]
+        where = np.asarray(pc.index_in(cells, value_set=distinct), np.int64)
+        code_of[rows] = np.array([mt.position for mt in matches], np.int64)[where]
+        normalised[rows] = np.array([mt.normalised for mt in matches], bool)[where]
+    return code_of, normalised
+
+
+def _category_objects(stripped: pa.Array, code_of: np.ndarray, seen: tuple[str, ...]) -> np.ndarray:
+    """What the model gets: the seen category a cell stands for (so a variant predicts as the
+    clean value does), NaN for a missing cell, the trimmed cell for an unseen one."""
+    objects = np.empty(len(code_of), dtype=object)
+    known = code_of >= 0
+    if known.all():
+        return np.asarray(seen, dtype=object)[code_of]
+    objects[known] = np.asarray(seen, dtype=object)[code_of[known]]
+    objects[code_of == -2] = np.nan
+    unseen = np.flatnonzero(code_of == -1)
+    if len(unseen):
+        objects[unseen] = _objects(stripped.take(pa.array(unseen)))
+    return objects
 
 
 def _objects(arr: pa.Array) -> np.ndarray:
@@ -282,7 +338,13 @@ def _message(code: str, column: str, record: list[str], plan: HeaderPlan) -> str
     if code == "NON_FINITE":
         return f"'{column}' is {value.strip()!r}; only finite numbers can be scored"
     if code == "WRONG_TYPE":
-        return f"'{column}' is {_clip(value)!r}, not a number{_number_hint(value.strip())}"
+        # a comma-decimal file has its own reading of '.' and ',' (scorer/dialect.py)
+        hint = (
+            _number_hint(value.strip())
+            if plan.decimal == "."
+            else dialect.number_hint(value, plan.decimal)
+        )
+        return f"'{column}' is {_clip(value)!r}, not a number{hint}"
     return code
 
 

@@ -23,10 +23,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from scorer import storage
+from scorer import categories, dialect, storage
 from scorer.card import Feature, LabelType, ModelCard, Task
-from scorer.errors import InputNotFound, ObjectMissing
+from scorer.errors import FileRefused, InputNotFound, ObjectMissing
 from scorer.refs import check_name
 from scorer.registry import PLAN_FILE, Registry
 from scorer.schema import proba_column_names
@@ -57,6 +58,7 @@ class TrainingData:
     sha256: str
     source: str
     dropped_missing_target: int
+    dialect: dict[str, str] = field(default_factory=lambda: {"delimiter": ",", "decimal": "."})
 
 
 def read_training_csv(src: str, target: str) -> TrainingData:
@@ -81,7 +83,8 @@ def read_training_csv(src: str, target: str) -> TrainingData:
         ) from exc
     if not text.strip():
         raise TrainingDataError(f"'{src}' is empty; it needs a header row and data rows")
-    header = next(csv.reader(io.StringIO(text)))
+    sep, decimal = _dialect(text, target, src)
+    header = next(csv.reader(io.StringIO(text), delimiter=sep))
     if len(header) < 2:
         raise TrainingDataError(
             f"'{src}' has a single column ('{header[0][:40]}'); it must be comma-separated "
@@ -100,7 +103,7 @@ def read_training_csv(src: str, target: str) -> TrainingData:
         raise TrainingDataError(
             f"target '{target}' is not a column of '{src}'; columns are: {', '.join(header)}"
         )
-    _check_field_counts(text, src, len(header))
+    _check_field_counts(text, src, len(header), sep)
     try:
         # Only an empty cell is missing, as in the scorer: pandas' default would also read
         # 'NA', 'None', 'null' … as missing, so a category 'None' would train as a gap.
@@ -112,11 +115,13 @@ def read_training_csv(src: str, target: str) -> TrainingData:
             keep_default_na=False,
             na_values=[""],
             float_precision="round_trip",
+            sep=sep,
+            decimal=decimal,
         )
     except (pd.errors.ParserError, ValueError) as exc:
         detail = " ".join(str(exc).split())  # pandas' messages end in newlines; keep one line
         raise TrainingDataError(f"'{src}' is not a readable CSV: {detail}") from exc
-    frame = _plain_dtypes(frame)
+    frame = _trim_categories(_plain_dtypes(frame), target)
     _check_missing_markers(frame)
     for col in frame.columns:
         if profile.is_number(frame[col]):
@@ -125,7 +130,24 @@ def read_training_csv(src: str, target: str) -> TrainingData:
                 raise TrainingDataError(f"column '{col}' contains infinite values; remove them")
     missing = int(frame[target].isna().sum())
     frame = frame[frame[target].notna()].reset_index(drop=True)
-    return TrainingData(frame, sha, src, missing)
+    return TrainingData(frame, sha, src, missing, {"delimiter": sep, "decimal": decimal})
+
+
+def _dialect(text: str, target: str, src: str) -> tuple[str, str]:
+    """(delimiter, decimal mark) by the scorer's rule (scorer/dialect.py): ';' when only the
+    ';' split of the header names the target; then ',' decimals only when no number cell of the
+    file is written with a '.' (both: refused)."""
+    line = text.lstrip("\r\n").splitlines()[0] if text.strip() else ""
+    if target in next(csv.reader([line]), []) or target not in next(
+        csv.reader([line], delimiter=";"), []
+    ):
+        return ",", "."
+    cells = pd.read_csv(io.StringIO(text), sep=";", dtype=str, keep_default_na=False)
+    columns = {str(c): pa.array(cells[c].to_numpy(dtype=object), pa.string()) for c in cells}
+    try:
+        return ";", dialect.decimal_mark(columns)
+    except FileRefused as exc:
+        raise TrainingDataError(f"'{src}': {exc.message}") from exc
 
 
 _MISSING_WORDS = frozenset({"na", "n/a", "nan", "null", "none", "#n/a", "-nan", "nil", "?", "-"})
@@ -149,15 +171,26 @@ def _check_missing_markers(frame: pd.DataFrame) -> None:
             )
 
 
-def _check_field_counts(text: str, src: str, width: int) -> None:
+def _check_field_counts(text: str, src: str, width: int, sep: str = ",") -> None:
     """Refuse records with too few or too many fields (pandas silently pads short ones with NaN)."""
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
     for record in reader:
         if record and len(record) != width:
             raise TrainingDataError(
                 f"'{src}' line {reader.line_num} has {len(record)} field(s) but the header has "
                 f"{width}; fix that row (quote values that contain commas)"
             )
+
+
+def _trim_categories(frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    """Feature text without surrounding whitespace, as the scorer reads it (scorer/categories.py):
+    ' Male' trains as 'Male', and a value that is only whitespace is missing."""
+    for col in frame.columns:
+        if col == target or profile.is_number(frame[col]):
+            continue
+        trimmed = frame[col].map(lambda v: v.strip() if isinstance(v, str) else v)
+        frame[col] = trimmed.where(trimmed != "", np.nan)
+    return frame
 
 
 def _plain_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -520,6 +553,8 @@ def train_and_publish(
         check_name(alias, "alias")  # refused now, not after a version was already published
     progress(f"reading {data_url}")
     data = read_training_csv(data_url, target)
+    if data.dialect["delimiter"] != ",":
+        progress("read as {delimiter!r}-separated with {decimal!r} decimals".format(**data.dialect))
     chosen_columns = plan_columns(data.frame, target, columns or ColumnChoices())
     data = replace(data, frame=chosen_columns.frame)
     for left in chosen_columns.ignored:
@@ -564,6 +599,7 @@ def train_and_publish(
                 "rows": len(data.frame) + data.dropped_missing_target,
                 "rows_used": len(data.frame),
                 "rows_without_target": data.dropped_missing_target,
+                "dialect": data.dialect,
                 "train_rows": trained.train_rows,
                 "holdout_rows": trained.holdout_rows,
                 "estimators_compared": list(ests),
@@ -572,7 +608,11 @@ def train_and_publish(
             model_sha256=model_sha,
             libraries=library_versions(),
             classes=trained.classes,
-            notes={"metrics_on": "hold-out rows the published model never saw", "plan": plan.note},
+            notes={
+                "metrics_on": "hold-out rows the published model never saw",
+                "plan": plan.note,
+                "category_rule": categories.RULE,
+            },
             plan=plan.card_entry,
             ignored=chosen_columns.ignored,
             label_type=trained.label_type,

@@ -117,9 +117,21 @@ CASES: list[tuple[str, str, bytes, Expect]] = [
     ),
     # delimiters and quoting
     (
-        "semicolons are refused",
+        "semicolons are read when the header names the model's columns",
         "semi.csv",
         good().replace(b",", b";"),
+        Expect("ok", None, 5, 5),
+    ),
+    (
+        "a European export (';' and decimal comma) is read",
+        "european.csv",
+        good().replace(b",", b";").replace(b".", b","),
+        Expect("ok", None, 5, 5),
+    ),
+    (
+        "semicolons without every model column are refused",
+        "semi-short.csv",
+        csv_text(header=HEADER.removesuffix(",region")).replace(",", ";").encode(),
         Expect("failed", "WRONG_DELIMITER"),
     ),
     (

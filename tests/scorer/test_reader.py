@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
@@ -15,13 +16,14 @@ from scorer.errors import FileRefused
 from scorer.reader import ColumnBatch, CsvStream, TextUnit, parse_unit
 
 PIECES = [
-    "a", "1", "2.5", "", " ", "é", "日本", '"q,1"', '"multi\nline"', '"multi\r\nline"',
-    '"x""y"', '"bad"x', 'a"b', "\u2028", "\x0b", "\x85",
+    "a", "1", "2.5", "31,4", "", " ", "é", "日本", '"q,1"', '"q;1"', '"multi\nline"',
+    '"multi\r\nline"', '"x""y"', '"bad"x', 'a"b', "\u2028", "\x0b", "\x85",
 ]  # fmt: skip
+# "," stands for the file's delimiter (";" in a semicolon file)
 SEPARATORS = [",", ",", ",", "\n", "\n", "\r\n", "\r", "\n\n", "\r\n\r\n"]
 
 
-def reference(data: bytes) -> object:
+def reference(data: bytes, delimiter: str = ",") -> object:
     """What a stdlib reader over the whole text finds: (header, [(record, line)]) or a code.
 
     Like the scorer it reads as a stream: a NUL byte is refused at once (it is checked per
@@ -36,7 +38,9 @@ def reference(data: bytes) -> object:
         text = data[: exc.start].decode("utf-8")
         text = text[: max(text.rfind("\n"), text.rfind("\r")) + 1]
         deferred = "NOT_UTF8"
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
+    reader = csv.reader(
+        io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True, delimiter=delimiter
+    )
     header, rows, start = None, [], 1
     try:
         for rec in reader:
@@ -56,9 +60,13 @@ def reference(data: bytes) -> object:
     return "EMPTY" if header is None else (header, rows)
 
 
-def ours(data: bytes, batch_size: int, block_chars: int) -> object:
+def ours(
+    data: bytes, batch_size: int, block_chars: int, delimiter: str | Callable[[str], str] = ","
+) -> object:
     try:
-        stream = CsvStream(io.BytesIO(data), batch_size=batch_size, block_chars=block_chars)
+        stream = CsvStream(
+            io.BytesIO(data), batch_size=batch_size, block_chars=block_chars, delimiter=delimiter
+        )
         rows: list[tuple[list[str], int]] = []
         for batch in stream.batches():
             assert batch.row_numbers == list(range(len(rows) + 1, len(rows) + len(batch.lines) + 1))
@@ -69,18 +77,34 @@ def ours(data: bytes, batch_size: int, block_chars: int) -> object:
         return exc.code
 
 
-texts = st.builds(
-    lambda eol, body, bom: ("\ufeff" if bom else "") + "h1,h2,h3" + eol + "".join(body),
-    st.sampled_from(["\n", "\r\n", "\r"]),
-    st.lists(st.tuples(st.sampled_from(PIECES), st.sampled_from(SEPARATORS)).map("".join)),
-    st.booleans(),
-)
+def texts_with(delimiter: str) -> st.SearchStrategy[str]:
+    separators = [s.replace(",", delimiter) for s in SEPARATORS]
+    return st.builds(
+        lambda eol, body, bom: (
+            ("\ufeff" if bom else "") + delimiter.join(["h1", "h2", "h3"]) + eol + "".join(body)
+        ),
+        st.sampled_from(["\n", "\r\n", "\r"]),
+        st.lists(st.tuples(st.sampled_from(PIECES), st.sampled_from(separators)).map("".join)),
+        st.booleans(),
+    )
+
+
+texts = texts_with(",")
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts, st.sampled_from([(1, 1), (3, 5), (50, 7), (2, 64), (32768, 1 << 21)]))
 def test_records_lines_and_refusals_match_the_csv_module(text: str, sizes: tuple[int, int]) -> None:
     assert ours(text.encode(), *sizes) == reference(text.encode())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts_with(";"), st.sampled_from([(1, 1), (3, 5), (50, 7), (32768, 1 << 21)]))
+def test_semicolon_files_match_the_csv_module_too(text: str, sizes: tuple[int, int]) -> None:
+    data = text.encode()
+    assert ours(data, *sizes, delimiter=";") == reference(data, ";")
+    # a rule that picks ';' from the header line reads the same
+    assert ours(data, *sizes, delimiter=lambda line: ";") == reference(data, ";")
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -119,3 +143,23 @@ def test_a_big_clean_file_is_read_as_arrow_columns_in_bounded_units() -> None:
     assert max(u.records for u in units) < 3 * 4096  # about batch_size rows per unit
     starts = [1 + sum(x.records for x in units[:i]) for i in range(len(units))]
     assert [u.first_row for u in units] == starts
+
+
+def test_semicolon_lines_become_arrow_columns_with_commas_inside_cells() -> None:
+    unit = TextUnit("31,4;x,y\n2;z\n", first_line=2, first_row=1, records=2, delimiter=";")
+    batch = parse_unit(unit)
+    assert isinstance(batch, ColumnBatch)
+    assert batch.records == [["31,4", "x,y"], ["2", "z"]]
+
+
+def test_the_first_unit_can_be_looked_at_before_the_units_are_handed_out() -> None:
+    text = "n;c\n" + "".join(f"{i};v{i}\n" for i in range(100))
+    stream = CsvStream(io.BytesIO(text.encode()), batch_size=16, delimiter=";")
+    first = stream.first_unit()
+    assert first is not None
+    assert first.first_row == 1
+    assert stream.first_unit() is first  # looking twice reads nothing more
+    units = list(stream.units())
+    assert units[0] is first
+    assert sum(u.records for u in units) == 100 == stream.rows_read
+    assert CsvStream(io.BytesIO(b"n;c\n"), delimiter=";").first_unit() is None

@@ -44,8 +44,8 @@ REFUSED = [
     ("only-blank-lines", b"\n\n\n", "EMPTY"),
     ("header-only", GOOD.encode(), "HEADER_ONLY"),
     (
-        "semicolons",
-        b"age;sex;bmi;children;smoker;region\n40;male;30,5;2;no;se\n",
+        "semicolons-without-every-model-column",
+        b"age;sex;bmi;children;smoker\n40;male;30,5;2;no\n",
         "WRONG_DELIMITER",
     ),
     (

@@ -100,6 +100,15 @@ def test_range_warnings_and_unseen_categories() -> None:
     assert explain.unseen_categories(c, {"n": 1.0, "c": "z"}) == ["c"]
 
 
+def test_a_category_spelled_otherwise_is_explained_as_the_seen_one() -> None:
+    c = card((NUM, CAT))
+    assert explain.unseen_categories(c, {"n": 1.0, "c": " B "}) == []
+    clean = explain.explain(c, {"n": 9.0, "c": "b"}, linear, "y")
+    messy = explain.explain(c, {"n": 9.0, "c": " B "}, linear, "y")
+    assert messy.prediction == clean.prediction == pytest.approx(28.0)
+    assert [x.value for x in messy.contributions] == [x.value for x in clean.contributions]
+
+
 # --- run paths --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "key",

@@ -98,7 +98,8 @@ def _category(feat: Feature, key: str) -> str | None:
 
 
 def _show_category(value: str) -> str:
-    """Make leading/trailing spaces visible: ' Private' and 'Private' are different values."""
+    """Make leading/trailing spaces visible: cards from before categories were trimmed at
+    training hold values like ' Private' (the scorer maps 'Private' to it)."""
     return f"“{value}”" if value != value.strip() else value
 
 
