@@ -281,8 +281,9 @@ def _unlimited_fields() -> Iterator[None]:
             csv.field_size_limit(old)
 
 
-def count_records(fh: IO[bytes] | io.RawIOBase) -> int:
-    """Data records in a CSV byte stream (gzip or plain): non-blank records after the header.
+def count_records(fh: IO[bytes] | io.RawIOBase, delimiter: str = ",") -> int:
+    """Data records in a CSV byte stream (gzip or plain): non-blank records after the header;
+    ``delimiter``: the dialect the run read the file in (its manifest's ``input.dialect``).
 
     Python's csv module over the whole text, not the scorer's streaming reader: a blank line is
     not a record (the scorer's rule), quoted newlines stay inside their record.
@@ -292,7 +293,7 @@ def count_records(fh: IO[bytes] | io.RawIOBase) -> int:
         raw = io.BufferedReader(gunzip.Gunzip(raw.read), gunzip.READ_SIZE)
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
     with _unlimited_fields():
-        n = sum(1 for rec in csv.reader(text) if rec)
+        n = sum(1 for rec in csv.reader(text, delimiter=delimiter) if rec)
     return max(n - 1, 0)
 
 
@@ -429,7 +430,8 @@ def _read_run(bucket: str, scored: str, run: RunFacts) -> None:
         return
     try:
         with storage.open_read(f"s3://{bucket}/{key}", version_id) as fh:
-            run.input_records = count_records(fh)
+            dialect = m.input.get("dialect") or {}
+            run.input_records = count_records(fh, str(dialect.get("delimiter") or ","))
     except FileRefused as exc:  # corrupt gzip or a bomb: no count, said so
         run.input_error = f"{exc.code}: {exc.message}"
     except ObjectMissing:

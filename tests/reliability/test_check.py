@@ -285,3 +285,20 @@ def test_deleted_outputs_and_manifests_are_reported_not_crashed_on(
         "OVERWRITTEN",
         "SHA256",
     ], found
+
+
+def test_the_checker_counts_a_semicolon_file_in_the_dialect_it_was_scored_in(
+    s3: Any, bucket: str, s3_registry: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scorer.events import ObjectRef
+    from tests.reliability.conftest import put, sample_csv
+
+    frame = pd.read_csv(io.BytesIO(sample_csv(20)), dtype=str, keep_default_na=False)
+    # a quoted newline that is not a line's first field: read with ',' it ends a record early
+    frame.iloc[3, -1] = "south\neast"
+    put(s3, bucket, "incoming/eu.csv", frame.to_csv(index=False, sep=";").encode())
+    result = service.score_object(ObjectRef(bucket, "incoming/eu.csv"), service.Settings())
+    assert result is not None
+    assert result.manifest.input["dialect"]["delimiter"] == ";"
+    assert result.manifest.rows_in == 20
+    assert main(["check", "--bucket", bucket]) == 0, capsys.readouterr().out
