@@ -8,10 +8,13 @@ not an S3 event at all (poison) goes straight to the DLQ.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,10 +54,43 @@ def handle(body: str, settings: service.Settings) -> int:
     ]
     if settings.registry:
         cmd += ["--registry", settings.registry]
-    proc = subprocess.run(cmd, input=body.encode(), capture_output=True, timeout=EVENT_TIMEOUT_S)
-    tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-    log.info("event finished", extra={"exit": proc.returncode, "result": tail[0][:300]})
-    return proc.returncode
+    code, tail = run_child(cmd, body.encode(), EVENT_TIMEOUT_S)
+    log.info("event finished", extra={"exit": code, "result": tail[:300]})
+    return code
+
+
+def run_child(cmd: list[str], stdin: bytes, timeout: float) -> tuple[int, str]:
+    """Run ``cmd`` in its own process group; (exit code, last line of its stderr).
+
+    Its stderr goes to a file, not a pipe: a killed run's leftover descendants (forked
+    workers) may still hold it open, and reading a pipe to its end would wait for them. When
+    the child has exited (or overrun ``timeout``: exit -9), whatever is left of its group is
+    killed, so nothing of a dead run lingers."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # a child that exits without reading it
+            proc.stdin.write(stdin)
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("event overran its time; killed", extra={"timeout_s": timeout})
+            code = -signal.SIGKILL
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        err.seek(max(0, err.seek(0, os.SEEK_END) - 65536))  # the tail is all that is logged
+        lines = err.read().decode(errors="replace").strip().splitlines()
+    return code, lines[-1] if lines else ""
 
 
 def watch(
