@@ -6,6 +6,7 @@ comes from ``card.features``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -65,6 +66,9 @@ class ModelCard:
     notes: dict[str, Any] = field(default_factory=dict)
     # the scoring plan published beside model.pkl, if any: {"format", "sha256", "verified"}
     plan: dict[str, Any] | None = None
+    # sha256 of the card.json bytes this card was read from ("" when built in memory); it is
+    # computed on reading, never written into the card (a card cannot vouch for itself)
+    json_sha256: str = field(default="", compare=False)
 
     @property
     def ref(self) -> str:
@@ -82,6 +86,7 @@ class ModelCard:
 
     def to_json(self) -> str:
         raw = asdict(self)
+        del raw["json_sha256"]
         if raw["plan"] is None:  # cards without a plan stay readable by scorers that predate it
             del raw["plan"]
         return json.dumps(raw, indent=2, sort_keys=False, allow_nan=False) + "\n"
@@ -108,6 +113,9 @@ class ModelCard:
                 classes=tuple(pb.get("classes", ())),
             )
             raw["classes"] = tuple(raw.get("classes", ()))
+            raw["json_sha256"] = hashlib.sha256(
+                text.encode() if isinstance(text, str) else text
+            ).hexdigest()
             card = cls(features=feats, prediction_baseline=baseline, **raw)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise CardInvalid(

@@ -106,6 +106,7 @@ def score(
             "name": card.name,
             "version": card.version,
             "sha256": card.model_sha256,
+            "card_sha256": card.json_sha256,
             "task": card.task,
             "engine": "plan" if model.plan is not None else "pipeline",
         },
