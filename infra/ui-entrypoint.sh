@@ -9,4 +9,7 @@ if [ -n "${DROPSCORE_UI_SECRETS:-}" ]; then
   printf '%s\n' "$DROPSCORE_UI_SECRETS" > "$HOME/.streamlit/secrets.toml"
   unset DROPSCORE_UI_SECRETS
 fi
-exec streamlit run "${DROPSCORE_UI_APP:-/app/ui/app.py}" "$@"
+# Streamlit buffers an upload up to server.maxUploadSize before the app sees it: the server's
+# limit is the app's own (DROPSCORE_UI_MAX_MB, default 50 as in ui/settings.py), one variable.
+exec streamlit run "${DROPSCORE_UI_APP:-/app/ui/app.py}" \
+  --server.maxUploadSize "${DROPSCORE_UI_MAX_MB:-50}" "$@"

@@ -6,6 +6,7 @@ comes from ``card.features``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -86,6 +87,9 @@ class ModelCard:
     # classification: predictions.csv's probability column per class, in ``classes`` order
     # (cards from before it derive the same names: ``schema.probability_columns``)
     proba_columns: tuple[str, ...] = ()
+    # sha256 of the card.json bytes this card was read from ("" when built in memory); it is
+    # computed on reading, never written into the card (a card cannot vouch for itself)
+    json_sha256: str = field(default="", compare=False)
 
     @property
     def ref(self) -> str:
@@ -103,6 +107,7 @@ class ModelCard:
 
     def to_json(self) -> str:
         raw = asdict(self)
+        del raw["json_sha256"]
         if raw["plan"] is None:  # cards without a plan stay readable by scorers that predate it
             del raw["plan"]
         return json.dumps(raw, indent=2, sort_keys=False, allow_nan=False) + "\n"
@@ -131,6 +136,9 @@ class ModelCard:
             raw["classes"] = tuple(raw.get("classes", ()))
             raw["ignored"] = tuple(IgnoredColumn(**i) for i in raw.get("ignored", ()))
             raw["proba_columns"] = tuple(raw.get("proba_columns", ()))
+            raw["json_sha256"] = hashlib.sha256(
+                text.encode() if isinstance(text, str) else text
+            ).hexdigest()
             card = cls(features=feats, prediction_baseline=baseline, **raw)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise CardInvalid(

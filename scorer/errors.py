@@ -73,6 +73,12 @@ class ModelIntegrityError(DropscoreError):
     code = "MODEL_TAMPERED"
 
 
+class CardTampered(ModelIntegrityError):
+    """card.json differs from the card recorded when its version was promoted."""
+
+    code = "CARD_TAMPERED"
+
+
 class ModelVersionMismatch(DropscoreError):
     """The model was pickled with library versions this process does not have."""
 

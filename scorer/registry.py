@@ -25,6 +25,7 @@ from scorer import storage
 from scorer.card import ModelCard
 from scorer.errors import (
     BadArgument,
+    CardTampered,
     ModelIntegrityError,
     ModelNotFound,
     ModelVersionMismatch,
@@ -115,7 +116,12 @@ class Registry:
         if isinstance(ref, str):
             ref = ModelRef.parse(ref)
         if ref.version is not None:
-            return self.card(ref.name, ref.version)
+            card = self.card(ref.name, ref.version)
+            # every alias that vouches for this version vouches for its card too
+            for alias, record in self._alias_records(ref.name).items():
+                if _version_of(record) == ref.version:
+                    _check_card(card, record, alias)
+            return card
         alias = ref.alias or DEFAULT_ALIAS
         try:
             raw = json.loads(storage.read_bytes(self._path(ref.name, "aliases", f"{alias}.json")))
@@ -134,7 +140,21 @@ class Registry:
             ) from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelNotFound(f"alias '{ref}' is unreadable; promote a version again") from exc
-        return self.card(ref.name, version)
+        card = self.card(ref.name, version)
+        _check_card(card, raw, alias)
+        return card
+
+    def _alias_records(self, name: str) -> dict[str, Any]:
+        """Each alias's record as written by ``promote`` (unreadable ones left out)."""
+        out = {}
+        for obj in storage.list_objects(self._path(name, "aliases") + "/"):
+            try:
+                out[obj.url.rsplit("/", 1)[-1].removesuffix(".json")] = json.loads(
+                    storage.read_bytes(obj.url)
+                )
+            except (ValueError, ObjectMissing):
+                continue
+        return out
 
     def load(self, card: ModelCard, engine: str = "pipeline") -> LoadedModel:
         """Verify model.pkl against the card, then unpickle it (cached per process).
@@ -266,11 +286,39 @@ class Registry:
     def promote(self, name: str, version: int, alias: str = DEFAULT_ALIAS) -> ModelCard:
         check_name(alias, "alias")
         card = self.card(name, version)  # refuses unknown versions
-        body = {"version": version, "promoted_at": dt.datetime.now(dt.UTC).isoformat()}
+        # the card as promoted: a card.json edited later is refused (CardTampered) until the
+        # version is promoted again, which is how an operator accepts a new card
+        body = {
+            "version": version,
+            "promoted_at": dt.datetime.now(dt.UTC).isoformat(),
+            "card_sha256": card.json_sha256,
+            "model_sha256": card.model_sha256,
+        }
         storage.write_bytes(
             self._path(name, "aliases", f"{alias}.json"), (json.dumps(body) + "\n").encode()
         )
         return card
+
+
+def _version_of(record: Any) -> int | None:
+    try:
+        return int(record["version"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_card(card: ModelCard, record: Any, alias: str) -> None:
+    """The card must be the one the alias record was promoted with. A record written before
+    promotions recorded cards (no ``card_sha256``) vouches for nothing; the manifest's
+    ``card_sha256`` still shows which card validated each run."""
+    promoted = record.get("card_sha256") if isinstance(record, dict) else None
+    if promoted and promoted != card.json_sha256:
+        raise CardTampered(
+            f"{card.ref}: card.json changed after it was promoted as '{alias}' (sha256 "
+            f"{card.json_sha256[:12]}… is not the promoted {str(promoted)[:12]}…); the card "
+            "decides which rows are valid, so nothing is scored with it. Restore the card, or "
+            f"promote {card.ref} again to accept the new one."
+        )
 
 
 def _check_extra_name(name: str) -> None:

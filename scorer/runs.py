@@ -230,6 +230,7 @@ def model_entry(model: LoadedModel) -> dict[str, Any]:
         "name": card.name,
         "version": card.version,
         "sha256": card.model_sha256,
+        "card_sha256": card.json_sha256,
         "task": card.task,
         "engine": "plan" if model.plan is not None else "pipeline",
     }

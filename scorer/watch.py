@@ -13,11 +13,14 @@ event`` decodes keys exactly once (``raw_keys`` says which kind the queue carrie
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -68,14 +71,48 @@ def handle(body: str, settings: service.Settings) -> int:
     cmd += ["--max-input-mb", f"{limits.max_input_mb:g}"]
     cmd += ["--max-decompressed-mb", f"{limits.max_decompressed_mb:g}"]
     cmd += ["--max-cpu-seconds", f"{limits.max_cpu_seconds:g}"]
-    proc = subprocess.run(cmd, input=body.encode(), capture_output=True, timeout=EVENT_TIMEOUT_S)
-    log.info("event finished", extra={"exit": proc.returncode, "result": _result_line(proc.stderr)})
-    return proc.returncode
+    code, tail = run_child(cmd, body.encode(), EVENT_TIMEOUT_S)
+    log.info("event finished", extra={"exit": code, "result": _result_line(tail)})
+    return code
 
 
-def _result_line(stderr: bytes) -> str:
+def run_child(cmd: list[str], stdin: bytes, timeout: float) -> tuple[int, str]:
+    """Run ``cmd`` in its own process group; (exit code, the tail of its stderr).
+
+    Its stderr goes to a file, not a pipe: a killed run's leftover descendants (forked
+    workers) may still hold it open, and reading a pipe to its end would wait for them. When
+    the child has exited (or overrun ``timeout``: exit -9), whatever is left of its group is
+    killed, so nothing of a dead run lingers."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # a child that exits without reading it
+            proc.stdin.write(stdin)
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("event overran its time; killed", extra={"timeout_s": timeout})
+            code = -signal.SIGKILL
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        err.seek(max(0, err.seek(0, os.SEEK_END) - 65536))  # the tail is all that is logged
+        tail = err.read().decode(errors="replace")
+    return code, tail
+
+
+def _result_line(stderr: str) -> str:
     """The event's summary (status, counts, warnings, alerts) or its error line."""
-    lines = stderr.decode(errors="replace").strip().splitlines() or [""]
+    lines = stderr.strip().splitlines() or [""]
     heads = ("ok:", "partial:", "failed:", "already scored:", "ignored:", "error [")
     found = [line for line in lines if line.startswith(heads)]
     return (found or lines)[-1][:1000]

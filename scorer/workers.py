@@ -8,6 +8,7 @@ batches are in flight, so memory stays flat whatever the file's size.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import queue
@@ -84,9 +85,13 @@ def scored_in_order(
     ctx = mp.get_context("fork")
     tasks: Any = ctx.Queue()
     results: Any = ctx.Queue()
+    parent = os.getpid()
     procs = [
         ctx.Process(
-            target=_work, args=(tasks, results, model, plan), daemon=True, name=f"scorer-{i}"
+            target=_work,
+            args=(tasks, results, model, plan, parent),
+            daemon=True,
+            name=f"scorer-{i}",
         )
         for i in range(workers)
     ]
@@ -158,7 +163,22 @@ def _get(results: Any, procs: list[Any]) -> tuple[int, BatchResult]:
         return seq, result
 
 
-def _work(tasks: Any, results: Any, model: LoadedModel, plan: HeaderPlan) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this worker when its parent dies (Linux), however the parent
+    dies: a SIGKILLed run (OOM, a task stopped hard) must not leave workers that hold its
+    stdout/stderr open, blocking whoever reads them, or that wait on its queue forever.
+    (The signal follows the forking thread; ``scored_in_order`` outlives its workers anyway.)"""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: no such call
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the call above took effect
+        os._exit(1)
+
+
+def _work(tasks: Any, results: Any, model: LoadedModel, plan: HeaderPlan, parent: int) -> None:
+    _die_with_parent(parent)
     # The parent owns shutdown: a worker must not inherit its SIGTERM handler (which raises
     # Interrupted and prints a traceback from the child) nor react to Ctrl-C on its own.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

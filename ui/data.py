@@ -3,12 +3,10 @@ manifests (data with a TTL). Arguments are plain strings so cache keys are cheap
 
 from __future__ import annotations
 
-import codecs
-import csv
+import io
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from typing import IO
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -21,6 +19,11 @@ from scorer.registry import LoadedModel, Registry
 
 LISTING_TTL = 15  # seconds: new runs and promotions show up this fast
 PREVIEW_ROWS = 500
+MB = 1024 * 1024
+# a preview reads at most this much of an output (a single row may be many MB) and shows at
+# most this many characters of a cell, so a run's page opens in bounded time and memory
+PREVIEW_BYTES = 4 * MB
+PREVIEW_CELL_CHARS = 300
 
 
 # --- models --------------------------------------------------------------------------------------
@@ -123,31 +126,73 @@ def _manifest(bucket: str, key: str, scored: str) -> Manifest:
     return catalog.read_manifest(catalog.check_run_path(bucket, key), scored)
 
 
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """The first records of a CSV as shown on a page: bounded in bytes read and in cell size."""
+
+    frame: pd.DataFrame
+    cut_cells: int  # cells shortened to PREVIEW_CELL_CHARS for display
+    stopped_early: bool  # the file goes on past PREVIEW_BYTES (or past ``rows`` records)
+
+
 @st.cache_data(ttl=3600, max_entries=64, show_spinner=False)
-def csv_preview(url: str, rows: int = PREVIEW_ROWS) -> pd.DataFrame:
-    """The first ``rows`` records of a (possibly huge) CSV, read as text without type guessing."""
+def csv_preview(
+    url: str,
+    rows: int = PREVIEW_ROWS,
+    max_bytes: int = PREVIEW_BYTES,
+    max_cell: int = PREVIEW_CELL_CHARS,
+) -> Preview:
+    """The first ``rows`` records of a (possibly huge) CSV, read as text without type guessing,
+    from at most ``max_bytes`` of it (a record cut by that bound is left out), each cell at
+    most ``max_cell`` characters plus '…'. Our outputs hold cells up to the reader's 1 MiB
+    limit plus a formula guard, so nothing here relies on the csv module's field limit."""
     with storage.open_read(url) as raw:
-        reader = csv.reader(_lines(raw))
-        header = next(reader, [])
-        records = []
-        for record in reader:
-            records.append(record[: len(header)] + [""] * (len(header) - len(record)))
-            if len(records) >= rows:
-                break
-    return pd.DataFrame(records, columns=header, dtype=str)
+        data = raw.read(max_bytes + 1)
+    more = len(data) > max_bytes
+    text = data[:max_bytes].decode("utf-8", errors="replace")
+    if more:
+        text = _complete_records(text)
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), dtype=str, keep_default_na=False, nrows=rows + 1, engine="c"
+        )
+    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        return Preview(pd.DataFrame(), 0, more)
+    more = more or len(frame) > rows
+    frame = frame.head(rows)
+    long = frame.apply(lambda col: col.str.len() > max_cell) if len(frame) else frame
+    cut = int(long.to_numpy().sum()) if len(frame) else 0
+    if cut:
+        frame = frame.apply(
+            lambda col: col.where(col.str.len() <= max_cell, col.str.slice(0, max_cell) + "…")
+        )
+    return Preview(frame, cut, more)
 
 
-def _lines(raw: IO[bytes], chunk: int = 1 << 16) -> Iterator[str]:
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending = ""
-    while data := raw.read(chunk):
-        pending += decoder.decode(data)
-        *lines, pending = pending.split("\n")
-        for line in lines:
-            yield line + "\n"
-    pending += decoder.decode(b"", final=True)
-    if pending:
-        yield pending
+def _complete_records(text: str) -> str:
+    """``text`` up to its last line break outside quotes: RFC 4180 doubles quotes inside a
+    quoted cell, so an even number of quotes before a break means the break ends a record."""
+    quotes = text.count('"')
+    end = len(text)
+    while (pos := text.rfind("\n", 0, end)) >= 0:
+        quotes -= text.count('"', pos, end)
+        if quotes % 2 == 0:
+            return text[: pos + 1]
+        end = pos
+    return ""
+
+
+def preview_note(preview: Preview, what: str, total: int) -> str:
+    """The caption under a preview: how much of the file it shows, and what was cut."""
+    note = f"First {len(preview.frame):,} of {total:,} {what} (download for all)"
+    if preview.stopped_early and len(preview.frame) < min(total, PREVIEW_ROWS):
+        note += f"; the preview stops at the first {PREVIEW_BYTES // MB} MB of the file"
+    if preview.cut_cells:
+        note += (
+            f"; {preview.cut_cells:,} long cell(s) are cut to {PREVIEW_CELL_CHARS} characters "
+            "here, the download has every value in full"
+        )
+    return note
 
 
 def object_bytes(url: str) -> bytes:

@@ -68,6 +68,7 @@ class Network:
     public: list[str]
     certificate: str
     secret: str
+    oidc_secret: str
 
 
 def make_network(endpoint: str) -> Network:
@@ -86,7 +87,12 @@ def make_network(endpoint: str) -> Network:
     secret = client("secretsmanager", endpoint).create_secret(
         Name=f"dropscore-ui-{uuid.uuid4().hex[:8]}", SecretString='[auth]\nredirect_uri = "x"\n'
     )
-    return Network(vpc, subnets[:2], subnets[2:], cert["CertificateArn"], secret["ARN"])
+    oidc = client("secretsmanager", endpoint).create_secret(
+        Name=f"dropscore-oidc-{uuid.uuid4().hex[:8]}", SecretString="client-secret"
+    )
+    return Network(
+        vpc, subnets[:2], subnets[2:], cert["CertificateArn"], secret["ARN"], oidc["ARN"]
+    )
 
 
 @dataclass
@@ -111,6 +117,13 @@ def create_stack(endpoint: str, network: Network, **overrides: str) -> Stack:
         "PublicSubnetIds": ",".join(network.public),
         "CertificateArn": network.certificate,
         "UiSecretArn": network.secret,
+        "OidcIssuer": "https://idp.example.com",
+        "OidcAuthorizationEndpoint": "https://idp.example.com/authorize",
+        "OidcTokenEndpoint": "https://idp.example.com/token",
+        "OidcUserInfoEndpoint": "https://idp.example.com/userinfo",
+        "OidcClientId": "dropscore-ui",
+        "OidcClientSecretArn": network.oidc_secret,
+        "AllowedIngressCidr": "203.0.113.0/24",
         "UiAllowed": "alice@example.com,example.org",
         "UiAdmins": "alice@example.com",
         "AlarmEmail": "ops@example.com",

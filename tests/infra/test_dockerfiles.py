@@ -16,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 from infra_support import ROOT, VENV_BIN
 
@@ -162,6 +163,7 @@ def test_ui_entry_point_serves_health_under_production_settings(tmp_path: Path) 
         "DROPSCORE_UI_ALLOWED": "example.org",
         "DROPSCORE_UI_SECRETS": secrets,
         "DROPSCORE_UI_APP": str(ROOT / "ui" / "app.py"),
+        "DROPSCORE_UI_MAX_MB": "7",
     }
     log = tmp_path / "ui.log"
     with open(log, "wb") as fh:
@@ -192,8 +194,27 @@ def test_ui_entry_point_serves_health_under_production_settings(tmp_path: Path) 
         assert written.read_text().strip() == secrets.strip()
         assert stat.S_IMODE(written.stat().st_mode) == 0o600
         assert "gather usage" not in log.read_text().lower()
+        # Streamlit buffers what its upload endpoint receives up to server.maxUploadSize:
+        # the server's limit is the app's own, from the same variable
+        args = psutil.Process(proc.pid).cmdline()
+        assert args[args.index("--server.maxUploadSize") + 1] == "7", args
     finally:
         proc.terminate()
         proc.wait(10)
     # a health probe against a dead server must fail, or the check proves nothing
     assert subprocess.run(check, env=env, capture_output=True, timeout=30).returncode != 0
+
+
+def test_streamlit_upload_limit_equals_the_apps_limit() -> None:
+    """Local runs read .streamlit/config.toml; it must not let Streamlit take more than the app
+    accepts (DROPSCORE_UI_MAX_MB's default), and the image passes the variable itself."""
+    import tomllib
+
+    from ui.settings import UISettings
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == UISettings.from_env({}).max_mb
+    entry = (ROOT / "infra" / "ui-entrypoint.sh").read_text()
+    assert '--server.maxUploadSize "${DROPSCORE_UI_MAX_MB:-50}"' in entry
+    assert f"DROPSCORE_UI_MAX_MB:-{UISettings.from_env({}).max_mb}}}" in entry
+    assert "maxUploadSize" not in "".join(a for _, a in instructions(DOCKERFILES["ui"]))

@@ -267,7 +267,14 @@ def test_ui_service_sits_behind_https_with_redirect(moto_endpoint, stack, templa
     https = listeners[443]
     assert https["Protocol"] == "HTTPS"
     assert https["Certificates"][0]["CertificateArn"] == stack.network.certificate
-    assert https["DefaultActions"][0]["TargetGroupArn"] == stack.resources["UiTargetGroup"]
+    # sign-in at the load balancer first: no unauthenticated request reaches Streamlit
+    actions = https["DefaultActions"]  # in the template's order (moto drops forward's Order)
+    assert [a["Type"] for a in actions] == ["authenticate-oidc", "forward"]
+    oidc = actions[0]["AuthenticateOidcConfig"]
+    assert oidc["Issuer"] == stack.params["OidcIssuer"]
+    assert oidc["ClientId"] == stack.params["OidcClientId"]
+    assert oidc["OnUnauthenticatedRequest"] == "authenticate"
+    assert actions[1]["TargetGroupArn"] == stack.resources["UiTargetGroup"]
     redirect = listeners[80]["DefaultActions"][0]
     assert redirect["Type"] == "redirect"
     assert redirect["RedirectConfig"]["Protocol"] == "HTTPS"
@@ -454,3 +461,36 @@ def test_topic_accepts_alarms_and_the_failed_task_rule_only(template) -> None:
     principals = sorted(s["Principal"]["Service"] for s in statements)
     assert principals == ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
     assert all(s["Action"] == "sns:Publish" and "Condition" in s for s in statements)
+
+
+def test_the_load_balancer_signs_users_in_before_anything_reaches_streamlit(template) -> None:
+    """Streamlit's upload endpoint takes a body from anyone with a session id (issue 12 #5):
+    the HTTPS listener authenticates (OIDC) before it forwards, with no rule that skips it,
+    and the client secret comes from Secrets Manager, never from a plain parameter."""
+    listener = props(template, "HttpsListener")
+    authenticate, forward = sorted(listener["DefaultActions"], key=lambda a: a["Order"])
+    assert (authenticate["Type"], forward["Type"]) == ("authenticate-oidc", "forward")
+    assert forward["TargetGroupArn"] == {"Ref": "UiTargetGroup"}
+    config = authenticate["AuthenticateOidcConfig"]
+    for key in ("Issuer", "AuthorizationEndpoint", "TokenEndpoint", "UserInfoEndpoint"):
+        param = config[key]["Ref"]
+        assert template["Parameters"][param]["AllowedPattern"].startswith("^https://"), key
+    assert config["ClientId"] == {"Ref": "OidcClientId"}
+    assert config["ClientSecret"] == {
+        "Fn::Sub": "{{resolve:secretsmanager:${OidcClientSecretArn}:SecretString}}"
+    }
+    assert config["OnUnauthenticatedRequest"] == "authenticate"
+    assert "email" in config["Scope"].split()
+    rules = [r for r in template["Resources"].values() if r["Type"].endswith("ListenerRule")]
+    assert rules == [], "a listener rule could forward without the sign-in"
+    http = props(template, "HttpRedirectListener")["DefaultActions"]
+    assert [a["Type"] for a in http] == ["redirect"]
+
+
+def test_ingress_range_is_an_explicit_choice(template) -> None:
+    from infra_support import ROOT
+
+    cidr = template["Parameters"]["AllowedIngressCidr"]
+    assert "Default" not in cidr, "who may reach the UI is the deployer's choice, not 0.0.0.0/0"
+    readme = (ROOT / "infra" / "README.md").read_text()
+    assert "| `AllowedIngressCidr` | — (required) |" in readme

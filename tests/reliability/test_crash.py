@@ -169,3 +169,49 @@ def test_sigterm_just_after_the_commit_exits_as_the_committed_run_says(
     [m] = manifests(s3, bucket).values()
     assert m["status"] == "ok"
     assert ledger(bucket) == []
+
+
+def _still_running(procs: list[Any]) -> list[Any]:
+    import psutil
+
+    alive = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def test_sigkill_of_a_run_with_workers_leaves_no_worker_behind(
+    s3: Any, bucket: str, s3_registry: str, tmp_path: Any
+) -> None:
+    """Forked workers die with their parent: a SIGKILLed run (OOM, a task stopped hard) must
+    not leave processes holding its stdout/stderr, which would block whoever reads them."""
+    import psutil
+
+    src = tmp_path / "big.csv"
+    src.write_bytes(sample_csv(ROWS, seed=6))
+    proc = cli_proc(
+        "score", str(src), "--registry", s3_registry, "--model", "claims", "--workers", "2",
+        "--out", f"s3://{bucket}/scored/orphans/run/",
+        # the run holds still after part 1 of predictions.csv: its workers are up and waiting
+        env={"DROPSCORE_PART_SIZE": str(PART), "DROPSCORE_FAULT": "pause:after_part:1"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not open_uploads(s3, bucket):
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert len(workers) == 2, workers
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 5
+    while _still_running(workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = _still_running(workers)
+    for p in left:  # do not leak them into the rest of the session when the test fails
+        p.kill()
+    assert left == []

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from scorer import service, sweep
-from scorer.errors import ModelNotFound
+from scorer.errors import CardTampered, ModelNotFound
 from scorer.registry import Registry
 from tests.reliability.conftest import ledger, manifests, put, run_event, sample_csv
 from tests.scorer.test_registry import _TouchOnLoad, stale_sklearn_pickle
@@ -64,8 +64,21 @@ def _old_sklearn(s3: Any, bucket: str, reg: Registry, tmp_path: Path) -> str:
     return "MODEL_LIBRARY_MISMATCH"
 
 
+def _edited_card(s3: Any, bucket: str, reg: Registry, tmp_path: Path) -> str:
+    """The card decides which rows are valid: relaxing it (here: 'smoker' may be empty and
+    'bmi' any size) must not score with the same run id under the same model block."""
+    key = "models/claims/1/card.json"
+    card = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    for feat in card["features"]:
+        feat["nullable"] = True
+        feat["min"] = feat["max"] = None
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(card, indent=2).encode())
+    return "CARD_TAMPERED"
+
+
 BAD_MODELS = [
     ("a model.pkl replaced by a code-running pickle", _tampered),
+    ("a card.json edited after its version was promoted", _edited_card),
     ("the production alias names a version that does not exist", _missing_version),
     ("a card whose model.pkl is gone", _missing_pickle),
     ("a model pickled by another scikit-learn", _old_sklearn),
@@ -88,6 +101,9 @@ def test_a_bad_model_stops_the_task_before_scoring_and_the_input_stays_pending(
     if code == "MODEL_NOT_FOUND" and "version 7" in done.stderr:
         with pytest.raises(ModelNotFound):
             ledger(bucket)
+    elif code == "CARD_TAMPERED":  # the checker names the edited card too
+        with pytest.raises(CardTampered):
+            ledger(bucket, model="claims@1")
     else:
         assert [v.split()[0] for v in ledger(bucket, model="claims@1")] == ["INPUT_PENDING"]
 
@@ -124,3 +140,30 @@ def test_an_alias_moved_during_a_sweep_each_file_is_scored_by_one_recorded_versi
     versions = sorted(m["model"]["version"] for m in manifests(s3, bucket).values())
     assert versions == [1] * 5 + [2] * 5
     assert ledger(bucket) == []
+
+
+def test_every_manifest_records_the_sha256_of_the_card_that_validated_it(
+    s3: Any, bucket: str, s3_registry: str
+) -> None:
+    import hashlib
+
+    version = put(s3, bucket, "incoming/card.csv", sample_csv(10))
+    done = run_event(bucket, "incoming/card.csv", version)
+    assert done.returncode == 0, done.stderr
+    [m] = manifests(s3, bucket).values()
+    card = s3.get_object(Bucket=bucket, Key="models/claims/1/card.json")["Body"].read()
+    alias = json.loads(
+        s3.get_object(Bucket=bucket, Key="models/claims/aliases/production.json")["Body"].read()
+    )
+    assert m["model"]["card_sha256"] == hashlib.sha256(card).hexdigest() == alias["card_sha256"]
+
+
+def test_an_edited_card_is_refused_by_version_too_while_an_alias_vouches_for_it(
+    s3: Any, bucket: str, s3_registry: str, tmp_path: Path
+) -> None:
+    _edited_card(s3, bucket, Registry(s3_registry), tmp_path)
+    with pytest.raises(CardTampered, match="changed after it was promoted"):
+        Registry(s3_registry).resolve("claims@1")
+    # promoting again is how an operator accepts the new card
+    Registry(s3_registry).promote("claims", 1)
+    assert Registry(s3_registry).resolve("claims@1").features[0].nullable

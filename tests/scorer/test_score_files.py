@@ -335,3 +335,20 @@ def test_a_prediction_that_is_not_a_finite_number_is_rejected(
     assert all(math.isfinite(float(r["prediction"])) for r in scored)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert sum(manifest["distributions"]["prediction"]["counts"]) == 3
+
+
+def test_a_class_probability_that_is_not_finite_marks_the_row() -> None:
+    """Classification has no numeric prediction: a NaN or inf among the probabilities (or the
+    score) is what makes a row unscorable."""
+    import numpy as np
+
+    from scorer.batches import non_finite
+    from scorer.predict import Predictions
+
+    proba = np.array([[0.2, 0.8], [np.nan, np.nan], [0.5, np.inf], [1.0, 0.0]])
+    preds = Predictions(np.array(["a", "b", "b", "a"], dtype=object), proba.max(axis=1), proba)
+    assert non_finite(preds).tolist() == [False, True, True, False]
+    values = np.array([1.0, np.inf, -np.inf, np.nan, -2.5])
+    assert non_finite(Predictions(values, None, None)).tolist() == [
+        False, True, True, True, False,
+    ]  # fmt: skip

@@ -122,3 +122,39 @@ def test_hundreds_of_runs_are_paged(app, seeded, s3, capsys) -> None:  # type: i
         print(
             f"\n[runs] 305 runs: first page {cold:.2f} s (list + manifests), page 13 {warm:.2f} s"
         )
+
+
+def test_a_run_with_huge_and_formula_cells_opens_with_a_bounded_preview(
+    app, ui_env, s3, s3_registry
+) -> None:  # type: ignore[no-untyped-def]
+    """A legal 1 MiB cell starting with '=' (written as '=… so no spreadsheet runs it) and an
+    8 MiB row: the run page opens, long cells are cut for display with a note, and the preview
+    stops at a byte bound instead of reading the huge row."""
+    from tests.ui.support import claims_frame, put_and_score
+
+    frame = claims_frame(30, 5).astype(object)
+    frame["note"] = "fine"
+    for i in range(8):  # eight 1 MiB cells: one 8 MiB row
+        frame[f"blob{i}"] = ""
+    formula = "=" + "A" * (1024 * 1024 - 1)
+    frame.loc[2, "note"] = formula
+    frame.loc[4, frame.columns[0]] = formula  # not a number: rejected, its raw record kept
+    for i in range(8):
+        frame.loc[20, f"blob{i}"] = "B" * (1024 * 1024)
+    key = "incoming/huge/cells.csv"
+    run = put_and_score(s3, ui_env, key, frame.to_csv(index=False).encode(), s3_registry, "claims")
+    at = app(query={"run": run})
+    open_page(at, "runs")
+    assert not at.exception
+    assert not at.error
+    assert [t.value for t in at.title] == [md(key)]
+    preds = next(d.value for d in at.dataframe if "prediction" in d.value.columns)
+    assert len(preds) == 19  # the rows before the 8 MiB row that fit in the preview's bytes
+    cell = preds["note"].iloc[2]
+    assert cell == "'=" + "A" * 298 + "…"
+    captions = " ".join(c.value for c in at.caption)
+    assert "stops at the first 4 MB" in captions
+    assert "cut to 300 characters" in captions
+    rejected = next(d.value for d in at.dataframe if "raw" in d.value.columns)
+    assert len(rejected) == 1
+    assert max(len(v) for v in rejected["raw"]) == 301

@@ -282,9 +282,9 @@ def _predictions(settings: UISettings, path: catalog.RunPath, m: Manifest) -> No
     if url is None:
         st.info("No predictions: no row could be scored.")
         return
-    frame = data.csv_preview(url)
-    st.caption(f"First {len(frame):,} of {m.rows_scored:,} rows (download for all)")
-    preview_table(frame)
+    preview = data.csv_preview(url)
+    st.caption(data.preview_note(preview, "rows", m.rows_scored))
+    preview_table(preview.frame)
 
 
 def _rejected(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
@@ -299,8 +299,8 @@ def _rejected(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
     if url is None:
         return
     preview = data.csv_preview(url)
-    st.caption(f"First {len(preview):,} of {m.rows_rejected:,} rejected rows (download for all)")
-    st.dataframe(preview, hide_index=True)
+    st.caption(data.preview_note(preview, "rejected rows", m.rows_rejected))
+    st.dataframe(preview.frame, hide_index=True)
 
 
 def _downloads(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
