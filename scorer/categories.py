@@ -1,7 +1,10 @@
 """One canonical form for category values, the same in training, scoring and the UI (pure).
 
-Surrounding whitespace never matters: training trims it before PyCaret sees a value, and the
-scorer trims a cell before looking it up. A value that differs from exactly one seen category
+Surrounding whitespace never matters: training gives all spellings of a value that differ only
+in surrounding whitespace one spelling — the most frequent one in the training data, so a table
+written with ', ' separators (' Male' everywhere) keeps its own values and the published
+pipeline still agrees with plain PyCaret on that table — and the scorer trims a cell before
+looking it up among the seen categories. A value that differs from exactly one seen category
 only by case or by runs of inner whitespace is mapped to that category (and counted, so the
 user sees it); a value that matches several seen categories that way, or none, stays unseen.
 """
@@ -9,7 +12,7 @@ user sees it); a value that matches several seen categories that way, or none, s
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -18,7 +21,10 @@ WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
     "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-RULE = "trim; case/inner-space variants mapped to a unique seen category"
+RULE = (
+    "surrounding whitespace ignored (training: one spelling per trimmed value, its most frequent); "
+    "case/inner-space variants mapped to a unique seen category"
+)
 _INNER = re.compile(f"[{re.escape(WHITESPACE)}]+")
 
 UNSEEN = -1
@@ -26,6 +32,20 @@ UNSEEN = -1
 
 def trim(value: str) -> str:
     return value.strip()
+
+
+def one_spelling(counts: Mapping[str, int]) -> dict[str, str]:
+    """Training's rule: every spelling → the spelling its trimmed value is written with most
+    often (ties: the trimmed spelling, else the first in sorted order); whitespace-only
+    spellings are left out (missing)."""
+    best: dict[str, tuple[int, str]] = {}
+    for spelling, n in sorted(counts.items()):
+        key = trim(spelling)
+        if not key:
+            continue
+        if key not in best or n > best[key][0] or (n == best[key][0] and spelling == key):
+            best[key] = (n, spelling)
+    return {s: best[trim(s)][1] for s in counts if trim(s)}
 
 
 def fold(value: str) -> str:

@@ -183,13 +183,16 @@ def _check_field_counts(text: str, src: str, width: int, sep: str = ",") -> None
 
 
 def _trim_categories(frame: pd.DataFrame, target: str) -> pd.DataFrame:
-    """Feature text without surrounding whitespace, as the scorer reads it (scorer/categories.py):
-    ' Male' trains as 'Male', and a value that is only whitespace is missing."""
+    """Feature text as the scorer matches it (scorer/categories.py): spellings that differ only
+    in surrounding whitespace become one (the most frequent: ' Male' stays ' Male' in a table
+    written with ', ' separators, so plain PyCaret on that table agrees with the published
+    model), and a value that is only whitespace is missing."""
     for col in frame.columns:
         if col == target or profile.is_number(frame[col]):
             continue
-        trimmed = frame[col].map(lambda v: v.strip() if isinstance(v, str) else v)
-        frame[col] = trimmed.where(trimmed != "", np.nan)
+        texts = frame[col].map(lambda v: v if isinstance(v, str) else None)
+        spelling = categories.one_spelling(texts.value_counts().to_dict())
+        frame[col] = [spelling.get(v, np.nan) if isinstance(v, str) else v for v in frame[col]]
     return frame
 
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -246,14 +247,16 @@ def test_only_an_empty_cell_is_missing_as_in_the_scorer(tmp_path: Path) -> None:
     assert data.frame["heating"].isna().tolist() == [False, False, False, True, False]
 
 
-def test_categories_are_trimmed_and_blank_ones_are_missing_as_in_the_scorer(
+def test_spellings_that_differ_in_surrounding_space_become_one_and_blank_ones_are_missing(
     tmp_path: Path,
 ) -> None:
     src = tmp_path / "t.csv"
-    src.write_text("sex,charges\n Male,1\nfemale ,2\n  ,3\nMale,4\n")
+    src.write_text("sex,charges\n Male,1\nfemale ,2\n  ,3\nMale,4\n Male,5\nfemale,6\n")
     data = read_training_csv(str(src), "charges")
-    assert data.frame["sex"].tolist()[:2] == ["Male", "female"]
-    assert data.frame["sex"].isna().tolist() == [False, False, True, False]
+    # the most frequent spelling wins (' Male' ×2); a tie goes to the trimmed one ('female')
+    sex = data.frame["sex"].tolist()
+    assert [sex[i] for i in (0, 1, 3, 4, 5)] == [" Male", "female", " Male", " Male", "female"]
+    assert data.frame["sex"].isna().tolist() == [False, False, True, False, False, False]
 
 
 def test_a_european_export_reads_as_the_clean_file(tmp_path: Path) -> None:
@@ -351,9 +354,9 @@ def test_classification_card_keeps_awkward_names_classes_and_missing_rates(
     assert list(feats) == [
         "hours-per-week", "education level", "work class", "age (years)", "capital gain $",
     ]  # fmt: skip
-    # the data has ' Private' …: surrounding whitespace is trimmed before training
-    assert feats["work class"]["categories"] == ["Gov", "Private", "Self-emp"]
-    assert raw["notes"]["category_rule"].startswith("trim;")
+    # the data has ' Private' … everywhere: that spelling is kept (plain PyCaret agrees on it)
+    assert feats["work class"]["categories"] == [" Gov", " Private", " Self-emp"]
+    assert raw["notes"]["category_rule"].startswith("surrounding whitespace ignored")
     assert 0.02 < feats["work class"]["missing_rate"] < 0.08
     assert feats["work class"]["nullable"] is True
     assert feats["education level"]["kind"] == "category"
@@ -725,8 +728,17 @@ def test_any_frame_written_as_csv_reads_back_as_written(frame: pd.DataFrame) -> 
     for col in frame.columns:
         want, have = frame[col], got[col]
         if col != frame.columns[0] and want.map(lambda v: isinstance(v, str)).any():
-            # features as the scorer reads them: trimmed, and whitespace only is missing
-            want = want.map(lambda v: (v.strip() or None) if isinstance(v, str) else v)
+            # one spelling per trimmed value (its most frequent; ties: the trimmed one, else
+            # the first sorted), and whitespace only is missing
+            counts = Counter(v for v in want if isinstance(v, str))
+
+            def pick(v: str, counts: Counter[str] = counts) -> str | None:
+                key = v.strip()
+                group = {s: n for s, n in counts.items() if s.strip() == key}
+                top = sorted(s for s, n in group.items() if n == max(group.values()))
+                return (key if key in top else top[0]) if key else None
+
+            want = want.map(lambda v: pick(v) if isinstance(v, str) else v)
         assert have.isna().tolist() == want.isna().tolist(), col
         present = want.notna()
         if present.any() and isinstance(want[present].iloc[0], float):
