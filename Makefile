@@ -35,8 +35,9 @@ test: install system-deps lint  ## lint, then every test (slow end-to-end ones i
 test-fast: install  ## the suite without the slow end-to-end tests
 	$(PY) -m pytest -n 2 --dist loadgroup -m "not slow"
 
-bench: install  ## scoring benchmark: ratios against predict_model and a lean loop
+bench: install  ## benchmarks: scoring vs predict_model and a lean loop; gunzip vs Python's
 	$(PY) -m bench.scoring
+	$(PY) -m bench.decompress
 
 audit: install  ## vulnerability audit of the locked dependencies (needs PyPI's JSON API or OSV online)
 	$(PY) -m pip_audit -r <($(UV) export --frozen --no-hashes --all-groups --no-emit-project) \
