@@ -118,7 +118,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
 
 def _jobs_parser(sub: Any) -> None:
     p = sub.add_parser("jobs", help="scheduled scoring jobs (EventBridge Scheduler)")
-    jobs_sub = p.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    jobs_sub = p.add_subparsers(dest="jobs_command", required=True)
     add = jobs_sub.add_parser("add", help="add (or --replace) a job and its schedule")
     add.add_argument("name", help="job name: letters, digits, '.', '_', '-' (max 64)")
     add.add_argument("--source", required=True, help="s3://BUCKET/PREFIX[/glob] to score")
