@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from ui.settings import UISettings
 
 JOB_PARAM = "job"
 STARTED = "schedules.started"
+EARLY_EXIT_S = 3.0  # how long "run now" waits for a refusal before saying it started
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -136,13 +138,27 @@ def _run_now(settings: UISettings, job: jobs.Job, allowed: bool, who: str) -> No
     if st.button(f"Run {job.name} now", icon=":material/play_arrow:", type="primary"):
         # its own process, as the scheduled task would run it: the page stays responsive and
         # the occurrence (a manual one, with its own id) writes its summary when done
-        cmd = [sys.executable, "-m", "scorer", "jobs", "run", job.name]
+        cmd = [sys.executable, "-m", "scorer", "--log-format", "human", "jobs", "run", job.name]
         cmd += ["--bucket", settings.bucket, "--registry", settings.registry]
-        subprocess.Popen(  # our own CLI; arguments from validated settings
-            cmd, cwd=_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        log = tempfile.NamedTemporaryFile(prefix="dropscore-run-now-", suffix=".log")  # noqa: SIM115
+        proc = subprocess.Popen(  # our own CLI; arguments from validated settings
+            cmd, cwd=_ROOT, stdout=subprocess.DEVNULL, stderr=log
         )
+        try:  # a refusal (no rights, no such job) comes back at once: said, not "started"
+            code = proc.wait(EARLY_EXIT_S)
+        except subprocess.TimeoutExpired:
+            code = None
         _last.clear()
+        if code:
+            lines = Path(log.name).read_text(errors="replace").strip().splitlines()
+            st.error(
+                f"{job.name} did not run: {widgets.md(lines[-1] if lines else f'exit {code}')}",
+                icon=":material/error:",
+            )
+            return
         st.session_state[STARTED] = (
             f"Started a manual occurrence of {job.name}; its result shows here when it finishes."
+            if code is None
+            else f"Ran a manual occurrence of {job.name}."
         )
         st.rerun()
