@@ -194,18 +194,19 @@ def result_folder(
     elsewhere) lives under ``_sources/<bucket>/<key>``; ``occurrence`` (``<job>/<id>``, from an
     ``all`` job) puts the folder under ``_jobs/<job>/<id>/`` so each occurrence scores anew."""
     base = f"{JOBS}{occurrence}/" if occurrence else ""
-    if bucket is None or (bucket == home and key.startswith(incoming)):
+    own = bucket is None or (bucket == home and key.startswith(incoming))
+    if own:
         rel = relative_name(key, incoming)
         whole = key[len(incoming) :] if key.startswith(incoming) else key
     else:
-        rel = SOURCES + bucket + "/" + relative_name(key, "")
+        rel = SOURCES + f"{bucket}/" + relative_name(key, "")
         whole = f"s3://{bucket}/{key}"  # never the hash of an input under incoming/
     segments = rel.split("/")
     longest = f"{scored}{base}{rel}/{'r' * _LONGEST_RUN_ID}/{'o' * _LONGEST_OUTPUT_NAME}"
     readable = (
         all(SEGMENT.fullmatch(s) and s.strip() == s for s in segments)
         # those names are reserved for hashed, job-source and job-occurrence folders
-        and (rel.startswith(SOURCES) or f"{segments[0]}/" not in _RESERVED)
+        and (not own or f"{segments[0]}/" not in _RESERVED)
         and len(longest.encode()) <= S3_KEY_LIMIT
     )
     if readable:

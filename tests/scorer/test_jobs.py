@@ -334,3 +334,54 @@ def test_the_local_scheduler_fires_a_rate_job_once_per_tick(
     now[0] += dt.timedelta(minutes=1)
     ticker.tick()
     assert [at.strftime("%H:%M") for _, at in started] == ["12:01", "12:02"]
+
+
+# --- pure: sources and result folders ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "key", "matches"),
+    [
+        ("s3://b/exports/daily/", "exports/daily/a.csv", True),
+        ("s3://b/exports/daily", "exports/daily/sub/a.csv", True),
+        ("s3://b/exports/daily", "exports/daily-old/a.csv", False),
+        ("s3://b/exports/*.csv", "exports/sub/a.csv", True),
+        ("s3://b/exports/*.csv", "exports/a.csv.gz", False),
+        ("s3://b/exports/2026-??.csv", "exports/2026-01.csv", True),
+        ("s3://b/exports/", "exports/folder/", False),
+    ],
+    ids=[
+        "a prefix with a slash",
+        "a prefix without one is still a folder",
+        "a look-alike folder is not matched",
+        "a glob crosses folders",
+        "a glob means what it says",
+        "? matches one character",
+        "a folder marker is not a file",
+    ],
+)
+def test_a_source_matches_what_its_url_says(url: str, key: str, matches: bool) -> None:
+    assert jobs.Source.parse(url).matches(key) is matches
+
+
+def test_a_glob_only_in_the_last_segment() -> None:
+    with pytest.raises(jobs.BadArgument, match="last segment"):
+        jobs.Source.parse("s3://b/*/daily/a.csv")
+
+
+def test_job_result_folders_never_meet_an_inputs_own() -> None:
+    from scorer.events import result_folder
+
+    # an input of the bucket under incoming/: its usual folder, in a job or not
+    assert result_folder("incoming/a/b.csv", bucket="home", home="home") == "a/b"
+    # any other source: under _sources/<bucket>/
+    assert result_folder("exports/a.csv", bucket="other", home="home") == "_sources/other/exports/a"
+    assert result_folder("exports/a.csv", bucket="home", home="home") == "_sources/home/exports/a"
+    # an occurrence of an 'all' job: under _jobs/<job>/<occurrence>/
+    assert (
+        result_folder("incoming/a/b.csv", bucket="home", home="home", occurrence="m/20260101T0200Z")
+        == "_jobs/m/20260101T0200Z/a/b"
+    )
+    # an input whose own name starts with a reserved folder is hashed, never mixed into them
+    for squat in ("incoming/_jobs/m/20260101T0200Z/a/b.csv", "incoming/_sources/other/a.csv"):
+        assert result_folder(squat).startswith("_hashed/")
+    long = "incoming/" + "x" * 1000 + ".csv"
+    assert result_folder(long, occurrence="m/1").startswith("_jobs/m/1/_hashed/")
