@@ -255,7 +255,7 @@ def _scheduler_call(what: str, call: Callable[[], Any]) -> Any:
 
 def _mirror_put(job: Job, bucket: str, mirror: Mirror, *, update: bool) -> None:
     sched = _client("scheduler")
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "Name": job.name,
         "GroupName": mirror.group,
         "ScheduleExpression": job.schedule,
@@ -265,6 +265,10 @@ def _mirror_put(job: Job, bucket: str, mirror: Mirror, *, update: bool) -> None:
         "Description": f"dropscore job {job.name}: {job.mode} {job.source} with {job.model}",
         "Target": schedule_target(job, bucket, mirror),
     }
+    rate = job.parsed_schedule
+    if rate.rate_s:  # Scheduler counts a rate from its start: start it on an aligned tick, so
+        # AWS fires when the local scheduler would and "next" on the Schedules page is right
+        kwargs["StartDate"] = rate.next(dt.datetime.now(dt.UTC))
     call = sched.update_schedule if update else sched.create_schedule
     what = f"{'update' if update else 'create'} schedule {job.name}"
     _scheduler_call(what, lambda: call(**kwargs))

@@ -107,6 +107,9 @@ def test_add_mirrors_the_schedule_list_shows_it_and_remove_deletes_both(
     assert code == 0, err
     sched = boto3.client("scheduler").get_schedule(Name="nightly", GroupName=group)
     assert sched["ScheduleExpression"] == "rate(1 hour)"
+    start = sched["StartDate"].astimezone(UTC)
+    assert (start.minute, start.second) == (0, 0)  # a rate starts on an aligned tick
+    assert start > dt.datetime.now(UTC)
 
     code = cliutil.run(main, ["jobs", "list", "--bucket", bucket])
     out = capsys.readouterr().out
