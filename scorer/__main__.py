@@ -23,6 +23,8 @@ examples:
   python -m scorer score claims.csv --registry ./models --model claims --out ./scored/claims
   python -m scorer event --event event.json
   python -m scorer sweep --bucket dropscore --rescore-stale
+  python -m scorer jobs add nightly --bucket dropscore --source s3://dropscore/incoming/daily/ \
+      --model claims:production --schedule "cron(0 2 * * ? *)" --timezone Europe/Paris
 """
 
 
@@ -110,7 +112,71 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     _service_args(p)
     _gate_arg(p)
     _budget_args(p)
+    _jobs_parser(sub)
     return parser
+
+
+def _jobs_parser(sub: Any) -> None:
+    p = sub.add_parser("jobs", help="scheduled scoring jobs (EventBridge Scheduler)")
+    jobs_sub = p.add_subparsers(dest="jobs_command", required=True)
+    add = jobs_sub.add_parser("add", help="add (or --replace) a job and its schedule")
+    add.add_argument("name", help="job name: letters, digits, '.', '_', '-' (max 64)")
+    add.add_argument("--source", required=True, help="s3://BUCKET/PREFIX[/glob] to score")
+    add.add_argument("--model", required=True, help="NAME[:ALIAS] or NAME@VERSION")
+    add.add_argument(
+        "--schedule",
+        required=True,
+        help="'cron(MIN HOUR DAY MONTH WEEKDAY YEAR)' or 'rate(N minutes|hours|days)'",
+    )
+    add.add_argument("--timezone", default="UTC", help="IANA time zone of a cron (default UTC)")
+    add.add_argument(
+        "--mode",
+        choices=("new", "all"),
+        default="new",
+        help="new: what the resolved model version has not scored yet; all: every matching "
+        "object once per occurrence (default new)",
+    )
+    add.add_argument("--replace", action="store_true", help="replace a job of that name")
+    _scheduler_args(add)
+    lst = jobs_sub.add_parser("list", help="list the jobs and their next occurrence")
+    rm = jobs_sub.add_parser("remove", help="remove a job and its schedule")
+    rm.add_argument("name")
+    _scheduler_args(rm)
+    run = jobs_sub.add_parser("run", help="run one occurrence of a job now")
+    run.add_argument("name")
+    run.add_argument(
+        "--at",
+        default=None,
+        help="the scheduled time (ISO); the occurrence is the schedule's tick at or before it. "
+        "Without it: a manual occurrence of its own",
+    )
+    run.add_argument("--concurrency", type=int, default=2, help="files scored at once (default 2)")
+    run.add_argument(
+        "--event-bus", default="default", help="EventBridge bus for Job Completed events"
+    )
+    _gate_arg(run)
+    _budget_args(run)
+    for q in (add, lst, rm, run):
+        q.add_argument("--bucket", required=True, help="the dropscore bucket (holds jobs/)")
+        q.add_argument("--registry", default=None, help="registry URL (default s3://BUCKET/models)")
+    _engine_arg(run)
+
+
+def _scheduler_args(p: Any) -> None:
+    p.add_argument(
+        "--schedule-group", default="dropscore-jobs", help="EventBridge Scheduler group of jobs"
+    )
+    p.add_argument(
+        "--scheduler-role-arn",
+        default="",
+        help="role Scheduler runs the task with; without it the job is not mirrored to "
+        "EventBridge Scheduler (only a local scheduler such as make demo's runs it)",
+    )
+    p.add_argument("--ecs-cluster", default="", help="cluster ARN the scorer task runs on")
+    p.add_argument("--task-definition", default="", help="scorer task definition (family or ARN)")
+    p.add_argument("--subnets", default="", help="comma-separated subnet ids for the task")
+    p.add_argument("--security-groups", default="", help="comma-separated security group ids")
+    p.add_argument("--dead-letter-arn", default="", help="SQS queue for schedules that failed")
 
 
 def _service_args(p: Any) -> None:
@@ -214,10 +280,10 @@ def main(argv: Sequence[str]) -> int:
         return _score(args)
     settings = service.Settings(
         registry=args.registry,
-        model=args.model,
-        engine=args.engine,
+        model=args.model if args.command != "jobs" else service.DEFAULT_MODEL,
+        engine=getattr(args, "engine", "auto"),
         max_rejected_rate=_rate(getattr(args, "max_rejected_rate", "off")),
-        limits=_limits(args) if args.command != "check" else Limits(),
+        limits=_limits(args) if hasattr(args, "max_input_mb") else Limits(),
     )
     if args.command == "event":
         return _event(args, settings)
@@ -232,6 +298,8 @@ def main(argv: Sequence[str]) -> int:
         )
     if args.command == "check":
         return _check(args, settings)
+    if args.command == "jobs":
+        return _jobs(args, settings)
     from scorer.watch import watch
 
     return watch(
@@ -320,6 +388,68 @@ def _check(args: Any, settings: service.Settings) -> int:
         print(violation)
     print(f"check: {len(found)} violation(s) in s3://{args.bucket}", file=sys.stderr)
     return 1 if found else 0
+
+
+def _jobs(args: Any, settings: service.Settings) -> int:
+    import datetime as dt
+
+    from scorer import jobs, schedules
+
+    if args.jobs_command == "add":
+        mirror = jobs.mirror_from(args)
+        spec = jobs.Job(
+            name=args.name,
+            source=args.source,
+            model=args.model,
+            schedule=args.schedule,
+            timezone=args.timezone,
+            mode=args.mode,
+        )
+        job = jobs.add(args.bucket, spec, settings, mirror, replace_existing=args.replace)
+        sched = job.parsed_schedule
+        where = (
+            f"schedule {mirror.group}/{job.name}"
+            if mirror
+            else "not mirrored to EventBridge Scheduler (no --scheduler-role-arn): only a local "
+            "scheduler (make demo) runs it"
+        )
+        print(
+            f"job {job.name}: {job.mode} {job.source} with {job.model}, {sched.words()}; "
+            f"next {sched.next(dt.datetime.now(dt.UTC)).isoformat()}; {where}",
+            file=sys.stderr,
+        )
+        return 0
+    if args.jobs_command == "remove":
+        jobs.remove(args.bucket, args.name, jobs.mirror_from(args))
+        print(f"job {args.name} removed", file=sys.stderr)
+        return 0
+    if args.jobs_command == "list":
+        now = dt.datetime.now(dt.UTC)
+        found = jobs.list_jobs(args.bucket)
+        for job in found:
+            sched = job.parsed_schedule
+            print(
+                f"{job.name}\t{job.mode}\t{job.schedule}\t{job.timezone}\t{job.model}\t"
+                f"{job.source}\tnext {sched.next(now).isoformat()}"
+            )
+        print(f"{len(found)} job(s) in s3://{args.bucket}/{jobs.PREFIX}", file=sys.stderr)
+        return 0
+    at = schedules.parse_time(args.at) if args.at else None
+    summary, repeated = jobs.run(
+        args.bucket,
+        args.name,
+        settings,
+        at=at,
+        concurrency=max(1, args.concurrency),
+        event_bus=args.event_bus,
+    )
+    if repeated:
+        print(f"already ran: {jobs.summary_line(summary)}", file=sys.stderr)
+        return 0
+    print(jobs.summary_line(summary), file=sys.stderr)
+    if "event_error" in summary:
+        print(f"warning: Job Completed not sent: {summary['event_error']}", file=sys.stderr)
+    return 1 if summary["status"] != "complete" else 0
 
 
 def _read_text(path: str) -> str:

@@ -118,12 +118,24 @@ def _check_placement(ledger: Ledger, incoming: str) -> list[Violation]:
         if m is None or m.status not in TERMINAL:
             continue
         key, bucket = str(m.input.get("key") or ""), str(m.input.get("bucket") or "")
-        folder = events.result_folder(key, incoming, ledger.scored)
-        if ledger.bucket and bucket and bucket != ledger.bucket:
+        # a job's runs: sources in other buckets or prefixes under _sources/, and each
+        # occurrence of an 'all' job under _jobs/<job>/<occurrence>/ (see events.result_folder)
+        occ = events.job_occurrence(run.rel)
+        occurrence = f"{occ[0]}/{occ[1]}" if occ else None
+        home = ledger.bucket or bucket
+        folder = events.result_folder(
+            key, incoming, ledger.scored, bucket=bucket or home, home=home, occurrence=occurrence
+        )
+        elsewhere = bool(bucket) and bucket != home
+        if elsewhere and folder != run.rel:
             out.append(
                 Violation("MANIFEST_MISPLACED", run.prefix, f"its input is in bucket '{bucket}'")
             )
-        elif events.classify(key, incoming) == events.IGNORED or folder != run.rel:
+        elif folder != run.rel or (
+            not elsewhere
+            and key.startswith(incoming)
+            and events.classify(key, incoming) == events.IGNORED
+        ):
             out.append(
                 Violation(
                     "MANIFEST_MISPLACED",
@@ -136,6 +148,7 @@ def _check_placement(ledger: Ledger, incoming: str) -> list[Violation]:
         model = (m.model.get("name"), m.model.get("version"))
         # a version id names one version of one object; an ETag only content, so with the key
         owner = (*model, identity) if version_id else (*model, key, identity)
+        owner = (occurrence, bucket, *owner)  # each occurrence of an 'all' job scores anew
         owners.setdefault(owner, []).append(run.prefix)
     for owner, prefixes in owners.items():
         for prefix in prefixes if len(prefixes) > 1 else []:
@@ -429,7 +442,8 @@ def _read_run(bucket: str, scored: str, run: RunFacts) -> None:
     if not key:
         return
     try:
-        with storage.open_read(f"s3://{bucket}/{key}", version_id) as fh:
+        source = str(m.input.get("bucket") or bucket)  # a job's source may be another bucket
+        with storage.open_read(f"s3://{source}/{key}", version_id) as fh:
             dialect = m.input.get("dialect") or {}
             run.input_records = count_records(fh, str(dialect.get("delimiter") or ","))
     except FileRefused as exc:  # corrupt gzip or a bomb: no count, said so

@@ -3,7 +3,8 @@
 A moto server (real S3/SQS/EventBridge HTTP APIs) on 127.0.0.1:5055; bucket ``dropscore`` with
 versioning and EventBridge notifications; a rule on ``incoming/`` → an SQS queue (+ DLQ)
 standing in for the RunTask target; a sample model trained and promoted; ``scorer watch``; a
-sweep every few minutes; the Streamlit UI; and a first file dropped and scored. Ctrl-C stops
+sweep every few minutes; a local scheduler for jobs (scorer/ticker.py) with one sample job that
+fires every minute; the Streamlit UI; and a first file dropped and scored. Ctrl-C stops
 everything it started.
 """
 
@@ -27,6 +28,8 @@ BUCKET = os.environ.get("DROPSCORE_BUCKET", "dropscore")
 UI_PORT = int(os.environ.get("DROPSCORE_UI_PORT", "8501"))
 MODEL = os.environ.get("DROPSCORE_MODEL", "claims")
 SWEEP_EVERY_S = int(os.environ.get("DROPSCORE_SWEEP_EVERY", "120"))
+JOB_POLL_S = float(os.environ.get("DROPSCORE_JOB_POLL", "5"))
+SAMPLE_JOB = "demo-every-minute"
 QUEUE = "dropscore-scorer-events"
 DLQ = "dropscore-scorer-dlq"
 
@@ -319,6 +322,8 @@ def run(stack: Stack) -> int:
             ],
         )
     threading.Thread(target=sweeper, args=(stack,), daemon=True).start()
+    add_sample_job()
+    threading.Thread(target=job_clock, args=(stack,), daemon=True).start()
 
     first = data / "first claims.csv"
     first_file(first)
@@ -386,6 +391,36 @@ def sweeper(stack: Stack) -> None:
         )
 
 
+def add_sample_job() -> None:
+    """One job a newcomer sees fire within a minute or two (it scores what is new under
+    incoming/demo/, so after the first file it reports everything as already scored)."""
+    cmd = py("scorer", "jobs", "add", SAMPLE_JOB, "--bucket", BUCKET, "--replace")
+    cmd += ["--source", f"s3://{BUCKET}/incoming/demo/", "--model", f"{MODEL}:production"]
+    cmd += ["--schedule", "rate(1 minute)"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    say(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"jobs add: {done}")
+
+
+def job_clock(stack: Stack) -> None:
+    """The local EventBridge Scheduler: every few seconds, start the occurrences that came due."""
+    from scorer.ticker import Ticker
+
+    def start(name: str, at: Any) -> None:
+        threading.Thread(target=run_occurrence, args=(name, at), daemon=True).start()
+
+    ticker = Ticker(BUCKET, start)
+    while not stack.stopping.wait(JOB_POLL_S):
+        ticker.tick()
+
+
+def run_occurrence(name: str, at: Any) -> None:
+    say(f"job {name}: occurrence {at:%Y-%m-%d %H:%M} UTC is due, running it …")
+    cmd = py("scorer", "jobs", "run", name, "--bucket", BUCKET, "--at", at.isoformat())
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    lines = done.stderr.strip().splitlines()
+    say(f"{lines[-1] if lines else 'no output'} (exit {done.returncode})")
+
+
 def banner(ui_url: str | None) -> None:
     lines = [
         "",
@@ -400,6 +435,11 @@ def banner(ui_url: str | None) -> None:
         f"  aws --endpoint-url {ENDPOINT} s3 ls --recursive s3://{BUCKET}/scored/",
         "Make a file to drop:",
         "  .venv/bin/python -m training sample-data --rows 1000 --out claims.csv",
+        f"Scheduled job '{SAMPLE_JOB}' runs every minute (watch for '[demo] job' lines); add one:",
+        f"  .venv/bin/python -m scorer jobs add nightly --bucket {BUCKET} "
+        f"--source s3://{BUCKET}/incoming/ --model {MODEL}:production "
+        '--schedule "rate(1 minute)"',
+        f"  .venv/bin/python -m scorer jobs list --bucket {BUCKET}",
         "",
     ]
     print("\n".join(lines), flush=True)

@@ -24,6 +24,11 @@ INPUT, UNSUPPORTED, IGNORED = "input", "unsupported", "ignored"
 S3_KEY_LIMIT = 1024
 #: Results of inputs whose readable folder S3 or the UI could not hold live here, by hash.
 HASHED = "_hashed/"
+#: Results of a job's sources outside incoming/ (another prefix or bucket): _sources/<bucket>/…
+SOURCES = "_sources/"
+#: Results of one occurrence of an ``all`` job: _jobs/<job>/<occurrence>/<folder of the input>
+JOBS = "_jobs/"
+_RESERVED = (HASHED, SOURCES, JOBS)
 # refs.run_id: a name of at most 64 characters, "-v", at most 9 digits, "-", 16 hex digits
 _LONGEST_RUN_ID = 64 + 2 + 9 + 1 + 16
 _LONGEST_OUTPUT_NAME = len("predictions.csv")
@@ -172,22 +177,49 @@ def relative_name(key: str, incoming: str = INCOMING) -> str:
     return rel
 
 
-def result_folder(key: str, incoming: str = INCOMING, scored: str = SCORED) -> str:
+def result_folder(
+    key: str,
+    incoming: str = INCOMING,
+    scored: str = SCORED,
+    *,
+    bucket: str | None = None,
+    home: str | None = None,
+    occurrence: str | None = None,
+) -> str:
     """The folder under ``scored/`` that holds every run of ``key``: its relative name when
     that is a readable path whose outputs fit S3's key limit, else ``_hashed/<sha256>`` of the
-    key (the manifest inside names the full key). The one place that decides it."""
-    rel = relative_name(key, incoming)
+    key (the manifest inside names the full key). The one place that decides it.
+
+    A job's source outside ``incoming/`` of the ``home`` bucket (another prefix, or ``bucket``
+    elsewhere) lives under ``_sources/<bucket>/<key>``; ``occurrence`` (``<job>/<id>``, from an
+    ``all`` job) puts the folder under ``_jobs/<job>/<id>/`` so each occurrence scores anew."""
+    base = f"{JOBS}{occurrence}/" if occurrence else ""
+    own = bucket is None or (bucket == home and key.startswith(incoming))
+    if own:
+        rel = relative_name(key, incoming)
+        whole = key[len(incoming) :] if key.startswith(incoming) else key
+    else:
+        rel = SOURCES + f"{bucket}/" + relative_name(key, "")
+        whole = f"s3://{bucket}/{key}"  # never the hash of an input under incoming/
     segments = rel.split("/")
-    longest = f"{scored}{rel}/{'r' * _LONGEST_RUN_ID}/{'o' * _LONGEST_OUTPUT_NAME}"
+    longest = f"{scored}{base}{rel}/{'r' * _LONGEST_RUN_ID}/{'o' * _LONGEST_OUTPUT_NAME}"
     readable = (
         all(SEGMENT.fullmatch(s) and s.strip() == s for s in segments)
-        and f"{segments[0]}/" != HASHED  # that name is reserved for hashed folders
+        # those names are reserved for hashed, job-source and job-occurrence folders
+        and (not own or f"{segments[0]}/" not in _RESERVED)
         and len(longest.encode()) <= S3_KEY_LIMIT
     )
     if readable:
-        return rel
-    whole = key[len(incoming) :] if key.startswith(incoming) else key
-    return HASHED + hashlib.sha256(whole.encode()).hexdigest()
+        return base + rel
+    return base + HASHED + hashlib.sha256(whole.encode()).hexdigest()
+
+
+def job_occurrence(folder: str) -> tuple[str, str, str] | None:
+    """``_jobs/<job>/<id>/<rest>`` → (job, occurrence id, rest); None for any other folder."""
+    if not folder.startswith(JOBS):
+        return None
+    parts = folder[len(JOBS) :].split("/", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and all(parts) else None
 
 
 def output_prefix(

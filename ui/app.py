@@ -15,7 +15,7 @@ import streamlit as st  # noqa: E402
 from scorer.errors import DropscoreError  # noqa: E402
 from ui import auth, state, widgets  # noqa: E402
 from ui.settings import UISettings  # noqa: E402
-from ui.views import models, predict, runs, score  # noqa: E402
+from ui.views import models, predict, runs, schedules, score  # noqa: E402
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _LOGO = str(_STATIC / "logo.svg")
@@ -57,6 +57,12 @@ def main() -> None:
             title="Models",
             icon=":material/model_training:",
             url_path="models",
+        ),
+        "schedules": st.Page(
+            widgets.guarded(schedules.render),
+            title="Schedules",
+            icon=":material/schedule:",
+            url_path="schedules",
         ),
     }
     st.session_state[state.PAGES] = pages

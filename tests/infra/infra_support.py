@@ -27,7 +27,7 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
 
 
 def resolve(node: Any, refs: dict[str, Any], conditions: dict[str, bool] | None = None) -> Any:
-    """Evaluate Ref / Fn::Sub / Fn::GetAtt / Fn::If / Fn::Join against ``refs``
+    """Evaluate Ref / Fn::Sub / Fn::GetAtt / Fn::If / Fn::Join / Fn::Split against ``refs``
     (keys: a logical id or parameter for Ref, ``"Id.Attr"`` for GetAtt). Unknown names raise."""
     conditions = conditions or {}
     if isinstance(node, list):
@@ -48,8 +48,12 @@ def resolve(node: Any, refs: dict[str, Any], conditions: dict[str, bool] | None 
         if fn == "Fn::If":
             name, yes, no = arg
             return resolve(yes if conditions[name] else no, refs, conditions)
+        if fn == "Fn::Split":
+            sep, text = arg
+            return str(resolve(text, refs, conditions)).split(sep)
         if fn == "Fn::Join":
             sep, parts = arg
+            sep = resolve(sep, refs, conditions)
             return sep.join(str(p) for p in resolve(parts, refs, conditions))
     out = {k: resolve(v, refs, conditions) for k, v in node.items()}
     return {k: v for k, v in out.items() if v is not NO_VALUE}

@@ -42,7 +42,10 @@ REFS: dict[str, Any] = {
     "UiLogGroup.Arn": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/{NAME}/ui:*",
     "UiSecretArn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:ui-AbCdEf",
     "DeadLetterQueue.Arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:{NAME}-runtask-dlq",
+    "JobSourceBuckets": ["partner-exports", "archive"],
 }
+SCHEDULE = f"arn:aws:scheduler:us-east-1:{ACCOUNT}:schedule/{NAME}-jobs/"
+DEFAULT_BUS = f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"
 
 
 def as_list(value: Any) -> list[Any]:
@@ -52,7 +55,7 @@ def as_list(value: Any) -> list[Any]:
 def role_statements(
     template: dict[str, Any], role: str, promotion: bool = False
 ) -> list[dict[str, Any]]:
-    conditions = {"CanPromote": promotion}
+    conditions = {"CanPromote": promotion, "HasJobSources": True}
     policies = template["Resources"][role]["Properties"]["Policies"]
     return [
         st
@@ -180,6 +183,12 @@ CASES = [
     ("UiTaskRole", "s3:GetObject", KEY + "models/claims/aliases/production.json", {}, True,
      "UI reads models"),
     ("UiTaskRole", "s3:PutObject", KEY + "incoming/upload.csv", {}, True, "UI uploads an input"),
+    ("UiTaskRole", "s3:GetObject", KEY + "jobs/nightly/occurrences/20260101T0200Z.json", {}, True,
+     "UI reads jobs and their occurrence summaries (Schedules page)"),
+    ("UiTaskRole", "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "jobs/"}, True,
+     "UI lists the jobs"),
+    ("UiTaskRole", "s3:PutObject", KEY + "jobs/nightly.json", {}, False,
+     "UI cannot change jobs"),
     ("UiTaskRole", "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "scored/"}, True,
      "UI lists results"),
     ("UiTaskRole", "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "incoming/"}, False,
@@ -224,6 +233,49 @@ CASES = [
      ON_CLUSTER, False, "the scheduler cannot run the per-file family"),
     ("SchedulerRunTaskRole", "sqs:SendMessage", REFS["DeadLetterQueue.Arn"], {}, True,
      "the scheduler dead-letters into the DLQ"),
+    ("JobsSchedulerRole", "ecs:RunTask", TD + "-scorer:4", ON_CLUSTER, True,
+     "the jobs' scheduler runs the scorer family (jobs run NAME)"),
+    ("JobsSchedulerRole", "ecs:RunTask", TD + "-sweep:4", ON_CLUSTER, False,
+     "the jobs' scheduler cannot run the sweep family"),
+    ("JobsSchedulerRole", "ecs:RunTask", TD + "-ui:1", ON_CLUSTER, False,
+     "the jobs' scheduler cannot run the UI family"),
+    ("JobsSchedulerRole", "iam:PassRole", arn_role("scorer-task"),
+     {"iam:PassedToService": "ecs-tasks.amazonaws.com"}, True,
+     "the jobs' scheduler passes the scorer task role"),
+    ("JobsSchedulerRole", "iam:PassRole", arn_role("ui-task"),
+     {"iam:PassedToService": "ecs-tasks.amazonaws.com"}, False,
+     "the jobs' scheduler cannot pass the UI role"),
+    ("JobsSchedulerRole", "sqs:SendMessage", REFS["DeadLetterQueue.Arn"], {}, True,
+     "the jobs' scheduler dead-letters into the DLQ"),
+    ("ScorerTaskRole", "scheduler:CreateSchedule", SCHEDULE + "nightly", {}, True,
+     "jobs add creates a schedule in the jobs group"),
+    ("ScorerTaskRole", "scheduler:DeleteSchedule", SCHEDULE + "nightly", {}, True,
+     "jobs remove deletes a schedule in the jobs group"),
+    ("ScorerTaskRole", "scheduler:DeleteSchedule",
+     f"arn:aws:scheduler:us-east-1:{ACCOUNT}:schedule/default/{NAME}-sweep", {}, False,
+     "the scorer cannot touch schedules outside the jobs group (the sweep's)"),
+    ("ScorerTaskRole", "iam:PassRole", arn_role("jobs-scheduler"),
+     {"iam:PassedToService": "scheduler.amazonaws.com"}, True,
+     "jobs add passes the jobs' scheduler role to Scheduler"),
+    ("ScorerTaskRole", "iam:PassRole", arn_role("scorer-task"),
+     {"iam:PassedToService": "scheduler.amazonaws.com"}, False,
+     "the scorer cannot pass its own role to Scheduler"),
+    ("ScorerTaskRole", "s3:PutObject", KEY + "jobs/nightly.json", {}, True,
+     "jobs add writes the job"),
+    ("ScorerTaskRole", "s3:DeleteObject", KEY + "jobs/nightly.json", {}, True,
+     "jobs remove deletes the job"),
+    ("ScorerTaskRole", "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "jobs/"}, True,
+     "jobs list lists the jobs"),
+    ("ScorerTaskRole", "s3:GetObject", "arn:aws:s3:::archive/2025/a.csv", {}, True,
+     "a job reads its source in a JobSourceBuckets bucket"),
+    ("ScorerTaskRole", "s3:ListBucket", "arn:aws:s3:::partner-exports", {}, True,
+     "a job lists its source in a JobSourceBuckets bucket"),
+    ("ScorerTaskRole", "s3:PutObject", "arn:aws:s3:::partner-exports/a.csv", {}, False,
+     "sources are read-only"),
+    ("ScorerTaskRole", "s3:GetObject", "arn:aws:s3:::elsewhere/a.csv", {}, False,
+     "no other bucket is readable"),
+    ("ScorerTaskRole", "events:PutEvents", DEFAULT_BUS, {}, True,
+     "a job occurrence puts Job Completed on the default bus"),
     ("ScorerExecutionRole", "ecr:BatchGetImage", REFS["ScorerRepository.Arn"], {}, True,
      "ECS pulls the scorer image"),
     ("ScorerExecutionRole", "ecr:BatchGetImage", REFS["UiRepository.Arn"], {}, False,
@@ -310,8 +362,10 @@ def s3_calls_in_scorer() -> dict[str, list[str]]:
             target, op = node.func.value, node.func.attr
             is_client = (isinstance(target, ast.Name) and target.id == "client") or (
                 isinstance(target, ast.Call)
-                and isinstance(target.func, ast.Name)
-                and target.func.id == "s3_client"
+                and (
+                    (isinstance(target.func, ast.Name) and target.func.id == "s3_client")
+                    or (isinstance(target.func, ast.Attribute) and target.func.attr == "s3_client")
+                )
             )
             if op == "get_paginator" and is_client:
                 (arg,) = node.args
@@ -351,3 +405,41 @@ def test_calls_the_scorer_must_not_make_are_denied(template) -> None:
     statements = role_statements(template, "ScorerTaskRole")
     assert not allowed(statements, "s3:DeleteObject", KEY + "models/m/1/model.pkl")
     assert not allowed(statements, "s3:DeleteObject", KEY + "scored/a/b/r/manifest.json")
+
+
+# --- every Scheduler / EventBridge call the scorer makes is allowed -----------------------------
+def scheduler_and_events_calls() -> dict[str, str]:
+    """Operations of the scheduler and events clients named in the scorer's code (any
+    ``x.<op>(``), as IAM actions: snake_case method → ``service:OperationName``."""
+    import boto3
+    from botocore import xform_name
+
+    ops = {}
+    for service in ("scheduler", "events"):
+        model = (
+            boto3.session.Session().get_available_services()
+            and boto3.client(service, region_name="us-east-1").meta.service_model
+        )
+        for name in model.operation_names:
+            ops[xform_name(name)] = f"{service}:{name}"
+    found = {}
+    for path in sorted(SCORER.glob("*.py")):
+        if path.name in NOT_THE_SCORER_ROLE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute) and node.attr in ops:
+                found[ops[node.attr]] = f"{path.name}:{node.lineno}"
+    return found
+
+
+def test_every_scheduler_and_events_call_is_allowed_to_the_scorer_role(template) -> None:
+    calls = scheduler_and_events_calls()
+    assert {"scheduler:CreateSchedule", "events:PutEvents"} <= set(calls), calls  # the scan works
+    statements = role_statements(template, "ScorerTaskRole")
+    resource = {"scheduler": SCHEDULE + "nightly", "events": DEFAULT_BUS}
+    denied = [
+        f"{action} ({where})"
+        for action, where in calls.items()
+        if not allowed(statements, action, resource[action.split(":")[0]])
+    ]
+    assert not denied

@@ -24,7 +24,7 @@ EXPECTED_RESOURCES = {
     "EventsRunTaskRole", "SchedulerRunTaskRole", "ScorerTaskDefinition", "SweepTaskDefinition",
     "UiTaskDefinition", "DeadLetterQueue", "ObjectCreatedRule", "ScorerTaskFailedRule",
     "LoadBalancer", "UiTargetGroup", "HttpsListener", "HttpRedirectListener", "UiService",
-    "AlarmTopic",
+    "AlarmTopic", "JobsSchedulerRole",
 }  # fmt: skip
 
 
@@ -175,14 +175,36 @@ def test_scorer_task_definition(moto_endpoint, stack) -> None:
     assert c["readonlyRootFilesystem"] is True
     assert c["workingDirectory"] == "/tmp"
     assert c["mountPoints"] == [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}]
-    assert env_of(c) == {
+    env = env_of(c)
+    jobs_env = {k: env.pop(k) for k in list(env) if k not in JOB_KEYS_NOT_MIRROR}
+    assert env == {
         "DROPSCORE_REGISTRY": f"s3://{bucket}/models",
         "DROPSCORE_MODEL": "claims:production",
         "DROPSCORE_LOG_FORMAT": "json",
     }
+    # what `jobs add/remove` mirror a job's schedule with: the jobs group, the jobs' Scheduler
+    # role, this cluster and the scorer family, privately in the stack's subnets
+    name = stack.params["Name"]
+    assert jobs_env["DROPSCORE_SCHEDULE_GROUP"] == f"{name}-jobs"
+    assert jobs_env["DROPSCORE_SCHEDULER_ROLE_ARN"].endswith(f":role/{name}-jobs-scheduler")
+    assert jobs_env["DROPSCORE_ECS_CLUSTER"] == cluster_arn(moto_endpoint, stack)
+    assert jobs_env["DROPSCORE_TASK_DEFINITION"].endswith(f":task-definition/{name}-scorer")
+    assert jobs_env["DROPSCORE_SUBNETS"].split(",") == stack.params["PrivateSubnetIds"].split(",")
+    assert jobs_env["DROPSCORE_SECURITY_GROUPS"] == stack.resources["ScorerSecurityGroup"]
+    assert jobs_env["DROPSCORE_DEAD_LETTER_ARN"].startswith("arn:aws:sqs:")
     logs = c["logConfiguration"]
     assert logs["logDriver"] == "awslogs"
     assert logs["options"]["awslogs-group"] == stack.resources["ScorerLogGroup"]
+
+
+JOB_KEYS_NOT_MIRROR = {"DROPSCORE_REGISTRY", "DROPSCORE_MODEL", "DROPSCORE_LOG_FORMAT"}
+
+
+def test_job_schedules_have_their_own_group(template) -> None:
+    group = props(template, "JobsScheduleGroup")
+    assert group["Name"] == {"Fn::Sub": "${Name}-jobs"}
+    trust = props(template, "JobsSchedulerRole")["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "scheduler.amazonaws.com"}]
 
 
 def test_sweep_task_definition_runs_sweep_over_the_bucket(moto_endpoint, stack) -> None:
@@ -338,12 +360,14 @@ def test_roles_read_back_with_their_scoped_policies(moto_endpoint, stack) -> Non
 
     def statements(logical: str) -> dict[str, dict[str, Any]]:
         role = stack.resources[logical]
-        (policy,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
-        doc = policy_document(
-            iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
-        )
-        # moto keeps an !If that chose AWS::NoValue as a None statement: skip it
-        return {s["Sid"]: s for s in doc["Statement"] if s is not None}
+        out = {}
+        for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            doc = policy_document(
+                iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
+            )
+            # moto keeps an !If that chose AWS::NoValue as a None statement: skip it
+            out.update({s["Sid"]: s for s in doc["Statement"] if s is not None})
+        return out
 
     events = statements("EventsRunTaskRole")
     assert set(events) == {"RunScorerFamily", "PassScorerRoles"}
@@ -356,8 +380,14 @@ def test_roles_read_back_with_their_scoped_policies(moto_endpoint, stack) -> Non
     )
     scheduler = statements("SchedulerRunTaskRole")
     assert scheduler["RunSweepFamily"]["Resource"].endswith(f":task-definition/{name}-sweep:*")
+    jobs = statements("JobsSchedulerRole")
+    assert set(jobs) == {"RunScorerFamily", "PassScorerRoles", "DeadLetters"}
+    assert jobs["RunScorerFamily"]["Resource"].endswith(f":task-definition/{name}-scorer:*")
     bucket_arn = f"arn:aws:s3:::{stack.resources['Bucket']}"
-    assert statements("ScorerTaskRole")["WriteResults"]["Resource"] == f"{bucket_arn}/scored/*"
+    scorer = statements("ScorerTaskRole")
+    assert scorer["WriteResults"]["Resource"] == f"{bucket_arn}/scored/*"
+    assert scorer["ManageJobSchedules"]["Resource"].endswith(f":schedule/{name}-jobs/*")
+    assert "ReadJobSourceBuckets" not in scorer  # JobSourceBuckets defaults to none
     ui = statements("UiTaskRole")
     assert ui["UploadInputs"]["Resource"] == f"{bucket_arn}/incoming/*"
     assert "PromoteModels" not in ui  # PromotionEnabled defaults to false

@@ -23,6 +23,7 @@ TABLE_CODE = re.compile(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*)`")
 NOT_CODES = {"PSI", "PIL", "PAR1", "NUL", "INFO", "DEBUG", "COMMAND", "CODE", "FAILED"}
 # an os.sysconf name (scorer/budget.py) and a category spelling the README shows as an example
 NOT_CODES |= {"SC_CLK_TCK", "MALE"}
+NOT_CODES |= {"ENABLED", "DISABLED", "FARGATE"}  # EventBridge Scheduler / ECS API values (jobs.py)
 NOT_CODE_PREFIXES = ("DROPSCORE_", "AWS_", "PYCARET_", "OPENBLAS_")
 
 

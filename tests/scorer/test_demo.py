@@ -79,6 +79,12 @@ def test_demo_stack_scores_a_dropped_file_and_stops_cleanly(tmp_path: Path) -> N
             time.sleep(1)
         assert manifest is not None, log.read_text()
         assert (manifest["status"], manifest["rows_in"], manifest["rows_scored"]) == ("ok", 1, 1)
+        # the sample job (rate(1 minute)) fires from the demo's local scheduler
+        deadline = time.monotonic() + 100
+        while "job demo-every-minute occurrence" not in log.read_text():  # its summary line
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(2)
+        assert "(complete)" in log.read_text().split("job demo-every-minute occurrence", 1)[1]
     finally:
         children = psutil.Process(demo.pid).children(recursive=True) if demo.poll() is None else []
         os.killpg(demo.pid, signal.SIGINT)

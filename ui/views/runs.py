@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from scorer import catalog, drift
+from scorer import catalog, drift, events
 from scorer.card import ModelCard
 from scorer.errors import BadArgument, DropscoreError
 from scorer.manifest import Manifest
@@ -147,6 +147,14 @@ def _detail(settings: UISettings, key: str) -> None:
         f"**{widgets.md(name)} v{widgets.md(version)}** · started "
         f"{m.started_at[:19].replace('T', ' ')} UTC"
     )
+    job = events.job_occurrence(path.rel)
+    if job is not None:  # a run of one occurrence of an 'all' job
+        st.page_link(
+            state.page("schedules"),
+            label=f"Job {widgets.md(job[0])}, occurrence {job[1]}",
+            icon=":material/schedule:",
+            query_params={"job": job[0]},
+        )
     if m.status == "failed" and m.reason:
         st.error(
             f"{m.reason.get('code')}: {widgets.md(m.reason.get('message'))}",
