@@ -144,7 +144,9 @@ def _promotion(
     candidate = next(c for c in cards if c.version == version)
     before = next((c for c in cards if c.version == current), None)
     comparison = compare(before, candidate)
-    st.dataframe(_comparison_table(comparison, before, candidate), hide_index=True)
+    table = _comparison_table(comparison, before, candidate)
+    # tall enough for every row: a comparison that scrolls hides the features added/removed
+    st.dataframe(table, hide_index=True, height=35 * (len(table) + 1) + 3)
     for warning in comparison.warnings:
         st.warning(warning, icon=":material/warning:")
     # keys carry the current version: after a promotion the note and the tick start empty
