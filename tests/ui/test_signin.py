@@ -24,8 +24,8 @@ import pytest
 
 from scorer.registry import Registry
 from tests.conftest import free_port
-from tests.ui.conftest import add_version
 from tests.ui.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT
+from tests.ui.test_models import worse_version
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -129,7 +129,8 @@ def test_sign_in_against_a_real_identity_provider(stack: Stack, s3_registry: str
     from playwright.sync_api import Page, expect, sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    new = add_version(s3_registry, "claims")
+    new = worse_version(s3_registry)  # its card's r2 is 0.1 below production's
+    r2 = {v: Registry(s3_registry).card("claims", v).metrics["r2"] for v in (1, new)}
 
     def settled(page: Page, name: str) -> None:
         page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
@@ -212,11 +213,16 @@ def test_sign_in_against_a_real_identity_provider(stack: Stack, s3_registry: str
         button = page.get_by_role("button", name=f"Promote v{new} to production")
         expect(button).to_be_disabled()
         expect(page.get_by_text("Type a note to enable promotion")).to_be_visible()
+        worse = f"v{new} is worse than v1 on r2: {r2[new]:.4g} vs {r2[1]:.4g}"
+        expect(page.get_by_text(worse)).to_be_visible()
         page.get_by_label("Note (required): why this version").fill("verified sign-in test")
         page.get_by_label("Note (required): why this version").press("Tab")
         page.get_by_text(f"Yes: batch runs from now on use v{new}").click()
         expect(button).to_be_enabled()
         settled(page, "09-admin-promote")
+        page.set_viewport_size({"width": 390, "height": 2600})  # a phone, tall: the app scrolls
+        settled(page, "09-admin-promote-phone")
+        page.set_viewport_size({"width": 1400, "height": 1400})
         button.click()
         expect(page.get_by_text(f"claims v{new} is now production.")).to_be_visible()
         settled(page, "10-admin-promoted")
@@ -228,3 +234,4 @@ def test_sign_in_against_a_real_identity_provider(stack: Stack, s3_registry: str
         "verified sign-in test",
         f"v1 → v{new}",
     )
+    assert latest.warnings[0].startswith(worse)
