@@ -54,6 +54,16 @@ def _SubParser(environ: Mapping[str, str]) -> Callable[..., EnvDefaultsParser]:
     return make
 
 
+def os_user() -> str:
+    """Who runs this process, for records such as the promotion history ("unknown" if unset)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER/LOGNAME and no passwd entry (some containers)
+        return "unknown"
+
+
 def run(main: Callable[[Sequence[str]], int], argv: Sequence[str] | None = None) -> int:
     """Run a command; a DropscoreError becomes one stderr line and its exit code."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -143,3 +143,15 @@ class ObjectMissing(DropscoreError):
     """A storage object (or the asked-for version of it) does not exist."""
 
     code = "NOT_FOUND"
+
+
+class ObjectChanged(DropscoreError):
+    """A conditional write found the object changed since it was read (someone else wrote it)."""
+
+    code = "CHANGED"
+
+
+class PromotionConflict(ObjectChanged):
+    """Someone else moved the alias while this promotion was being made; nothing was changed."""
+
+    code = "PROMOTION_CONFLICT"

@@ -29,11 +29,14 @@ from scorer.errors import (
     ModelIntegrityError,
     ModelNotFound,
     ModelVersionMismatch,
+    ObjectChanged,
     ObjectMissing,
     PlanInvalid,
     PlanUnavailable,
+    PromotionConflict,
     VersionExists,
 )
+from scorer.promotion import Promotion
 from scorer.refs import DEFAULT_ALIAS, ModelRef, check_name
 
 if TYPE_CHECKING:
@@ -45,6 +48,7 @@ _cache_lock = threading.Lock()
 ENGINES = ("pipeline", "plan", "auto")  # what Registry.load(engine=…) accepts
 PLAN_FILE = "plan.json"
 _RESERVED = frozenset({"model.pkl", "card.json"})
+ANY_VERSION = object()  # promote(expected_from=…): whatever the alias points at now
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +246,7 @@ class Registry:
         *,
         alias: str | None = None,
         extras: dict[str, bytes] | None = None,
+        by: str = "",
     ) -> ModelCard:
         """Publish a new immutable version; ``make_card(version, model_sha256)`` builds its card.
         ``extras`` (file name → bytes, e.g. plan.json) are written beside model.pkl before the
@@ -280,24 +285,107 @@ class Registry:
             storage.delete(self._path(name, str(version), "model.pkl"))
             raise
         if alias:
-            self.promote(name, version, alias)
+            self.promote(name, version, alias, note=f"published with alias {alias}", by=by)
         return card
 
-    def promote(self, name: str, version: int, alias: str = DEFAULT_ALIAS) -> ModelCard:
+    def promote(
+        self,
+        name: str,
+        version: int,
+        alias: str = DEFAULT_ALIAS,
+        *,
+        note: str = "",
+        by: str = "",
+        warnings: tuple[str, ...] = (),
+        expected_from: int | object | None = ANY_VERSION,
+    ) -> ModelCard:
+        """Point ``alias`` at ``version`` and append a record to the history.
+
+        The alias is replaced only if it is still what was read (S3 ``If-Match``), so of two
+        concurrent promotions one wins and the other gets PromotionConflict. ``expected_from``
+        (a version, or None for "no alias yet") also refuses when the alias moved since the
+        caller looked at it, e.g. since the Models page compared against it."""
         check_name(alias, "alias")
         card = self.card(name, version)  # refuses unknown versions
+        url = self._path(name, "aliases", f"{alias}.json")
+        try:
+            raw, etag = storage.read_with_etag(url)
+            before: int | None = _version_of(_loads(raw))
+            seen: str | None = etag
+        except ObjectMissing:
+            before, seen = None, None
+        if expected_from is not ANY_VERSION and before != expected_from:
+            was = f"v{expected_from}" if expected_from is not None else "unset"
+            now = f"v{before}" if before is not None else "unset"
+            raise PromotionConflict(
+                f"'{alias}' of {name} is {now} now, not {was} as when you compared; someone "
+                "else promoted meanwhile. Look at the comparison again, then promote."
+            )
+        at = dt.datetime.now(dt.UTC).isoformat()
         # the card as promoted: a card.json edited later is refused (CardTampered) until the
         # version is promoted again, which is how an operator accepts a new card
         body = {
             "version": version,
-            "promoted_at": dt.datetime.now(dt.UTC).isoformat(),
+            "promoted_at": at,
+            "promoted_by": by,
             "card_sha256": card.json_sha256,
             "model_sha256": card.model_sha256,
         }
-        storage.write_bytes(
-            self._path(name, "aliases", f"{alias}.json"), (json.dumps(body) + "\n").encode()
+        try:
+            storage.replace_if(url, (json.dumps(body) + "\n").encode(), seen)
+        except ObjectChanged as exc:
+            raise PromotionConflict(
+                f"'{alias}' of {name} was moved by someone else while v{version} was being "
+                "promoted; nothing was changed. Look at the Models page again, then promote."
+            ) from exc
+        record = Promotion(
+            model=name,
+            alias=alias,
+            from_version=before,
+            to_version=version,
+            by=by or "unknown",
+            at=at,
+            note=note,
+            warnings=tuple(warnings),
+            card_sha256=card.json_sha256,
+            model_sha256=card.model_sha256,
         )
+        self._append_history(record)
         return card
+
+    def _append_history(self, record: Promotion) -> None:
+        """Create-only: a record is never rewritten; a name already taken gets a suffix."""
+        stem = record.file_name.removesuffix(".json")
+        for attempt in range(10):
+            file = f"{stem}.json" if attempt == 0 else f"{stem}-{attempt}.json"
+            try:
+                storage.write_bytes(
+                    self._path(record.model, "history", file),
+                    record.to_json().encode(),
+                    create_only=True,
+                )
+                return
+            except VersionExists:
+                continue
+        raise VersionExists(f"could not name a history record for {record.model}; try again")
+
+    def history(self, name: str) -> list[Promotion]:
+        """Every promotion of ``name``, newest first (unreadable records left out)."""
+        check_name(name)
+        out = []
+        for obj in storage.list_objects(self._path(name, "history") + "/"):
+            try:
+                out.append(Promotion.from_json(storage.read_bytes(obj.url)))
+            except (ValueError, KeyError, TypeError, ObjectMissing):
+                continue
+        return sorted(out, key=lambda p: p.at, reverse=True)
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
 
 
 def _version_of(record: Any) -> int | None:

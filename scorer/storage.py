@@ -21,6 +21,7 @@ from typing import IO, Any, cast
 
 from scorer.errors import (
     DropscoreError,
+    ObjectChanged,
     ObjectMissing,
     SourceGone,
     StorageUnavailable,
@@ -320,6 +321,52 @@ def write_bytes(url: str, data: bytes, *, create_only: bool = False) -> str:
     with open_write(url, create_only=create_only) as out:
         out.write(data)
     return out.sha256
+
+
+def read_with_etag(url: str) -> tuple[bytes, str]:
+    """A small object's bytes and the token a conditional write compares: S3's ETag, or the
+    MD5 of a local file's bytes (what S3 gives a single-part object)."""
+    if is_s3(url):
+        bucket, key = split_s3(url)
+        with map_storage_errors(url):
+            resp = s3_client().get_object(Bucket=bucket, Key=key)
+            return resp["Body"].read(), str(resp.get("ETag", "")).strip('"')
+    data = read_bytes(url)
+    return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def replace_if(url: str, data: bytes, etag: str | None) -> None:
+    """Write a small object only if it is still what the caller read: its ETag is ``etag``, or
+    (``etag`` None) it does not exist. Otherwise ObjectChanged, and nothing is written.
+
+    S3 decides atomically (``If-Match`` / ``If-None-Match: *``); a local directory is locked
+    (flock) for the compare and the rename, which holds for every writer using this function."""
+    if is_s3(url):
+        bucket, key = split_s3(url)
+        condition = {"IfMatch": f'"{etag}"'} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            with map_storage_errors(url):
+                s3_client().put_object(Bucket=bucket, Key=key, Body=data, **condition)
+        except (VersionExists, ObjectMissing) as exc:  # 412/409, or 404: deleted since read
+            raise ObjectChanged(f"'{url}' was changed by someone else since it was read") from exc
+        return
+    import fcntl
+
+    target = Path(url)
+    with map_storage_errors(url):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(target.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                now: str | None = read_with_etag(url)[1]
+            except ObjectMissing:
+                now = None
+            if now != etag:
+                raise ObjectChanged(f"'{url}' was changed by someone else since it was read")
+            write_bytes(url, data)
+        finally:
+            os.close(lock)  # releases the lock
 
 
 class Writer:

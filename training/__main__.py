@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scorer import cliutil, logs, storage
+from scorer.cliutil import os_user
 from scorer.errors import BadArgument
+from scorer.promotion import NO_NOTE, check_note, compare
 from scorer.refs import DEFAULT_ALIAS, check_name
 from scorer.registry import Registry
 
@@ -18,7 +20,8 @@ EPILOG = """examples:
       --registry ./models --alias production
   python -m training train --data oj.csv --target Purchase --name oj --registry ./models \
       --categorical STORE --keep WeekofPurchase
-  python -m training promote claims 2 --registry s3://dropscore/models
+  python -m training promote claims 2 --registry s3://dropscore/models \
+      --note "retrained on October data"
 """
 
 
@@ -87,6 +90,16 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     p.add_argument("version", type=int, help="version number")
     p.add_argument("--registry", required=True, help="registry URL")
     p.add_argument("--alias", default=DEFAULT_ALIAS, help="alias to set (default production)")
+    p.add_argument(
+        "--note",
+        default=None,
+        help="why this version is promoted, kept in the registry's promotion history (the UI "
+        "requires one; here a promotion without it still works, as before, and is recorded as "
+        "'(no note given)' with a warning)",
+    )
+    p.add_argument(
+        "--by", default=None, help="who promotes, for the history (default: the OS user name)"
+    )
     return parser
 
 
@@ -97,8 +110,34 @@ def main(argv: Sequence[str]) -> int:
         return _sample_data(args.rows, args.out, args.seed)
     if args.command == "train":
         return _train(args)
-    card = Registry(args.registry).promote(check_name(args.name), args.version, args.alias)
-    print(f"{card.name}:{args.alias} → version {card.version} ({_metrics(card.metrics)})")
+    return _promote(args)
+
+
+def _promote(args: object) -> int:
+    """Compare with what the alias points at now, say what is worse, then move it and record
+    who, why and what was shown."""
+    registry = Registry(args.registry)  # type: ignore[attr-defined]
+    name, alias = check_name(args.name), check_name(args.alias, "alias")  # type: ignore[attr-defined]
+    if args.note is None:  # type: ignore[attr-defined]
+        # the command's contract predates notes: scripts that promote without one keep working
+        print(f"warning: no --note given; the history records '{NO_NOTE}'", file=sys.stderr)
+    note = check_note(args.note if args.note is not None else NO_NOTE)  # type: ignore[attr-defined]
+    candidate = registry.card(name, args.version)  # type: ignore[attr-defined]
+    current_version = registry.aliases(name).get(alias)
+    current = registry.card(name, current_version) if current_version is not None else None
+    comparison = compare(current, candidate)
+    for warning in comparison.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    card = registry.promote(
+        name,
+        candidate.version,
+        alias,
+        note=note,
+        by=args.by or os_user(),  # type: ignore[attr-defined]
+        warnings=comparison.warnings,
+        expected_from=current_version,
+    )
+    print(f"{card.name}:{alias} → version {card.version} ({_metrics(card.metrics)})")
     return 0
 
 
@@ -161,6 +200,7 @@ def _train(args: object) -> int:
             progress=progress,
             columns=columns,
             notice=notice,
+            by=os_user(),
         )
     finally:
         bar.close()

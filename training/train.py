@@ -545,6 +545,7 @@ def train_and_publish(
     progress: Progress = lambda _msg: None,
     columns: ColumnChoices | None = None,
     notice: Progress | None = None,
+    by: str = "",
 ) -> ModelCard:
     """The whole of ``training train``: nothing is written to the registry unless it all worked.
 
@@ -627,4 +628,4 @@ def train_and_publish(
 
     progress(f"publishing to {registry.url}")
     extras = {PLAN_FILE: plan.blob, **plan.files} if plan.blob is not None else None
-    return registry.publish(name, trained.model_bytes, make_card, alias=alias, extras=extras)
+    return registry.publish(name, trained.model_bytes, make_card, alias=alias, extras=extras, by=by)

@@ -14,6 +14,7 @@ import streamlit as st
 from scorer import catalog, storage
 from scorer.card import ModelCard
 from scorer.manifest import Manifest
+from scorer.promotion import Promotion
 from scorer.refs import ModelRef
 from scorer.registry import LoadedModel, Registry
 
@@ -66,8 +67,14 @@ def resolve(registry: str, ref: ModelRef) -> ModelCard:
 
 
 def forget_aliases() -> None:
-    """After a promotion: the next read sees the new alias at once."""
+    """After a promotion: the next read sees the new alias (and its history record) at once."""
     aliases.clear()
+    history.clear()
+
+
+@st.cache_data(ttl=LISTING_TTL, show_spinner=False)
+def history(registry: str, name: str) -> list[Promotion]:
+    return Registry(registry).history(name)
 
 
 # --- runs ----------------------------------------------------------------------------------------

@@ -306,6 +306,18 @@ PROMOTION_CASES = [
     ("s3:PutObject", KEY + "models/claims/9/card.json", False,
      "UI still cannot write model cards"),
 ]  # fmt: skip
+HISTORY = KEY + "models/claims/history/20261129T120000-000000Z-production-v1-v2.json"
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [({"s3:if-none-match": "*"}, True), ({}, False)],
+    ids=["UI appends a promotion record (create-only)", "UI cannot rewrite a promotion record"],
+)
+def test_promotion_history_is_append_only_for_the_ui(template, context, expected) -> None:
+    statements = role_statements(template, "UiTaskRole", promotion=True)
+    assert allowed(statements, "s3:PutObject", HISTORY, **context) is expected
+    assert not allowed(role_statements(template, "UiTaskRole"), "s3:PutObject", HISTORY, **context)
 
 
 @pytest.mark.parametrize(

@@ -430,14 +430,18 @@ def test_train_publish_and_promote_through_the_cli(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "published claims@2 (regression, LinearRegression)" in second.stdout
     assert Registry(str(reg)).resolve("claims").version == 1  # production did not move
-    assert sorted(snapshot(reg)) == [
+    assert sorted(f for f in snapshot(reg) if "/history/" not in f) == [
         "claims/1/card.json", "claims/1/model.pkl", "claims/1/plan.json",
         "claims/2/card.json", "claims/2/model.pkl", "claims/2/plan.json",
         "claims/aliases/production.json",
     ]  # fmt: skip
+    assert [p.moved for p in Registry(str(reg)).history("claims")] == ["nothing → v1"]
     v1 = snapshot(reg / "claims" / "1")
 
-    promoted = cli("promote", "claims", "2", env={"DROPSCORE_REGISTRY": str(reg)})
+    promoted = cli(
+        "promote", "claims", "2", "--note", "same data, second run",
+        env={"DROPSCORE_REGISTRY": str(reg)},
+    )  # fmt: skip
     assert promoted.returncode == 0, promoted.stderr
     assert promoted.stdout.startswith("claims:production → version 2 (r2=")
     assert Registry(str(reg)).resolve("claims").version == 2
@@ -582,7 +586,7 @@ def test_promote_refuses_unknown_targets_in_one_line_and_writes_nothing(
     registry_copy: Path, args: list[str], code: str, fragment: str
 ) -> None:
     before = snapshot(registry_copy)
-    proc = cli("promote", *args, "--registry", str(registry_copy))
+    proc = cli("promote", *args, "--registry", str(registry_copy), "--note", "a test")
     assert proc.returncode == 1
     assert_one_error_line(proc.stderr, code, fragment.format(reg=registry_copy))
     assert snapshot(registry_copy) == before
@@ -597,7 +601,7 @@ def _closed_port() -> int:
 UNREACHABLE = [
     ("train", ["train", "--data", "{data}", "--target", "charges", "--name", "claims",
                "--estimators", "lr"]),
-    ("promote", ["promote", "claims", "1"]),
+    ("promote", ["promote", "claims", "1", "--note", "a test"]),
 ]  # fmt: skip
 
 
@@ -639,10 +643,11 @@ def test_train_from_s3_data_into_an_s3_registry(bucket: str, s3) -> None:  # typ
     assert proc.returncode == 0, proc.stderr
     assert "published claims@1" in proc.stdout
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
-    assert keys == [
+    assert [k for k in keys if "/history/" not in k] == [
         "data/claims.csv", "models/claims/1/card.json", "models/claims/1/model.pkl",
         "models/claims/1/plan.json", "models/claims/aliases/production.json",
     ]  # fmt: skip
+    assert len(Registry(f"s3://{bucket}/models").history("claims")) == 1
     reg = Registry(f"s3://{bucket}/models")
     card = reg.resolve("claims")
     assert card.training_data["source"] == f"s3://{bucket}/data/claims.csv"

@@ -157,6 +157,8 @@ def test_the_app_in_a_real_browser(server, s3_registry: str) -> None:  # type: i
         expect(page.get_by_role("heading", name="Versions")).to_be_visible()
         expect(page.get_by_text("production → v1")).to_be_visible()
         settled("09-models")
+        page.get_by_label("Note (required): why this version").fill("browser test")
+        page.get_by_label("Note (required): why this version").press("Tab")
         page.get_by_text(f"Yes: batch runs from now on use v{new}").click()
         page.get_by_role("button", name=f"Promote v{new} to production").click()
         expect(page.get_by_text(f"claims v{new} is now production.")).to_be_visible()

@@ -6,10 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from scorer.card import ModelCard
+from scorer.cliutil import os_user
 from scorer.errors import DropscoreError
+from scorer.promotion import NOTE_LIMIT, Comparison, check_note, compare
 from scorer.refs import DEFAULT_ALIAS
 from scorer.registry import Registry
 from ui import data, state, widgets
+from ui.auth import Viewer
 
 
 def render() -> None:
@@ -40,7 +43,8 @@ def render() -> None:
         )
     st.subheader("Versions", anchor=False)
     st.dataframe(_versions_table(cards, aliases), hide_index=True)
-    _promotion(settings.registry, name, cards, aliases, viewer.can_promote, viewer.label)
+    _promotion(settings.registry, name, cards, aliases, viewer)
+    _history(settings.registry, name)
     st.subheader("Features", anchor=False)
     shown = st.columns([2, 3])[0].selectbox(
         "Card of version",
@@ -118,18 +122,13 @@ def _typical(value: float | str | None) -> str:
 
 
 def _promotion(
-    registry: str,
-    name: str,
-    cards: list[ModelCard],
-    aliases: dict[str, int],
-    allowed: bool,
-    who: str,
+    registry: str, name: str, cards: list[ModelCard], aliases: dict[str, int], viewer: Viewer
 ) -> None:
     st.subheader("Promote", anchor=False)
     current = aliases.get(DEFAULT_ALIAS)
-    if not allowed:
+    if not viewer.can_promote:
         st.info(
-            f"Only administrators can promote a version ({who} is not one; the list is "
+            f"Only administrators can promote a version ({viewer.label} is not one; the list is "
             "DROPSCORE_UI_ADMINS).",
             icon=":material/lock:",
         )
@@ -138,27 +137,88 @@ def _promotion(
     if not candidates:
         st.caption(f"v{current} is the only version and already {DEFAULT_ALIAS}.")
         return
-    left, right = st.columns([2, 3], vertical_alignment="bottom")
-    version = left.selectbox(
+    version = st.columns([2, 3])[0].selectbox(
         f"Version to make {DEFAULT_ALIAS}", candidates, format_func=lambda v: f"v{v}",
         key="models.promote.version",
     )  # fmt: skip
-    confirm = right.checkbox(
-        f"Yes: batch runs from now on use v{version} instead of "
-        + (f"v{current}" if current else "nothing"),
-        key=f"models.promote.confirm.{name}.{current}",  # unticked again after a promotion
+    candidate = next(c for c in cards if c.version == version)
+    before = next((c for c in cards if c.version == current), None)
+    comparison = compare(before, candidate)
+    table = _comparison_table(comparison, before, candidate)
+    # tall enough for every row: a comparison that scrolls hides the features added/removed
+    st.dataframe(table, hide_index=True, height=35 * (len(table) + 1) + 3)
+    for warning in comparison.warnings:
+        st.warning(warning, icon=":material/warning:")
+    # keys carry the current version: after a promotion the note and the tick start empty
+    suffix = f"{name}.{current}"
+    note = st.text_area(
+        "Note (required): why this version",
+        key=f"models.promote.note.{suffix}",
+        max_chars=NOTE_LIMIT,
+        placeholder="e.g. retrained on October data; r2 0.84 on its hold-out",
+        height=80,
     )
+    confirm = st.checkbox(
+        f"Yes: batch runs from now on use v{version} instead of "
+        + (f"v{current}" if current else "nothing")
+        + (" despite the warning" if comparison.warnings else ""),
+        key=f"models.promote.confirm.{suffix}",
+    )
+    ready = confirm and bool(note.strip())
+    if not note.strip():
+        st.caption("Type a note to enable promotion; it is kept in the promotion history.")
     if st.button(
         f"Promote v{version} to {DEFAULT_ALIAS}",
         type="primary",
-        disabled=not confirm,
+        disabled=not ready,
         icon=":material/rocket_launch:",
     ):
         try:
-            Registry(registry).promote(name, int(version), DEFAULT_ALIAS)
+            Registry(registry).promote(
+                name,
+                int(version),
+                DEFAULT_ALIAS,
+                note=check_note(note),
+                by=viewer.email or f"{os_user()} (local mode)",
+                warnings=comparison.warnings,
+                expected_from=current,
+            )
         except DropscoreError as exc:
-            st.error(widgets.md(exc.message))
+            data.forget_aliases()  # a conflict means the page is out of date: show what is now
+            st.error(widgets.md(exc.message), icon=":material/error:")
             return
         data.forget_aliases()
         st.session_state[state.PROMOTED] = f"{name} v{version} is now {DEFAULT_ALIAS}."
         st.rerun()
+
+
+def _comparison_table(
+    comparison: Comparison, before: ModelCard | None, candidate: ModelCard
+) -> pd.DataFrame:
+    now = f"now: v{before.version}" if before else f"now: no {DEFAULT_ALIAS}"
+    new = f"candidate: v{candidate.version}"
+    return pd.DataFrame([{"": what, now: a, new: b} for what, a, b in comparison.rows])
+
+
+def _history(registry: str, name: str) -> None:
+    st.subheader("Promotion history", anchor=False)
+    records = data.history(registry, name)
+    if not records:
+        st.caption("No promotions recorded yet (records start with this version of dropscore).")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "when (UTC)": p.at[:19].replace("T", " "),
+                    "alias": p.alias,
+                    "change": p.moved,
+                    "by": p.by,
+                    "note": p.note,
+                    "warning shown": " ".join(p.warnings),
+                }
+                for p in records
+            ]
+        ),
+        hide_index=True,
+    )
