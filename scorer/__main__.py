@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from scorer import budget, cliutil, events, interrupt, logs, refs, runs, service, storage
+from scorer import budget, cliutil, events, interrupt, logs, notify, refs, runs, service, storage
 from scorer.budget import Limits
 from scorer.errors import BadArgument, Interrupted, ObjectMissing
 from scorer.registry import Registry
@@ -121,6 +121,15 @@ def _service_args(p: Any) -> None:
         help="NAME[:ALIAS] or NAME@VERSION (default: claims:production)",
     )
     _engine_arg(p)
+    p.add_argument(
+        "--event-bus",
+        default="",
+        help="EventBridge bus for run events (Run Completed/Failed/Alert); default: the "
+        "account's default bus; 'off': no events",
+    )
+    p.add_argument(
+        "--ui-url", default="", help="the UI's base URL, for the run-page link in run events"
+    )
 
 
 def _engine_arg(p: Any) -> None:
@@ -218,6 +227,8 @@ def main(argv: Sequence[str]) -> int:
         engine=args.engine,
         max_rejected_rate=_rate(getattr(args, "max_rejected_rate", "off")),
         limits=_limits(args) if args.command != "check" else Limits(),
+        event_bus=notify.bus_setting(args.event_bus),
+        ui_url=str(args.ui_url).strip() or None,
     )
     if args.command == "event":
         return _event(args, settings)
