@@ -60,7 +60,7 @@ def run_detail(manifest: Manifest, out: str, ui_url: str | None = None) -> dict[
     if ui_url and storage.is_s3(out):
         rel_run = out.split("/", 3)[3].removeprefix(events.SCORED)
         links["run_page"] = f"{ui_url.rstrip('/')}/runs?run={quote(rel_run, safe='/')}"
-    return {
+    detail: dict[str, Any] = {
         "run_id": manifest.run_id,
         "status": manifest.status,
         "reason": manifest.reason,
@@ -84,14 +84,21 @@ def run_detail(manifest: Manifest, out: str, ui_url: str | None = None) -> dict[
         "cost": manifest.cost,
         "links": links,
     }
+    detail["summary"] = summary(detail)  # what a notification shows (see infra's transformer)
+    return detail
 
 
 def one_line(detail_type: str, detail: Mapping[str, Any]) -> str:
-    """A run event as one readable line (the demo's console)."""
+    """A run event as one readable line (the demo's console, the e-mail's subject matter)."""
+    return f"{detail_type}: {detail.get('summary') or summary(detail)}"
+
+
+def summary(detail: Mapping[str, Any]) -> str:
+    """Input, status, counts, reason and alerts in one line (the detail's ``summary``)."""
     inp = detail.get("input") or {}
     where = f"s3://{inp.get('bucket')}/{inp.get('key')}" if inp.get("bucket") else inp.get("key")
     counts = detail.get("counts") or {}
-    line = f"{detail_type}: {where} {detail.get('status')}"
+    line = f"{where} {detail.get('status')}"
     if counts:
         line += (
             f", {counts.get('rows_in', 0)} in / {counts.get('rows_scored', 0)} scored / "
@@ -99,9 +106,11 @@ def one_line(detail_type: str, detail: Mapping[str, Any]) -> str:
         )
     if detail.get("reason"):
         line += f" [{detail['reason'].get('code')}]"
-    alerts = [str(a.get("code")) for a in detail.get("alerts") or []]
+    alerts = [
+        str(a.get("message") or a.get("code")).split(";", 1)[0] for a in detail.get("alerts") or []
+    ]
     if alerts:
-        line += "; alerts: " + ", ".join(alerts)
+        line += "; alerts: " + "; ".join(alerts)
     return line
 
 

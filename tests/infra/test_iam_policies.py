@@ -45,6 +45,9 @@ REFS: dict[str, Any] = {
 }
 
 
+DEFAULT_BUS = f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"
+
+
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -224,6 +227,14 @@ CASES = [
      ON_CLUSTER, False, "the scheduler cannot run the per-file family"),
     ("SchedulerRunTaskRole", "sqs:SendMessage", REFS["DeadLetterQueue.Arn"], {}, True,
      "the scheduler dead-letters into the DLQ"),
+    ("ScorerTaskRole", "events:PutEvents", DEFAULT_BUS, {"events:source": "dropscore"}, True,
+     "the scorer puts run events on the default bus"),
+    ("ScorerTaskRole", "events:PutEvents", DEFAULT_BUS, {"events:source": "aws.s3"}, False,
+     "the scorer cannot forge another service's events"),
+    ("ScorerTaskRole", "events:PutEvents", f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/x",
+     {"events:source": "dropscore"}, False, "the scorer puts events on no other bus"),
+    ("UiTaskRole", "events:PutEvents", DEFAULT_BUS, {"events:source": "dropscore"}, False,
+     "the UI puts no run events"),
     ("ScorerExecutionRole", "ecr:BatchGetImage", REFS["ScorerRepository.Arn"], {}, True,
      "ECS pulls the scorer image"),
     ("ScorerExecutionRole", "ecr:BatchGetImage", REFS["UiRepository.Arn"], {}, False,
