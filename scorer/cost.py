@@ -120,14 +120,20 @@ def estimate(size: TaskSize, duration_s: float) -> dict[str, Any]:
     return out
 
 
-def month_total(costs: list[Mapping[str, Any]]) -> tuple[float, int]:
-    """Sum of the priced runs' estimates and how many runs carry no figure."""
-    total = 0.0
-    unpriced = 0
-    for c in costs:
-        usd = c.get("usd") if c else None
-        if isinstance(usd, int | float):
-            total += float(usd)
-        else:
-            unpriced += 1
-    return round(total, 6), unpriced
+def describe(cost: Mapping[str, Any], task: Mapping[str, Any]) -> str:
+    """One line for people: the figure and what it rests on, or why there is none."""
+    if not cost:
+        return "not recorded (a run from before cost estimates)"
+    size = []
+    if task.get("vcpu"):
+        size.append(f"{task['vcpu']:g} vCPU")
+    if task.get("memory_gb"):
+        size.append(f"{task['memory_gb']:g} GB")
+    size += [str(task.get(k)) for k in ("architecture", "region") if task.get(k)]
+    if task.get("spot"):
+        size.append("Spot")
+    on = f" on {', '.join(size)}" if size else ""
+    usd = cost.get("usd")
+    if not isinstance(usd, int | float):
+        return f"no figure: {cost.get('note', 'unknown')}{on}"
+    return f"${usd:.6f} (estimate{on}, billed {cost.get('billed_s')} s; {cost.get('note')})"
