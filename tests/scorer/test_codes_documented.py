@@ -21,7 +21,7 @@ TABLE_CODE = re.compile(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*)`")
 # code-shaped strings that are not codes: environment variables, other names, and the UI's
 # placeholder for a failed manifest without a reason (which the ledger checker reports)
 NOT_CODES = {"PSI", "PIL", "PAR1", "NUL", "INFO", "DEBUG", "COMMAND", "CODE", "FAILED"}
-NOT_CODE_PREFIXES = ("DROPSCORE_", "AWS_", "PYCARET_", "OPENBLAS_")
+NOT_CODE_PREFIXES = ("DROPSCORE_", "AWS_", "ECS_", "PYCARET_", "OPENBLAS_")
 
 
 def _is_code(text: str) -> bool:
