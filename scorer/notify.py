@@ -20,8 +20,14 @@ from functools import cache
 from typing import Any
 from urllib.parse import quote
 
-from scorer import events, refs, storage
-from scorer.errors import DropscoreError, EventsUnavailable, ObjectMissing, VersionExists
+from scorer import events, interrupt, refs, storage
+from scorer.errors import (
+    DropscoreError,
+    EventsUnavailable,
+    Interrupted,
+    ObjectMissing,
+    VersionExists,
+)
 from scorer.manifest import Manifest
 
 log = logging.getLogger("dropscore.notify")
@@ -167,6 +173,9 @@ def announce(manifest: Manifest, out: str, bus: str | None, ui_url: str | None =
     stays committed; False (with a warning) leaves the marker absent so the sweep re-sends."""
     if bus is None:
         return False
+    if interrupt.requested.is_set():  # asked to stop after the commit: end now, the sweep sends
+        log.info("stop requested; run events left to the sweep", extra={"run_id": manifest.run_id})
+        return False
     detail = run_detail(manifest, out, ui_url)
     kinds = detail_types(manifest)
     try:
@@ -191,6 +200,11 @@ def announce(manifest: Manifest, out: str, bus: str | None, ui_url: str | None =
         )
     except VersionExists:
         pass  # another sender (the sweep, a late duplicate) marked it first: sent at least once
+    except Interrupted:  # a stop request arrived after PutEvents: nothing becomes visible now
+        log.info(
+            "stop requested; run events sent but not marked, the sweep may send them again",
+            extra={"run_id": manifest.run_id},
+        )
     except DropscoreError as exc:
         log.warning(
             "run events sent but not marked; the sweep may send them again",

@@ -43,7 +43,6 @@ def _listing(settings: UISettings) -> None:
             icon=":material/inbox:",
         )
         return
-    st.caption(widgets.md(_month_cost_line(summaries)))  # cost (issue 15)
     f1, f2, f3 = st.columns([2, 2, 3])
     statuses = f1.pills(
         "Status", ["ok", "partial", "failed"], selection_mode="multi", key="runs.status"
@@ -64,6 +63,7 @@ def _listing(settings: UISettings) -> None:
         f"{sum(s.status == 'partial' for s in shown):,} partial · "
         f"{sum(s.status == 'failed' for s in shown):,} failed"
     )
+    st.caption(widgets.md(_month_cost_line(summaries)))  # cost (issue 15): all runs, unfiltered
     if not shown:
         st.info("No run matches these filters.")
         return
