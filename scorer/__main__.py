@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from scorer import budget, cliutil, events, interrupt, logs, refs, runs, service, storage
+from scorer import budget, cliutil, events, interrupt, logs, notify, refs, runs, service, storage
 from scorer.budget import Limits
 from scorer.errors import BadArgument, Interrupted, ObjectMissing
 from scorer.registry import Registry
@@ -152,7 +152,10 @@ def _jobs_parser(sub: Any) -> None:
     )
     run.add_argument("--concurrency", type=int, default=2, help="files scored at once (default 2)")
     run.add_argument(
-        "--event-bus", default="default", help="EventBridge bus for Job Completed events"
+        "--event-bus",
+        default="",
+        help="EventBridge bus for Job Completed and the runs' events; default: the account's "
+        "default bus; 'off': no events",
     )
     _gate_arg(run)
     _budget_args(run)
@@ -187,6 +190,15 @@ def _service_args(p: Any) -> None:
         help="NAME[:ALIAS] or NAME@VERSION (default: claims:production)",
     )
     _engine_arg(p)
+    p.add_argument(
+        "--event-bus",
+        default="",
+        help="EventBridge bus for run events (Run Completed/Failed/Alert); default: the "
+        "account's default bus; 'off': no events",
+    )
+    p.add_argument(
+        "--ui-url", default="", help="the UI's base URL, for the run-page link in run events"
+    )
 
 
 def _engine_arg(p: Any) -> None:
@@ -284,6 +296,8 @@ def main(argv: Sequence[str]) -> int:
         engine=getattr(args, "engine", "auto"),
         max_rejected_rate=_rate(getattr(args, "max_rejected_rate", "off")),
         limits=_limits(args) if hasattr(args, "max_input_mb") else Limits(),
+        event_bus=notify.bus_setting(getattr(args, "event_bus", "off")),
+        ui_url=str(getattr(args, "ui_url", "")).strip() or None,
     )
     if args.command == "event":
         return _event(args, settings)
@@ -441,7 +455,6 @@ def _jobs(args: Any, settings: service.Settings) -> int:
         settings,
         at=at,
         concurrency=max(1, args.concurrency),
-        event_bus=args.event_bus,
     )
     if repeated:
         print(f"already ran: {jobs.summary_line(summary)}", file=sys.stderr)

@@ -68,6 +68,15 @@ class RunSummary:
     started_at: str
     duration_s: float
     reason: str
+    cost_usd: float | None = None  # estimated Fargate cost; None: local, unknown or no price
+
+
+def month_cost(summaries: Iterable[RunSummary], month: str) -> tuple[float, int, int]:
+    """Estimated cost of the runs started in ``month`` (``YYYY-MM``, UTC): (USD, priced runs,
+    runs without a figure)."""
+    in_month = [s for s in summaries if s.started_at.startswith(month)]
+    priced = [s.cost_usd for s in in_month if s.cost_usd is not None]
+    return round(sum(priced), 6), len(priced), len(in_month) - len(priced)
 
 
 def check_run_path(bucket: str, key: str) -> RunPath:
@@ -125,7 +134,12 @@ def summarise(path: RunPath, manifest: Manifest) -> RunSummary:
         started_at=manifest.started_at,
         duration_s=float(manifest.duration_s),
         reason=reason,
+        cost_usd=_usd((manifest.cost or {}).get("usd")),
     )
+
+
+def _usd(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def read_many(

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from scorer import events, gunzip, interrupt, refs, service, storage
+from scorer import events, gunzip, interrupt, notify, refs, service, storage
 from scorer.errors import (
     BadArgument,
     DropscoreError,
@@ -250,7 +250,8 @@ def _check_run(run: RunFacts, model_versions: Mapping[str, set[int]]) -> list[Vi
             bad("OUTPUT_ROWS", f"{fname} holds {obj.records} records, manifest claims {expect}")
     if m.rows_scored and "predictions.csv" not in listed:
         bad("OUTPUT_MISSING", f"{m.rows_scored} rows scored but no predictions.csv listed")
-    for fname in sorted(set(run.objects) - set(listed) - {"manifest.json"}):
+    # events.json is the run-event marker (scorer.notify), written after the commit
+    for fname in sorted(set(run.objects) - set(listed) - {"manifest.json", notify.MARKER}):
         bad("UNLISTED_OUTPUT", f"{fname} exists but the manifest does not list it")
     if run.open_uploads:
         bad("OPEN_UPLOAD", f"{run.open_uploads} multipart upload(s) left open after the commit")

@@ -32,6 +32,7 @@ JOB_POLL_S = float(os.environ.get("DROPSCORE_JOB_POLL", "5"))
 SAMPLE_JOB = "demo-every-minute"
 QUEUE = "dropscore-scorer-events"
 DLQ = "dropscore-scorer-dlq"
+RUN_EVENTS_QUEUE = "dropscore-run-events"  # what a subscriber (e-mail, Slack) would receive
 
 
 def say(msg: str) -> None:
@@ -129,6 +130,42 @@ def provision() -> tuple[str, str]:
     ev.put_rule(Name="dropscore-incoming", EventPattern=json.dumps(event_pattern(BUCKET)))
     ev.put_targets(Rule="dropscore-incoming", Targets=[{"Id": "scorer", "Arn": queue_arn}])
     return queue_url, dlq_url
+
+
+def provision_run_events() -> str:
+    """A rule on the local bus routing source ``dropscore`` (run and job events) to a queue the
+    demo prints from, as the stack's rule routes them to the alarm topic. Returns its URL."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    ev = boto3.client("events")
+    url = sqs.create_queue(QueueName=RUN_EVENTS_QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    ev.put_rule(Name="dropscore-run-events", EventPattern=json.dumps({"source": ["dropscore"]}))
+    ev.put_targets(Rule="dropscore-run-events", Targets=[{"Id": "console", "Arn": arn}])
+    return url
+
+
+def print_run_events(stack: Stack, queue_url: str) -> None:
+    """One line per run event as it arrives: type, input, status, counts, alerts."""
+    import boto3
+
+    from scorer.notify import one_line
+
+    sqs = boto3.client("sqs")
+    while not stack.stopping.is_set():
+        try:
+            msgs = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=5
+            ).get("Messages", [])
+        except Exception:  # moto is stopping with the demo; nothing left to print
+            return
+        for msg in msgs:
+            event = json.loads(msg["Body"])
+            print(f"[event] {one_line(event['detail-type'], event['detail'])}", flush=True)
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=msg["ReceiptHandle"])
 
 
 def event_pattern(bucket: str) -> dict[str, Any]:
@@ -280,6 +317,8 @@ def run(stack: Stack) -> int:
     # The bucket appears only once the model and the watcher are ready, so a file dropped as
     # soon as the bucket answers is scored at once.
     queue_url, dlq_url = provision()
+    events_url = provision_run_events()
+    threading.Thread(target=print_run_events, args=(stack, events_url), daemon=True).start()
     publish(registry)
     stack.start(
         "watch",
@@ -301,7 +340,8 @@ def run(stack: Stack) -> int:
     )
     say(
         f"bucket s3://{BUCKET} (versioned, EventBridge notifications), rule incoming/ → "
-        f"queue {QUEUE} (+ DLQ {DLQ}), model {MODEL}:production, watcher running"
+        f"queue {QUEUE} (+ DLQ {DLQ}), model {MODEL}:production, watcher running; "
+        f"run events (source dropscore) → queue {RUN_EVENTS_QUEUE}, printed as [event] lines"
     )
     ui_url = f"http://127.0.0.1:{UI_PORT}"
     if (ROOT / "ui" / "app.py").exists():

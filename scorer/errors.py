@@ -132,6 +132,13 @@ class StorageUnavailable(DropscoreError):
     code = "STORAGE_UNAVAILABLE"
 
 
+class EventsUnavailable(DropscoreError):
+    """A run event could not be put on the EventBridge bus; the committed run stands and the
+    sweep sends it again."""
+
+    code = "EVENTS_UNAVAILABLE"
+
+
 class Interrupted(DropscoreError):
     """The run was stopped by a signal before it committed; the input stays pending."""
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from typing import Any
 
-from scorer import events, refs, runs, schedules, service, storage
+from scorer import events, notify, refs, runs, schedules, service, storage
 from scorer.errors import (
     BadArgument,
     DropscoreError,
@@ -35,7 +35,6 @@ log = logging.getLogger("dropscore.jobs")
 
 PREFIX = "jobs/"
 MODES = ("new", "all")
-EVENT_SOURCE = "dropscore"
 _GLOB_CHARS = set("*?[")
 
 
@@ -482,7 +481,6 @@ def run(
     at: dt.datetime | None = None,
     now: dt.datetime | None = None,
     concurrency: int = 2,
-    event_bus: str = "default",
 ) -> tuple[dict[str, Any], bool]:
     """Run one occurrence; returns (its summary, whether it had already run: a no-op)."""
     job, _ = read(bucket, name)
@@ -526,8 +524,10 @@ def run(
     storage.write_bytes(
         occurrence_url(bucket, name, occ.id), (json.dumps(summary, indent=2) + "\n").encode()
     )
+    if settings.event_bus is None:  # events off
+        return summary, False
     try:
-        _put_event("Job Completed", _event_detail(summary, bucket), event_bus)
+        notify.put_event("Job Completed", _event_detail(summary, bucket), settings.event_bus)
     except DropscoreError as exc:  # the runs are committed either way: said, not hidden
         log.warning("Job Completed event not sent", extra={"error": exc.message})
         summary["event_error"] = exc.message
@@ -598,28 +598,6 @@ def _event_detail(summary: dict[str, Any], bucket: str) -> dict[str, Any]:
         "alerts": summary["alerts"][:20],  # an event carries at most 256 KB
         "summary": occurrence_url(bucket, summary["job"], summary["occurrence"]),
     }
-
-
-def _put_event(detail_type: str, detail: dict[str, Any], bus: str = "default") -> None:
-    """One event on the bus (source ``dropscore``); StorageUnavailable if it was not taken."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    entry = {
-        "Source": EVENT_SOURCE,
-        "DetailType": detail_type,
-        "Detail": json.dumps(detail),
-        "EventBusName": bus or "default",
-    }
-    try:
-        resp = _client("events").put_events(Entries=[entry])
-    except (ClientError, BotoCoreError) as exc:
-        raise StorageUnavailable(f"EventBridge refused the {detail_type} event: {exc}") from exc
-    if resp.get("FailedEntryCount"):
-        failed = resp["Entries"][0]
-        raise StorageUnavailable(
-            f"EventBridge refused the {detail_type} event: {failed.get('ErrorCode')} "
-            f"{failed.get('ErrorMessage')}"
-        )
 
 
 def mirror_from(args: Any) -> Mirror | None:

@@ -35,6 +35,12 @@ class Manifest:
     peak_memory_mb: float = 0.0  # this process
     workers: int = 0  # forked scoring processes (0: scored in this process)
     workers_peak_memory_mb: float | None = None  # the largest worker's peak
+    # the task that ran it and what that cost, see scorer/cost.py ({} in older manifests)
+    task: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    # the EventBridge bus this run's events are owed to (None: events off, or a manifest from
+    # before run events); the sweep re-sends a run's events while its events.json is missing
+    event_bus: str | None = None
     libraries: dict[str, str] = field(default_factory=dict)
     scorer_version: str = ""
     schema: int = 1

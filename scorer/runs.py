@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scorer import __version__, alerts, dialect, interrupt, output, storage
+from scorer import __version__, alerts, cost, dialect, interrupt, output, storage, taskinfo
 from scorer.batches import BatchResult, Distributions, Totals, score_batch
 from scorer.budget import Budget, Limits
 from scorer.card import ModelCard
@@ -129,6 +129,7 @@ def score(
     workers: int | None = None,
     max_rejected_rate: float | None = None,
     limits: Limits | None = None,
+    event_bus: str | None = None,
 ) -> RunResult:
     """Score ``src`` into ``out``; always ends with exactly one terminal manifest there.
 
@@ -136,7 +137,8 @@ def score(
     file's size, the cores and the threads, see ``workers.auto_workers``). The outputs are the
     same bytes whatever it is. ``max_rejected_rate``: a run that rejects a larger share of its
     rows ends ``failed`` (TOO_MANY_REJECTED). ``limits``: the per-file budget (see
-    ``scorer.budget``). DestinationInUse: ``out`` holds another run.
+    ``scorer.budget``). ``event_bus``: recorded in the manifest as the bus its run events are
+    owed to (see ``scorer.notify``). DestinationInUse: ``out`` holds another run.
     """
     existing = read_manifest(out)
     if existing is not None:
@@ -164,6 +166,7 @@ def score(
         started_at=started.isoformat(),
         libraries=card.libraries,
         scorer_version=__version__,
+        event_bus=event_bus,
     )
     # the model and the libraries are long-lived: keep them out of the cyclic collector's
     # full passes, which otherwise rescan them every few batches (a third of the CPU time)
@@ -434,6 +437,9 @@ def _finish(manifest: Manifest, t0: float) -> None:
     if manifest.workers:  # the workers are this process's only children while it scores
         child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         manifest.workers_peak_memory_mb = round(child_kb / 1024, 1)
+    size = taskinfo.current()
+    manifest.task = size.as_dict()
+    manifest.cost = cost.estimate(size, elapsed)
 
 
 def _commit(out: str, manifest: Manifest, model: LoadedModel) -> RunResult:

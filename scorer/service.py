@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scorer import __version__, events, refs, runs, storage
+from scorer import __version__, cost, events, notify, refs, runs, storage, taskinfo
 from scorer.budget import Limits
 from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone, VersionExists
 from scorer.events import ObjectRef
@@ -33,6 +33,10 @@ class Settings:
     engine: str = "auto"  # auto | plan | pipeline, see Registry.load
     max_rejected_rate: float | None = None  # a run rejecting more ends failed; None: off
     limits: Limits = field(default_factory=Limits)  # the per-file budget, see scorer.budget
+    # run events (scorer.notify): the EventBridge bus ("default": the account's default bus);
+    # None: no events (the CLI turns them on, DROPSCORE_EVENT_BUS=off turns them off)
+    event_bus: str | None = None
+    ui_url: str | None = None  # the UI's base URL, for the run-page link in events
 
     def registry_for(self, bucket: str) -> Registry:
         return Registry(self.registry or f"s3://{bucket}/models")
@@ -86,7 +90,7 @@ def score_object(
             f"{what}'{ref.url}' no longer exists (deleted before it was scored); "
             "upload it again to score it"
         )
-        result = refuse(src, etag, None, out, model, run_id, gone)
+        result = refuse(src, etag, None, out, model, run_id, gone, settings.event_bus)
     elif kind == events.UNSUPPORTED:
         name = ref.key.rsplit("/", 1)[-1]
         unsupported = FileRefused(
@@ -96,7 +100,7 @@ def score_object(
             f"{settings.incoming}",
             code="UNSUPPORTED_EXTENSION",
         )
-        result = refuse(src, etag, info.size, out, model, run_id, unsupported)
+        result = refuse(src, etag, info.size, out, model, run_id, unsupported, settings.event_bus)
     else:
         result = runs.score(
             src,
@@ -107,6 +111,7 @@ def score_object(
             progress=progress,
             max_rejected_rate=settings.max_rejected_rate,
             limits=settings.limits,
+            event_bus=settings.event_bus,
         )
     m = result.manifest
     log.info(
@@ -122,6 +127,8 @@ def score_object(
             "output": out,
         },
     )
+    if not result.already_done:  # only the run that committed emits; the sweep re-sends misses
+        notify.announce(m, out, settings.event_bus, settings.ui_url)
     return result
 
 
@@ -151,6 +158,7 @@ def refuse(
     model: LoadedModel,
     run_id: str,
     error: DropscoreError,
+    event_bus: str | None = None,
 ) -> runs.RunResult:
     """A terminal ``failed`` manifest for an input refused before it is read (gone, or not a
     CSV by its name), committed create-only like every manifest."""
@@ -160,6 +168,7 @@ def refuse(
         return runs.RunResult(existing, already_done=True)
     now = dt.datetime.now(dt.UTC).isoformat()
     card = model.card
+    task = taskinfo.current()
     manifest = Manifest(
         run_id=run_id,
         status="failed",
@@ -176,6 +185,9 @@ def refuse(
         reason={"code": error.code, "message": error.message},
         started_at=now,
         finished_at=now,
+        task=task.as_dict(),
+        cost=cost.estimate(task, 0.0),
+        event_bus=event_bus,
         libraries=card.libraries,
         scorer_version=__version__,
     )

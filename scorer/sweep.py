@@ -2,6 +2,8 @@
 
 Default: an input counts as done once any model version committed a manifest for that exact
 input version. ``--rescore-stale``: only a manifest from the current production version counts.
+Then it re-sends the run events of committed runs that owe them and have no ``events.json``
+(a crash between commit and emit, an unreachable bus: see ``scorer.notify``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from scorer import events, refs, runs, service, storage
+from scorer import events, notify, refs, runs, service, storage
 from scorer.errors import DropscoreError
 from scorer.events import ObjectRef
 
@@ -126,4 +128,9 @@ def sweep(
         f"{len(pending) - failures} committed, {failures} still pending",
         file=sys.stderr,
     )
+    sent, unsent = notify.resend_missing(
+        bucket, settings.event_bus, settings.ui_url, settings.scored
+    )
+    if sent or unsent:
+        print(f"sweep: re-sent the events of {sent} run(s), {unsent} still unsent", file=sys.stderr)
     return 1 if failures else 0

@@ -65,6 +65,9 @@ def handle(body: str, settings: service.Settings) -> int:
     ]
     if settings.registry:
         cmd += ["--registry", settings.registry]
+    cmd += ["--event-bus", settings.event_bus or "off"]
+    if settings.ui_url:
+        cmd += ["--ui-url", settings.ui_url]
     if settings.max_rejected_rate is not None:
         cmd += ["--max-rejected-rate", repr(settings.max_rejected_rate)]
     limits = settings.limits  # the budget ends a poison file in the child, before the timeout

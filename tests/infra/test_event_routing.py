@@ -255,7 +255,8 @@ def container_env(
     props = template["Resources"][logical]["Properties"]
     defined = resolve(
         props["ContainerDefinitions"][0]["Environment"],
-        {"Bucket": bucket, "ModelName": "claims"},
+        {"Bucket": bucket, "ModelName": "claims", "UiDomainName": "scores.example.org"},
+        {"HasUiDomain": True},
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DROPSCORE_")}
     env.update({e["Name"]: e["Value"] for e in defined})

@@ -48,6 +48,9 @@ SCHEDULE = f"arn:aws:scheduler:us-east-1:{ACCOUNT}:schedule/{NAME}-jobs/"
 DEFAULT_BUS = f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"
 
 
+DEFAULT_BUS = f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"
+
+
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -274,8 +277,16 @@ CASES = [
      "sources are read-only"),
     ("ScorerTaskRole", "s3:GetObject", "arn:aws:s3:::elsewhere/a.csv", {}, False,
      "no other bucket is readable"),
-    ("ScorerTaskRole", "events:PutEvents", DEFAULT_BUS, {}, True,
+    ("ScorerTaskRole", "events:PutEvents", DEFAULT_BUS, {"events:source": "dropscore"}, True,
      "a job occurrence puts Job Completed on the default bus"),
+    ("ScorerTaskRole", "events:PutEvents", DEFAULT_BUS, {"events:source": "dropscore"}, True,
+     "the scorer puts run events on the default bus"),
+    ("ScorerTaskRole", "events:PutEvents", DEFAULT_BUS, {"events:source": "aws.s3"}, False,
+     "the scorer cannot forge another service's events"),
+    ("ScorerTaskRole", "events:PutEvents", f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/x",
+     {"events:source": "dropscore"}, False, "the scorer puts events on no other bus"),
+    ("UiTaskRole", "events:PutEvents", DEFAULT_BUS, {"events:source": "dropscore"}, False,
+     "the UI puts no run events"),
     ("ScorerExecutionRole", "ecr:BatchGetImage", REFS["ScorerRepository.Arn"], {}, True,
      "ECS pulls the scorer image"),
     ("ScorerExecutionRole", "ecr:BatchGetImage", REFS["UiRepository.Arn"], {}, False,

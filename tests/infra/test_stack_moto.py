@@ -24,7 +24,7 @@ EXPECTED_RESOURCES = {
     "EventsRunTaskRole", "SchedulerRunTaskRole", "ScorerTaskDefinition", "SweepTaskDefinition",
     "UiTaskDefinition", "DeadLetterQueue", "ObjectCreatedRule", "ScorerTaskFailedRule",
     "LoadBalancer", "UiTargetGroup", "HttpsListener", "HttpRedirectListener", "UiService",
-    "AlarmTopic", "JobsSchedulerRole",
+    "AlarmTopic", "JobsSchedulerRole", "RunEventsRule", "JobEventsRule",
 }  # fmt: skip
 
 
@@ -162,6 +162,67 @@ def test_failed_task_rule_watches_both_families_and_notifies(moto_endpoint, stac
     assert target["Arn"] == stack.resources["AlarmTopic"]
 
 
+def test_run_events_reach_the_alarm_topic_as_one_readable_line(moto_endpoint, stack) -> None:
+    events = client("events", moto_endpoint)
+    rule = stack.resources["RunEventsRule"]
+    pattern = json.loads(events.describe_rule(Name=rule)["EventPattern"])
+    assert pattern == {
+        "source": ["dropscore"],
+        "detail-type": ["Run Completed", "Run Failed", "Run Alert"],
+    }
+    (target,) = events.list_targets_by_rule(Rule=rule)["Targets"]
+    assert target["Arn"] == stack.resources["AlarmTopic"]
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"]["summary"] == "$.detail.summary"
+    assert transformer["InputTemplate"].startswith('"dropscore <type>: <summary>')
+    (job_target,) = events.list_targets_by_rule(Rule=stack.resources["JobEventsRule"])["Targets"]
+    assert job_target["Arn"] == stack.resources["AlarmTopic"]
+
+
+def test_every_path_the_run_transformer_reads_is_in_a_real_run_event(template) -> None:
+    """moto does not apply input transformers: render the template's by hand on the detail
+    scorer/notify.py sends, so a renamed field cannot silently empty the e-mail."""
+    from scorer import notify
+    from scorer.manifest import Manifest
+
+    m = Manifest(
+        run_id="claims-v3-0123456789abcdef",
+        status="partial",
+        input={"bucket": "b", "key": "incoming/a.csv", "version_id": "v1"},
+        model={"name": "claims", "version": 3},
+        rows_in=10,
+        rows_scored=9,
+        rows_rejected=1,
+        alerts=[{"code": "REJECTED_SHARE", "message": "warning: 10% of rows were rejected"}],
+    )
+    event = {"detail-type": "Run Alert", "detail": notify.run_detail(m, "s3://b/scored/a/r")}
+    transformer = props(template, "RunEventsRule")["Targets"][0]["InputTransformer"]
+    values = {}
+    for name, path in transformer["InputPathsMap"].items():
+        node: Any = event
+        for part in path.removeprefix("$.").split("."):
+            node = node[part]
+        values[name] = node
+    text = json.loads(transformer["InputTemplate"].replace("<", "{").replace(">", "}"))
+    rendered = text.format(**values)
+    assert rendered == (
+        "dropscore Run Alert: s3://b/incoming/a.csv partial, 10 in / 9 scored / 1 rejected; "
+        "alerts: warning: 10% of rows were rejected (run claims-v3-0123456789abcdef, "
+        "manifest s3://b/scored/a/r/manifest.json)"
+    )
+
+
+def test_notifications_are_optional_and_can_be_problems_only(template) -> None:
+    sub = template["Resources"]["NotificationEmailSubscription"]
+    assert sub["Condition"] == "HasNotificationEmailAndImages"
+    assert template["Parameters"]["NotificationEmail"]["Default"] == ""
+    pattern = props(template, "RunEventsRule")["EventPattern"]
+    problems = resolve(pattern, {}, {"NotifyProblemsOnly": True})
+    assert problems["detail-type"] == ["Run Failed", "Run Alert"]
+    state = props(template, "JobEventsRule")["State"]
+    assert resolve(state, {}, {"NotifyProblemsOnly": True}) == "DISABLED"
+
+
 def test_scorer_task_definition(moto_endpoint, stack) -> None:
     td = task_definition(moto_endpoint, stack, "ScorerTaskDefinition")
     bucket = stack.resources["Bucket"]
@@ -181,6 +242,7 @@ def test_scorer_task_definition(moto_endpoint, stack) -> None:
         "DROPSCORE_REGISTRY": f"s3://{bucket}/models",
         "DROPSCORE_MODEL": "claims:production",
         "DROPSCORE_LOG_FORMAT": "json",
+        "DROPSCORE_UI_URL": "",  # no UiDomainName: events carry no run-page link
     }
     # what `jobs add/remove` mirror a job's schedule with: the jobs group, the jobs' Scheduler
     # role, this cluster and the scorer family, privately in the stack's subnets
@@ -489,7 +551,12 @@ def test_failed_task_pattern_ignores_success_and_refused_files(template) -> None
 def test_topic_accepts_alarms_and_the_failed_task_rule_only(template) -> None:
     statements = props(template, "AlarmTopicPolicy")["PolicyDocument"]["Statement"]
     principals = sorted(s["Principal"]["Service"] for s in statements)
-    assert principals == ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+    assert principals == ["cloudwatch.amazonaws.com", *["events.amazonaws.com"] * 2]
+    rules = [s["Condition"]["ArnEquals"]["aws:SourceArn"] for s in statements[1:]]
+    assert rules == [
+        {"Fn::GetAtt": ["ScorerTaskFailedRule", "Arn"]},
+        [{"Fn::GetAtt": ["RunEventsRule", "Arn"]}, {"Fn::GetAtt": ["JobEventsRule", "Arn"]}],
+    ]
     assert all(s["Action"] == "sns:Publish" and "Condition" in s for s in statements)
 
 

@@ -24,7 +24,7 @@ NOT_CODES = {"PSI", "PIL", "PAR1", "NUL", "INFO", "DEBUG", "COMMAND", "CODE", "F
 # an os.sysconf name (scorer/budget.py) and a category spelling the README shows as an example
 NOT_CODES |= {"SC_CLK_TCK", "MALE"}
 NOT_CODES |= {"ENABLED", "DISABLED", "FARGATE"}  # EventBridge Scheduler / ECS API values (jobs.py)
-NOT_CODE_PREFIXES = ("DROPSCORE_", "AWS_", "PYCARET_", "OPENBLAS_")
+NOT_CODE_PREFIXES = ("DROPSCORE_", "AWS_", "ECS_", "PYCARET_", "OPENBLAS_")
 
 
 def _is_code(text: str) -> bool:

@@ -79,6 +79,13 @@ def test_demo_stack_scores_a_dropped_file_and_stops_cleanly(tmp_path: Path) -> N
             time.sleep(1)
         assert manifest is not None, log.read_text()
         assert (manifest["status"], manifest["rows_in"], manifest["rows_scored"]) == ("ok", 1, 1)
+        # the run's event reaches the demo's console as one line (rule source dropscore → SQS)
+        line = "[event] Run Completed: s3://dropscore/incoming/user/drop 1.csv ok, 1 in / 1 scored"
+        deadline = time.monotonic() + 30
+        while line not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(1)
+        assert log.read_text().count(line) == 1
         # the sample job (rate(1 minute)) fires from the demo's local scheduler
         deadline = time.monotonic() + 100
         while "job demo-every-minute occurrence" not in log.read_text():  # its summary line

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from scorer import catalog, drift, events
+from scorer import catalog, cost, drift, events
 from scorer.card import ModelCard
 from scorer.errors import BadArgument, DropscoreError
 from scorer.manifest import Manifest
@@ -62,6 +63,7 @@ def _listing(settings: UISettings) -> None:
         f"{sum(s.status == 'partial' for s in shown):,} partial · "
         f"{sum(s.status == 'failed' for s in shown):,} failed"
     )
+    st.caption(widgets.md(_month_cost_line(summaries)))  # cost (issue 15): all runs, unfiltered
     if not shown:
         st.info("No run matches these filters.")
         return
@@ -79,6 +81,8 @@ def _listing(settings: UISettings) -> None:
             "rejected": [s.rows_rejected for s in chunk],
             "model": [f"{s.model} v{s.model_version}" for s in chunk],
             "duration (s)": [s.duration_s for s in chunk],
+            # cost (issue 15): None where no figure exists (a local run)
+            "cost (USD)": [s.cost_usd for s in chunk],
         }
     )
     event = st.dataframe(
@@ -92,6 +96,7 @@ def _listing(settings: UISettings) -> None:
             "scored": st.column_config.NumberColumn(format="localized"),
             "rejected": st.column_config.NumberColumn(format="localized"),
             "duration (s)": st.column_config.NumberColumn(format="%.2f"),
+            "cost (USD)": st.column_config.NumberColumn(format="%.6f"),
         },
     )
     if pages > 1:
@@ -112,6 +117,16 @@ def _listing(settings: UISettings) -> None:
     if target:
         st.query_params[RUN_PARAM] = target
         st.rerun()
+
+
+# --- cost (issue 15) ----------------------------------------------------------------------------
+def _month_cost_line(summaries: list[catalog.RunSummary]) -> str:
+    month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+    usd, priced, unpriced = catalog.month_cost(summaries, month)
+    line = f"Cost this month ({month}, UTC): ${usd:.4f} estimated over {priced:,} Fargate run(s)"
+    if unpriced:
+        line += f"; {unpriced:,} run(s) without a figure (local, or size unknown)"
+    return line
 
 
 def _status_style(value: str) -> str:
@@ -168,6 +183,7 @@ def _detail(settings: UISettings, key: str) -> None:
     cols[2].metric("Rejected", f"{m.rows_rejected:,}")
     cols[3].metric("Duration", f"{m.duration_s:.2f} s")
     cols[4].metric("Rows/s", f"{m.rows_per_s:,.0f}")
+    st.caption(f"Cost: {widgets.md(cost.describe(m.cost, m.task))}")  # cost (issue 15)
     card: ModelCard | None
     try:
         card = data.card(settings.registry, name, int(version)) if version is not None else None
