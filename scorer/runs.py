@@ -232,6 +232,7 @@ def model_entry(model: LoadedModel) -> dict[str, Any]:
         "sha256": card.model_sha256,
         "task": card.task,
         "engine": "plan" if model.plan is not None else "pipeline",
+        **dict(model.origin),
     }
 
 
