@@ -26,7 +26,8 @@ def rows_for(model: LoadedModel) -> list[dict[str, Any]]:
         frame = generate(6, seed=21).drop(columns=[TARGET])
     else:
         frame = make_classification_frame(6, seed=22).drop(columns=["income >50K"])
-    rows = [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in frame.to_dict("records")]
+    records = frame.to_dict("records")
+    rows = [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in records]
     # a missing value where the card allows one is explained too
     nullable = next((f.name for f in model.card.features if f.nullable), None)
     if nullable is not None:
@@ -81,7 +82,8 @@ def test_a_linear_contribution_moves_only_with_its_own_feature(trained_registry:
     feat = next(f for f in model.card.features if f.kind == "number")
     before = explain.exact(model, row)
     after = explain.exact(model, {**row, feat.name: float(row[feat.name]) + 5})
-    assert before is not None and after is not None
+    assert before is not None
+    assert after is not None
     effects = {c.feature: c.effect for c in before.contributions}
     moved = {c.feature: c.effect for c in after.contributions}
     assert moved[feat.name] != pytest.approx(effects[feat.name])

@@ -15,6 +15,7 @@ from scorer.registry import Registry
 from tests.scorer.test_s3_runs import manifests
 
 PUBLISHED = {"claims": {1, 2}, "income": {1}}
+META = "object-metadata"
 
 
 @pytest.mark.parametrize(
@@ -25,11 +26,11 @@ PUBLISHED = {"claims": {1, 2}, "income": {1}}
         ({"dropscore-model": "claims@1"}, ("claims", 1, "object-metadata"), None),
         ({"Dropscore-Model": "claims@1"}, ("claims", 1, "object-metadata"), None),
         ({"dropscore-model": "income@1"}, ("income", 1, "object-metadata"), None),
-        ({"dropscore-model": "claims:staging"}, ("claims", 2, "object-metadata"), ModelRequestInvalid),
-        ({"dropscore-model": "claims"}, ("claims", 2, "object-metadata"), ModelRequestInvalid),
-        ({"dropscore-model": "../x@1"}, ("claims", 2, "object-metadata"), ModelRequestInvalid),
-        ({"dropscore-model": "claims@9"}, ("claims", 2, "object-metadata"), ModelRequestNotFound),
-        ({"dropscore-model": "nobody@1"}, ("claims", 2, "object-metadata"), ModelRequestNotFound),
+        ({"dropscore-model": "claims:staging"}, ("claims", 2, META), ModelRequestInvalid),
+        ({"dropscore-model": "claims"}, ("claims", 2, META), ModelRequestInvalid),
+        ({"dropscore-model": "../x@1"}, ("claims", 2, META), ModelRequestInvalid),
+        ({"dropscore-model": "claims@9"}, ("claims", 2, META), ModelRequestNotFound),
+        ({"dropscore-model": "nobody@1"}, ("claims", 2, META), ModelRequestNotFound),
     ],
     ids=[
         "no metadata: the configured model",
@@ -147,11 +148,13 @@ def test_a_request_that_cannot_be_honoured_ends_in_one_failed_manifest(
     assert first is not None
     m = first.manifest
     assert m.status == "failed"
-    assert m.reason is not None and m.reason["code"] == code
+    assert m.reason is not None
+    assert m.reason["code"] == code
     assert asked in m.reason["message"]
     assert m.model["requested"] == asked
     again = service.score_object(ref, settings)  # a duplicate event: no retry loop, no 2nd run
-    assert again is not None and again.already_done
+    assert again is not None
+    assert again.already_done
     assert sweep.sweep(bucket, settings, rescore_stale=True) == 0
     assert len(manifests(s3, bucket)) == 1
     assert check.check(bucket, settings) == []
