@@ -265,7 +265,9 @@ def _why(why: explain.Explanation) -> None:
         cols[1].metric(
             "Prediction",
             _score_text(why.prediction, why.target),
-            delta=f"{change:+,.4g} from the base",
+            delta=f"{change:+,.3f} from the base"
+            if why.target.startswith("log-odds")
+            else f"{change:+,.2f} from the base",
             delta_color="off",
             border=False,
         )
