@@ -53,8 +53,9 @@ def render() -> None:
         st.session_state.pop(state.PREDICT_RESULT, None)  # never beside inputs it did not use
         st.error(
             f"Not predicted: {len(problems)} field{'s' if len(problems) > 1 else ''} "
-            f"({', '.join(widgets.md(p) for p in problems)}) need fixing — see the message "
-            "under each.",
+            f"({', '.join(widgets.md(p) for p in problems)}) "
+            f"{'need' if len(problems) > 1 else 'needs'} fixing — see the message under "
+            f"{'each' if len(problems) > 1 else 'it'}.",
             icon=":material/error:",
         )
         return
@@ -143,16 +144,13 @@ def answer(model: LoadedModel, row: dict[str, Any]) -> Answer:
     Numbers may come as the text typed: the batch reads them as it reads a file's cells."""
     card = model.card
     t0 = time.perf_counter()
-    scored = api.score_frame(pd.DataFrame([row], columns=card.feature_names), model)
+    scored = api.score_frame(pd.DataFrame([row]), model)
     if len(scored.rejected):
         return Answer(
             ref=card.ref, row=row, value=None, proba={},
             explanation=explain.Explanation(float("nan"), (), card.target),
             range_warnings=(), unseen=(), elapsed_ms=(time.perf_counter() - t0) * 1000,
-            rejected=tuple(
-                f"{r.column}: {r.code} — {r.message}" if r.column else f"{r.code}: {r.message}"
-                for r in scored.rejected.itertuples()
-            ),
+            rejected=tuple(f"{r.code}: {r.message}" for r in scored.rejected.itertuples()),
         )  # fmt: skip
     values = _values(card, row)
     value = scored.predictions["prediction"].iloc[0]
