@@ -177,4 +177,5 @@ def test_a_classifier_explains_the_log_odds_of_its_class(app) -> None:  # type: 
     value = at.session_state[PREDICT_RESULT].value
     assert why.target == f"log-odds of P({value})"
     assert any(md(f"log-odds of P({value})") in m.value for m in at.markdown)
-    assert "(P " in {m.label: m.value for m in at.metric}["Base value"]
+    assert {m.label: m.value for m in at.metric}["Base value"] == f"{why.base:+.3f}"
+    assert any(c.value.startswith("P ") and c.value.endswith("%") for c in at.caption)

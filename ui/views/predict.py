@@ -258,8 +258,8 @@ def _why(why: explain.Explanation) -> None:
     st.markdown(f":{color}-badge[{why.method}] on *{widgets.md(why.target)}*")
     if why.base is not None:
         cols = st.columns(2)
-        cols[0].metric("Base value", _score_text(why.base, why.target), border=False)
         change = why.prediction - why.base
+        cols[0].metric("Base value", _score_text(why.base, why.target), border=False)
         cols[1].metric(
             "Prediction",
             _score_text(why.prediction, why.target),
@@ -269,6 +269,9 @@ def _why(why: explain.Explanation) -> None:
             delta_color="off",
             border=False,
         )
+        if why.target.startswith("log-odds"):  # the probabilities those log-odds stand for
+            cols[0].caption(f"P {_expit(why.base):.1%}")
+            cols[1].caption(f"P {_expit(why.prediction):.1%}")
     else:
         st.caption(
             "No single base value: each bar is measured from the average prediction with that "
@@ -278,10 +281,14 @@ def _why(why: explain.Explanation) -> None:
     st.caption(f"Method — {why.method}: {why.text}")
 
 
+def _expit(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
 def _score_text(value: float, target: str) -> str:
-    """A base or prediction; log-odds also as the probability they stand for."""
+    """A base value or prediction in the explained quantity's own format."""
     if target.startswith("log-odds"):
-        return f"{value:+.3f} (P {1 / (1 + math.exp(-value)):.1%})"
+        return f"{value:+.3f}"
     if target.startswith("P("):
         return f"{value:.1%}"
     return f"{value:,.2f}"
