@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from scorer import events, gunzip, interrupt, notify, refs, service, storage
+from scorer import events, gunzip, interrupt, notify, pinning, refs, service, storage
 from scorer.errors import (
     BadArgument,
     DropscoreError,
@@ -50,6 +50,7 @@ class InputVersion:
     version_id: str | None
     etag: str
     is_latest: bool
+    requested: str | None = None  # its dropscore-model metadata (latest versions only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,13 +179,20 @@ def _check_inputs(ledger: Ledger, *, all_versions: bool, incoming: str) -> list[
         there = committed.get(events.result_folder(inp.key, incoming, ledger.scored), set())
         subject = f"{inp.key}?versionId={inp.version_id}" if inp.version_id else inp.key
         if inp.is_latest:
-            if refs.run_id(name, version, identity) not in there:
+            # the model the input asked for in its metadata, else production (scorer.pinning)
+            choice = pinning.choose(
+                {pinning.METADATA_KEY: inp.requested} if inp.requested is not None else None,
+                (name, version),
+                lambda n: ledger.model_versions.get(n, set()),
+            )
+            if refs.run_id(choice.name, choice.version, identity) not in there:
+                whose = (
+                    f"the model its metadata asks for, {choice.ref}"
+                    if choice.source == pinning.OBJECT_METADATA and choice.refusal is None
+                    else f"the production model {name}@{version}"
+                )
                 out.append(
-                    Violation(
-                        "INPUT_PENDING",
-                        subject,
-                        f"no terminal manifest from the production model {name}@{version}",
-                    )
+                    Violation("INPUT_PENDING", subject, f"no terminal manifest from {whose}")
                 )
         elif all_versions:
             digest = service.identity_digest(identity)
@@ -362,6 +370,7 @@ def gather(
         for key, v, marker in storage.list_versions(bucket, incoming)
         if not marker
     ]
+    inputs = [_with_request(bucket, inp) for inp in inputs]
     if listed is not None:
         listed.extend(inputs)
     counts: dict[str, int] = {}
@@ -399,6 +408,10 @@ def gather(
     names = {prod.name} | {
         str(r.manifest.model.get("name")) for r in runs.values() if r.manifest is not None
     }
+    for inp in inputs:
+        with contextlib.suppress(FileRefused):
+            if inp.requested is not None:
+                names.add(pinning.parse_request(inp.requested).name)
     model_versions: dict[str, set[int]] = {}
     for name in names:
         try:
@@ -415,6 +428,18 @@ def gather(
         bucket=bucket,
         scored=scored,
     )
+
+
+def _with_request(bucket: str, inp: InputVersion) -> InputVersion:
+    """The latest version with the model its metadata asks for (one HEAD each)."""
+    if not inp.is_latest:
+        return inp
+    try:
+        info = storage.head(f"s3://{bucket}/{inp.key}", inp.version_id)
+    except ObjectMissing:
+        return inp
+    wanted = pinning.requested(info.metadata)
+    return InputVersion(inp.key, inp.version_id, inp.etag, inp.is_latest, wanted)
 
 
 def _read_run(bucket: str, scored: str, run: RunFacts) -> None:

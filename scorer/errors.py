@@ -34,6 +34,18 @@ class FileRefused(DropscoreError):
     exit_code = 2
 
 
+class ModelRequestInvalid(FileRefused):
+    """The input's ``dropscore-model`` metadata is not a NAME@VERSION reference."""
+
+    code = "MODEL_REQUEST_INVALID"
+
+
+class ModelRequestNotFound(FileRefused):
+    """The input's ``dropscore-model`` metadata names a version the registry does not hold."""
+
+    code = "MODEL_REQUEST_NOT_FOUND"
+
+
 class SourceGone(DropscoreError):
     """The input object (or that version of it) no longer exists."""
 

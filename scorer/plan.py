@@ -182,6 +182,21 @@ class Plan:
         come as float64 with NaN for missing, categories as object arrays of str / NaN."""
         return self._rt.predict(columns)
 
+    def design_matrix(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The rows as the estimator sees them (imputed, encoded, renamed): one column per
+        ``design`` name. Used to explain a prediction in the model's own space."""
+        return self._rt.design(columns)
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """For each ``design`` column, the input column it is computed from."""
+        return self._rt.origins
+
+    @property
+    def estimator(self) -> Any:
+        """An estimator head's fitted estimator, once bound (else None)."""
+        return self._rt.estimator
+
     # --- JSON ------------------------------------------------------------------------------------
     def to_json(self) -> bytes:
         """Deterministic bytes; every float as ``float.hex`` so it round-trips exactly."""
@@ -356,10 +371,12 @@ class _Runtime:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         kinds: dict[str, str] = {}
+        origin: dict[str, str] = {}  # column → the input it is computed from
         for inp in plan.inputs:
             if inp.name in kinds:
                 raise PlanInvalid(f"plan: input '{inp.name}' is listed twice")
             kinds[inp.name] = inp.kind
+            origin[inp.name] = inp.name
         self.encoders: list[tuple[dict[str, int], np.ndarray] | None] = []
         for step in plan.steps:
             self.encoders.append(None)
@@ -380,22 +397,26 @@ class _Runtime:
                 if len(set(step.categories)) != len(step.categories):
                     raise PlanInvalid(f"plan: '{step.column}' lists a category twice")
                 del kinds[step.column]
+                source = origin.pop(step.column)
                 for out in step.outputs:
                     if out in kinds:
                         raise PlanInvalid(f"plan: encoder output '{out}' already exists")
                     kinds[out] = "encoded"
+                    origin[out] = source
                 lookup = {c: i for i, c in enumerate(step.categories)}
                 table = np.array(rows, dtype=np.float64).reshape(len(rows), width)
                 self.encoders[-1] = (lookup, table)
             else:
                 renames = dict(step.names)
                 kinds = {renames.get(k, k): v for k, v in kinds.items()}
+                origin = {renames.get(k, k): v for k, v in origin.items()}
         missing = [d for d in plan.design if d not in kinds]
         text = [d for d in plan.design if kinds.get(d) == "category"]
         if missing or text or len(set(plan.design)) != len(plan.design):
             raise PlanInvalid(
                 f"plan: design columns {missing or text or 'repeated'} are not numeric columns"
             )
+        self.origins = tuple(origin[d] for d in plan.design)
         head = plan.head
         n = len(plan.design)
         self.estimator: Any = None  # an estimator head's, once bound
@@ -436,6 +457,19 @@ class _Runtime:
     def predict(
         self, columns: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        design = self.design(columns)
+        rows = design.shape[0]
+        if isinstance(self.plan.head, EstimatorHead):
+            return self._estimator_predict(design, rows)
+        if not np.isfinite(design).all():  # the estimator's own input check
+            raise ValueError("Input X contains NaN or infinity after preprocessing")
+        if isinstance(self.plan.head, LinearHead):
+            return design @ self.coef + self.intercept, None, None
+        proba = self._proba(design)[:, self.order]
+        best = proba.argmax(axis=1)
+        return self.classes[best], proba[np.arange(len(best)), best], proba
+
+    def design(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         plan = self.plan
         state: dict[str, np.ndarray] = {}
         n: int | None = None
@@ -482,16 +516,7 @@ class _Runtime:
         x_t = np.empty((len(plan.design), rows), dtype=np.float64)
         for j, name in enumerate(plan.design):
             x_t[j] = state[name]
-        design = x_t.T
-        if isinstance(plan.head, EstimatorHead):
-            return self._estimator_predict(design, rows)
-        if not np.isfinite(design).all():  # the estimator's own input check
-            raise ValueError("Input X contains NaN or infinity after preprocessing")
-        if isinstance(plan.head, LinearHead):
-            return design @ self.coef + self.intercept, None, None
-        proba = self._proba(design)[:, self.order]
-        best = proba.argmax(axis=1)
-        return self.classes[best], proba[np.arange(len(best)), best], proba
+        return x_t.T
 
     def _estimator_predict(
         self, design: np.ndarray, rows: int

@@ -56,6 +56,8 @@ class LoadedModel:
     card: ModelCard
     pipeline: Any  # the PyCaret/scikit-learn pipeline; None when loaded as a plan
     plan: Plan | None = None  # the scoring plan, when loaded with engine "plan"
+    #: extra facts for the manifest's ``model`` section: why this model (scorer.pinning)
+    origin: tuple[tuple[str, Any], ...] = ()
 
 
 class Registry:

@@ -236,6 +236,7 @@ def model_entry(model: LoadedModel) -> dict[str, Any]:
         "card_sha256": card.json_sha256,
         "task": card.task,
         "engine": "plan" if model.plan is not None else "pipeline",
+        **dict(model.origin),
     }
 
 

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scorer import __version__, cost, events, notify, refs, runs, storage, taskinfo
+from scorer import __version__, cost, events, notify, pinning, refs, runs, storage, taskinfo
 from scorer.budget import Limits
 from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone, VersionExists
 from scorer.events import ObjectRef
@@ -51,6 +51,20 @@ def input_identity(version_id: str | None, etag: str) -> str:
     return f"v:{version_id}" if version_id else f"e:{etag.strip(chr(34))}"
 
 
+def run_path(
+    key: str,
+    version_id: str | None,
+    etag: str,
+    model_name: str,
+    model_version: int,
+    settings: Settings,
+) -> str:
+    """``<result folder>/<run id>`` under scored/ of one input version scored by one model:
+    the one place the UI learns where a run will appear."""
+    run_id = refs.run_id(model_name, model_version, input_identity(version_id, etag))
+    return f"{events.result_folder(key, settings.incoming, settings.scored)}/{run_id}"
+
+
 def identity_digest(identity: str) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
@@ -71,8 +85,9 @@ def score_object(
     if all(events.classify(k, settings.incoming) == events.IGNORED for k in candidates):
         log.info("not under incoming/ or a folder marker; ignored", extra={"object": str(ref)})
         return None
+    registry = settings.registry_for(ref.bucket)
     if model is None:
-        model = load_model(settings.registry_for(ref.bucket), settings.model, settings.engine)
+        model = load_model(registry, settings.model, settings.engine)
     ref, info = _locate(ref, candidates)
     kind = events.classify(ref.key, settings.incoming)
     if kind == events.IGNORED:
@@ -81,10 +96,25 @@ def score_object(
         version_id, etag = ref.version_id, ref.etag or f"gone:{ref.key}"
     else:
         version_id, etag = ref.version_id or info.version_id, info.etag
+    # the version the uploader asked for (its object metadata), else the configured model
+    choice = pinning.choose(
+        info.metadata if info is not None else None,
+        (model.card.name, model.card.version),
+        registry.versions,
+    )
+    if choice.refusal is None and (choice.name, choice.version) != (
+        model.card.name,
+        model.card.version,
+    ):
+        model = registry.load(registry.card(choice.name, choice.version), engine=settings.engine)
+    model = dataclasses.replace(model, origin=tuple(choice.manifest_fields().items()))
     run_id = refs.run_id(model.card.name, model.card.version, input_identity(version_id, etag))
     out = events.output_prefix(ref.bucket, ref.key, run_id, settings.incoming, settings.scored)
     src = runs.InputRef(url=ref.url, version_id=version_id, bucket=ref.bucket, key=ref.key)
-    if info is None:
+    if choice.refusal is not None:
+        size = info.size if info else None
+        result = refuse(src, etag, size, out, model, run_id, choice.refusal, settings.event_bus)
+    elif info is None:
         what = f"version {version_id} of " if version_id else ""
         gone = SourceGone(
             f"{what}'{ref.url}' no longer exists (deleted before it was scored); "

@@ -13,13 +13,14 @@ import hashlib
 import io
 import os
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import IO, Any, cast
 
 from scorer.errors import (
+    BadArgument,
     DropscoreError,
     ObjectChanged,
     ObjectMissing,
@@ -68,6 +69,8 @@ class ObjectInfo:
     etag: str = ""
     version_id: str | None = None  # None for local files and unversioned buckets
     last_modified: float = 0.0
+    #: S3 user metadata (``x-amz-meta-*``, names lower-cased); empty for local files
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 def is_s3(url: str) -> bool:
@@ -181,6 +184,7 @@ def head(url: str, version_id: str | None = None) -> ObjectInfo:
                 etag=str(resp.get("ETag", "")).strip('"'),
                 version_id=resp.get("VersionId") or None,
                 last_modified=resp["LastModified"].timestamp() if "LastModified" in resp else 0.0,
+                metadata={str(k).lower(): str(v) for k, v in (resp.get("Metadata") or {}).items()},
             )
         if "://" in url:
             import fsspec
@@ -316,9 +320,12 @@ def delete(url: str) -> None:
 
 
 # --- writing ------------------------------------------------------------------------------------
-def write_bytes(url: str, data: bytes, *, create_only: bool = False) -> str:
-    """Write a whole object; returns its sha256. ``create_only`` refuses to replace anything."""
-    with open_write(url, create_only=create_only) as out:
+def write_bytes(
+    url: str, data: bytes, *, create_only: bool = False, metadata: Mapping[str, str] | None = None
+) -> str:
+    """Write a whole object; returns its sha256. ``create_only`` refuses to replace anything;
+    ``metadata``: S3 user metadata stored with the object (S3 only)."""
+    with open_write(url, create_only=create_only, metadata=metadata) as out:
         out.write(data)
     return out.sha256
 
@@ -376,8 +383,18 @@ class Writer:
     the ``with``) removes every trace, including an open multipart upload.
     """
 
-    def __init__(self, url: str, *, create_only: bool = False, identical_ok: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        create_only: bool = False,
+        identical_ok: bool = False,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         self.url = url
+        if metadata and not is_s3(url):
+            raise BadArgument(f"cannot store metadata with '{url}': only S3 objects carry it")
+        self.metadata = dict(metadata or {})
         self.create_only = create_only
         # create-only, but an existing object with exactly these bytes counts as written: a rerun
         # (or a concurrent duplicate) of a deterministic run then writes nothing new
@@ -420,7 +437,9 @@ class Writer:
         client = s3_client()
         with map_storage_errors(self.url):
             if self._upload_id is None:
-                self._upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+                self._upload_id = client.create_multipart_upload(
+                    Bucket=bucket, Key=key, Metadata=self.metadata
+                )["UploadId"]
             number = len(self._parts) + 1
             resp = client.upload_part(
                 Bucket=bucket,
@@ -465,7 +484,9 @@ class Writer:
         extra: dict[str, Any] = {"IfNoneMatch": "*"} if self.create_only else {}
         with map_storage_errors(self.url):
             if self._upload_id is None:
-                client.put_object(Bucket=bucket, Key=key, Body=bytes(self._buf), **extra)
+                client.put_object(
+                    Bucket=bucket, Key=key, Body=bytes(self._buf), Metadata=self.metadata, **extra
+                )
             else:
                 if self._buf:
                     self._flush_part()
@@ -535,8 +556,14 @@ class Writer:
             self.abort()
 
 
-def open_write(url: str, *, create_only: bool = False, identical_ok: bool = False) -> Writer:
-    return Writer(url, create_only=create_only, identical_ok=identical_ok)
+def open_write(
+    url: str,
+    *,
+    create_only: bool = False,
+    identical_ok: bool = False,
+    metadata: Mapping[str, str] | None = None,
+) -> Writer:
+    return Writer(url, create_only=create_only, identical_ok=identical_ok, metadata=metadata)
 
 
 def abort_uploads(prefix_url: str) -> int:

@@ -1,7 +1,8 @@
 """The safety net: score every input under incoming/ that has no terminal manifest yet.
 
 Default: an input counts as done once any model version committed a manifest for that exact
-input version. ``--rescore-stale``: only a manifest from the current production version counts.
+input version. ``--rescore-stale``: only a manifest from the current production version counts
+(or, for an input that asks for its model in its metadata, from that model: scorer.pinning).
 Then it re-sends the run events of committed runs that owe them and have no ``events.json``
 (a crash between commit and emit, an unreachable bus: see ``scorer.notify``).
 """
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
-from scorer import events, notify, refs, runs, service, storage
-from scorer.errors import DropscoreError
+from scorer import events, notify, pinning, refs, runs, service, storage
+from scorer.errors import DropscoreError, ObjectMissing
 from scorer.events import ObjectRef
+from scorer.registry import LoadedModel, Registry
 
 log = logging.getLogger("dropscore.sweep")
 
@@ -66,8 +70,10 @@ def find_pending(
     rescore_stale: bool,
     incoming: str = events.INCOMING,
     scored: str = events.SCORED,
+    requested: Mapping[str, tuple[str, int]] | None = None,
 ) -> list[Pending]:
-    """Pure decision: which inputs still need a run."""
+    """Pure decision: which inputs still need a run. ``requested``: key → the model an input
+    asks for in its metadata (``scorer.pinning``), which counts instead of the configured one."""
     by_rel: dict[str, set[str]] = {}
     for rel, run in done:
         by_rel.setdefault(rel, set()).add(run)
@@ -76,7 +82,8 @@ def find_pending(
         identity = service.input_identity(ref.version_id, ref.etag)
         rel = events.result_folder(ref.key, incoming, scored)
         runs_there = by_rel.get(rel, set())
-        current = refs.run_id(model_name, model_version, identity)
+        name, version = (requested or {}).get(ref.key, (model_name, model_version))
+        current = refs.run_id(name, version, identity)
         if current in runs_there:
             continue
         digest = service.identity_digest(identity)
@@ -87,21 +94,40 @@ def find_pending(
     return pending
 
 
+def _requested(
+    inputs: list[ObjectRef], model: LoadedModel, registry: Registry
+) -> dict[str, tuple[str, int]]:
+    """key → the model each input's metadata asks for (the configured one when none)."""
+    versions = cache(registry.versions)
+    out = {}
+    for ref in inputs:
+        try:
+            info = storage.head(ref.url, ref.version_id)
+        except ObjectMissing:
+            continue  # gone: score_object ends it as SOURCE_GONE
+        choice = pinning.choose(info.metadata, (model.card.name, model.card.version), versions)
+        out[ref.key] = (choice.name, choice.version)
+    return out
+
+
 def sweep(
     bucket: str, settings: service.Settings, *, rescore_stale: bool = False, concurrency: int = 2
 ) -> int:
     registry = settings.registry_for(bucket)
     model = service.load_model(registry, settings.model, settings.engine)
     inputs = list_inputs(bucket, settings.incoming)
-    pending = find_pending(
-        inputs,
-        committed_runs(bucket, settings.scored),
-        model.card.name,
-        model.card.version,
-        rescore_stale=rescore_stale,
-        incoming=settings.incoming,
-        scored=settings.scored,
-    )
+    done = committed_runs(bucket, settings.scored)
+
+    def decide(requested: Mapping[str, tuple[str, int]] | None = None) -> list[Pending]:
+        return find_pending(
+            inputs, done, model.card.name, model.card.version, rescore_stale=rescore_stale,
+            incoming=settings.incoming, scored=settings.scored, requested=requested,
+        )  # fmt: skip
+
+    pending = decide()
+    if any(p.reason == "stale" for p in pending):
+        # a stale input may have asked for its model: then its run is not stale (one HEAD each)
+        pending = decide(_requested([p.ref for p in pending], model, registry))
     log.info(
         "sweep",
         extra={"inputs": len(inputs), "pending": len(pending), "model": model.card.ref},

@@ -108,7 +108,7 @@ def test_the_app_in_a_real_browser(server, s3_registry: str) -> None:  # type: i
         page.get_by_role("button", name="Predict").click()
         expect(page.get_by_text(f"Predicted {card.target}")).to_be_visible()
         expect(page.get_by_text("above the training range")).to_be_visible()
-        expect(page.get_by_text("Method: one feature at a time")).to_be_visible()
+        expect(page.get_by_text("Method — exact (linear)")).to_be_visible()
         settled("02-prediction")
 
         # the same page for a classification model with other columns: no code change

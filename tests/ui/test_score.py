@@ -91,6 +91,37 @@ def test_send_to_the_bucket_links_to_the_run_the_batch_path_makes(app, s3, s3_re
     assert [t.value for t in detail.title] == [md(key)]
 
 
+def test_the_bucket_scores_the_version_previewed_not_production(app, s3, s3_registry) -> None:  # type: ignore[no-untyped-def]
+    from tests.ui.conftest import add_version
+
+    old = add_version(s3_registry, "claims") - 1  # production stays v1; v2 is newer
+    settings = service.Settings(registry=s3_registry)
+    bucket = s3_registry.split("/")[2]
+    s3.put_object(
+        Bucket=bucket, Key="models/claims/aliases/production.json", Body=b'{"version": 2}'
+    )  # production moves to v2 …
+    at = app(page="score")
+    version = at.selectbox(key="score.ref.claims")
+    version.select_index(list(version.options).index(f"v{old}")).run()  # … v1 is previewed
+    at = upload(at, "claims.csv", csv_bytes(claims_frame(30, 5)))
+    assert score_button(at).label == f"Score with claims@{old}"
+    score_button(at).click()
+    at.run()
+    next(b for b in at.button if b.label == "Send to the bucket").click()
+    at.run()
+    assert not at.exception
+    assert any(f"scored with claims@{old}" in s.value for s in at.success)
+    [key] = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="incoming/")["Contents"]]
+    link = at.session_state["score.sent"][2]
+    result = service.score_object(ObjectRef(bucket, key), settings)  # as the event path runs
+    assert result is not None
+    assert result.manifest.model["version"] == old
+    assert result.manifest.model["requested"] == f"claims@{old}"
+    folder = link.rsplit("/", 1)[0]
+    assert s3.head_object(Bucket=bucket, Key=f"scored/{link}/manifest.json")
+    assert link == f"{folder}/{result.manifest.run_id}"
+
+
 @pytest.mark.parametrize(
     ("name", "stem"),
     [("claims.csv", "claims"), ("a b/c.CSV", "c"), ("..\\..\\x.csv.gz", "x"), ("@=.csv", "upload")],

@@ -15,9 +15,10 @@ import streamlit as st
 
 from scorer import api, explain
 from scorer.card import Feature, ModelCard
-from scorer.predict import Predictions, predict
+from scorer.predict import predict
 from scorer.registry import LoadedModel
-from ui import data, state, widgets
+from scorer.schema import probability_columns
+from ui import data, form, state, widgets
 
 MISSING = "(missing)"
 
@@ -25,7 +26,7 @@ MISSING = "(missing)"
 @dataclass(frozen=True, slots=True)
 class Answer:
     ref: str  # model name@version that answered
-    row: dict[str, Any]
+    row: dict[str, Any]  # what was sent: numbers as the text typed ("" = missing)
     value: Any
     proba: dict[str, float]
     explanation: explain.Explanation
@@ -38,13 +39,26 @@ class Answer:
 def render() -> None:
     settings = state.settings()
     st.title("Predict")
-    st.caption("One prediction from the form below, with the reasons behind it.")
+    st.caption(
+        "One prediction from the form below, with the reasons behind it. Numbers are used "
+        "exactly as typed; an empty optional number is a missing value."
+    )
     choice = widgets.model_picker(settings, key="predict")
     card = choice.card
     st.markdown(widgets.describe_card(card))
     with st.form("predict-form", border=True):
-        row = _inputs(card)
+        row, problems = _inputs(card)
         submitted = st.form_submit_button("Predict", type="primary", icon=":material/bolt:")
+    if submitted and problems:
+        st.session_state.pop(state.PREDICT_RESULT, None)  # never beside inputs it did not use
+        st.error(
+            f"Not predicted: {len(problems)} field{'s' if len(problems) > 1 else ''} "
+            f"({', '.join(widgets.md(p) for p in problems)}) "
+            f"{'need' if len(problems) > 1 else 'needs'} fixing — see the message under "
+            f"{'each' if len(problems) > 1 else 'it'}.",
+            icon=":material/error:",
+        )
+        return
     if submitted:
         model = data.loaded_model(settings.registry, card.name, card.version)
         st.session_state[state.PREDICT_RESULT] = answer(model, row)
@@ -53,38 +67,45 @@ def render() -> None:
         _show(card, result)
 
 
-def _inputs(card: ModelCard) -> dict[str, Any]:
+def _inputs(card: ModelCard) -> tuple[dict[str, Any], list[str]]:
+    """The row as typed (numbers as their text) and the fields refused."""
     row: dict[str, Any] = {}
+    problems: list[str] = []
     columns = st.columns(3, gap="medium")
     for i, feat in enumerate(card.features):
         with columns[i % 3]:
             key = f"predict.{card.ref}.{i}"
-            row[feat.name] = _number(feat, key) if feat.kind == "number" else _category(feat, key)
-    return row
+            if feat.kind == "number":
+                entry = _number(feat, key)
+                row[feat.name] = entry.text
+                if entry.error:
+                    problems.append(feat.name)
+            else:
+                row[feat.name] = _category(feat, key)
+    return row, problems
 
 
-def _number(feat: Feature, key: str) -> float | None:
+def _number(feat: Feature, key: str) -> form.Entry:
     lo, hi = feat.min, feat.max
-    typical = feat.typical if isinstance(feat.typical, int | float) else (lo or 0.0)
     hint = f"training range {_fmt(lo)} – {_fmt(hi)}" if lo is not None and hi is not None else ""
-    if feat.integer:
-        value: float | None = st.number_input(
-            feat.name, value=round(float(typical)), step=1, key=key, help=_help(feat, hint)
-        )
-    else:
-        span = (hi - lo) if lo is not None and hi is not None else abs(float(typical)) or 1.0
-        step = 10.0 ** math.floor(math.log10(span / 100)) if span > 0 else 0.01
-        decimals = max(0, min(6, -math.floor(math.log10(step))))
-        value = st.number_input(
-            feat.name,
-            value=float(typical),
-            step=step,
-            format=f"%.{decimals}f",
-            key=key,
-            help=_help(feat, hint),
-        )
-    st.caption(hint + (f" · typical {_fmt(feat.typical)}" if feat.typical is not None else ""))
-    return value
+    rules = ["whole number"] if feat.integer else []
+    if feat.nullable:
+        rules.append("empty = missing")
+    text = st.text_input(
+        feat.name,
+        value=form.default_text(feat),
+        key=key,
+        placeholder="empty = missing" if feat.nullable else "a number",
+        help=_help(feat, hint),
+    )
+    entry = form.read_number(feat, text)
+    if entry.error:
+        st.error(widgets.md(entry.error), icon=":material/error:")
+    parts = [hint] if hint else []
+    if feat.typical is not None:
+        parts.append(f"typical {_fmt(feat.typical)}")
+    st.caption(" · ".join(parts + rules))
+    return entry
 
 
 def _category(feat: Feature, key: str) -> str | None:
@@ -117,10 +138,10 @@ def _fmt(value: Any) -> str:
 
 
 def answer(model: LoadedModel, row: dict[str, Any]) -> Answer:
-    """Score one row through the Python API — the batch's validation, the batch's reasons —
-    then explain it: the explanation scores perturbed copies of the row in one model call, the
-    row itself first, which also gives every class's probability (timed: the page shows how
-    long the server took)."""
+    """Score one row through the Python API — the batch's validation, reasons and warnings —
+    then explain it: exactly where the model allows it (``explain.exact``), else by perturbed
+    copies of the row in one model call (timed: the page shows how long the server took).
+    Numbers may come as the text typed: the batch reads them as it reads a file's cells."""
     card = model.card
     t0 = time.perf_counter()
     scored = api.score_frame(pd.DataFrame([row]), model)
@@ -131,33 +152,59 @@ def answer(model: LoadedModel, row: dict[str, Any]) -> Answer:
             range_warnings=(), unseen=(), elapsed_ms=(time.perf_counter() - t0) * 1000,
             rejected=tuple(f"{r.code}: {r.message}" for r in scored.rejected.itertuples()),
         )  # fmt: skip
-    seen: list[Predictions] = []
-
-    def score(frame: pd.DataFrame) -> np.ndarray:
-        preds = predict(model, frame)
-        seen.append(preds)
-        if card.task == "classification" and preds.proba is not None:
-            return preds.proba[:, int(preds.proba[0].argmax())]  # the class predicted for row
-        return np.asarray(preds.values, dtype=float)
-
-    why = explain.explain(card, row, score, card.target)
-    elapsed = (time.perf_counter() - t0) * 1000
-    preds = seen[-1]
+    values = _values(card, row)
     value = scored.predictions["prediction"].iloc[0]
     proba: dict[str, float] = {}
-    if card.task == "classification" and preds.proba is not None:
-        proba = {c: float(p) for c, p in zip(card.classes, preds.proba[0], strict=True)}
-        why = dataclasses.replace(why, target=f"P({value})")
+    if card.task == "classification":  # the batch's probability column per class
+        first = scored.predictions.iloc[0]
+        columns = probability_columns(card)
+        proba = {c: float(first[col]) for c, col in zip(card.classes, columns, strict=True)}
+    why = explain.exact(model, values) or _approximate(model, values, proba)
+    elapsed = (time.perf_counter() - t0) * 1000
+    warned = scored.manifest.warnings_by_column
+    ranges = {w.feature: w.message for w in explain.range_warnings(card, values)}
     return Answer(
         ref=card.ref,
         row=row,
         value=value if card.task == "classification" else float(value),
         proba=proba,
         explanation=why,
-        range_warnings=tuple(w.message for w in explain.range_warnings(card, row)),
-        unseen=tuple(explain.unseen_categories(card, row)),
+        range_warnings=tuple(
+            ranges.get(col, f"'{col}' is outside the training range")
+            for col, codes in warned.items()
+            if "OUT_OF_RANGE" in codes
+        ),
+        unseen=tuple(col for col, codes in warned.items() if "UNSEEN_CATEGORY" in codes),
         elapsed_ms=elapsed,
     )
+
+
+def _values(card: ModelCard, row: dict[str, Any]) -> dict[str, Any]:
+    """The row's values as the batch read them: a number's text as its float, "" missing."""
+    out = dict(row)
+    for feat in card.features:
+        value = row.get(feat.name)
+        if feat.kind == "number" and isinstance(value, str):
+            out[feat.name] = float(value) if value.strip() else None
+    return out
+
+
+def _approximate(
+    model: LoadedModel, row: dict[str, Any], proba: dict[str, float]
+) -> explain.Explanation:
+    card = model.card
+
+    def score(frame: pd.DataFrame) -> np.ndarray:
+        preds = predict(model, frame)
+        if card.task == "classification" and preds.proba is not None:
+            return preds.proba[:, int(preds.proba[0].argmax())]  # the class predicted for row
+        return np.asarray(preds.values, dtype=float)
+
+    why = explain.explain(card, row, score, card.target)
+    if card.task == "classification":
+        best = max(proba, key=lambda c: proba[c]) if proba else "predicted class"
+        why = dataclasses.replace(why, target=f"P({best})")
+    return why
 
 
 def _show(card: ModelCard, result: Answer) -> None:
@@ -186,9 +233,65 @@ def _show(card: ModelCard, result: Answer) -> None:
             "reasons included."
         )
     with right, st.container(border=True):
-        st.subheader("Why", anchor=False)
-        st.altair_chart(_why_chart(result.explanation), width="stretch")
-        st.caption(f"Method: {explain.METHOD}")
+        _why(result.explanation)
+    with st.expander("Values used"):
+        st.caption("Exactly what the model was given (a number as typed; empty = missing).")
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "column": list(result.row),
+                    "value": [_value_text(_used(v)) for v in result.row.values()],
+                }
+            ),
+            hide_index=True,
+        )
+
+
+def _used(value: Any) -> Any:
+    return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+def _why(why: explain.Explanation) -> None:
+    exact = why.base is not None
+    color = "green" if exact else "gray"
+    st.subheader("Why", anchor=False)
+    st.markdown(f":{color}-badge[{why.method}] on *{widgets.md(why.target)}*")
+    if why.base is not None:
+        cols = st.columns(2)
+        change = why.prediction - why.base
+        cols[0].metric("Base value", _score_text(why.base, why.target), border=False)
+        cols[1].metric(
+            "Prediction",
+            _score_text(why.prediction, why.target),
+            delta=f"{change:+,.3f} from the base"
+            if why.target.startswith("log-odds")
+            else f"{change:+,.2f} from the base",
+            delta_color="off",
+            border=False,
+        )
+        if why.target.startswith("log-odds"):  # the probabilities those log-odds stand for
+            cols[0].caption(f"P {_expit(why.base):.1%}")
+            cols[1].caption(f"P {_expit(why.prediction):.1%}")
+    else:
+        st.caption(
+            "No single base value: each bar is measured from the average prediction with that "
+            "column at its training values, so the bars do not add up to the prediction."
+        )
+    st.altair_chart(_why_chart(why), width="stretch")
+    st.caption(f"Method — {why.method}: {why.text}")
+
+
+def _expit(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+def _score_text(value: float, target: str) -> str:
+    """A base value or prediction in the explained quantity's own format."""
+    if target.startswith("log-odds"):
+        return f"{value:+.3f}"
+    if target.startswith("P("):
+        return f"{value:.1%}"
+    return f"{value:,.2f}"
 
 
 def _proba_chart(proba: dict[str, float]) -> alt.Chart:
@@ -226,15 +329,16 @@ def _why_chart(why: explain.Explanation) -> alt.Chart:
                 scale=alt.Scale(domain=["raises", "lowers"], range=["#d6453d", "#2454d6"]),
                 legend=alt.Legend(orient="top", title=None),
             ),
-            tooltip=["feature", alt.Tooltip("effect:Q", format=",.4g")],
+            tooltip=["feature", alt.Tooltip("effect:Q", format=",.6g")],
         )
         .properties(height=alt.Step(32))
     )
 
 
 def _value_text(value: Any) -> str:
+    """A value at the precision used (30.23 stays 30.23)."""
     if value is None:
         return "missing"
     if isinstance(value, float):
-        return _fmt(value)
+        return form.value_text(value)
     return _show_category(str(value))

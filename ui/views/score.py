@@ -13,10 +13,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from scorer import api, events, refs, service, storage
+from scorer import api, events, pinning, service, storage
+from scorer.card import ModelCard
 from scorer.errors import BadArgument, FileRefused
 from scorer.manifest import Manifest
-from scorer.registry import LoadedModel, Registry
+from scorer.registry import LoadedModel
 from scorer.schema import OUTPUT_COLUMNS
 from ui import data, state, widgets
 from ui.settings import UISettings
@@ -102,7 +103,7 @@ def render() -> None:
         else:
             return
     _show(result)
-    _send(settings, uploaded.name, uploaded.getvalue(), upload_id)
+    _send(settings, uploaded.name, uploaded.getvalue(), upload_id, choice.card)
 
 
 def _score(
@@ -271,12 +272,15 @@ def _csv(content: bytes, rows: int) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(content), dtype=str, keep_default_na=False, nrows=rows)
 
 
-def _send(settings: UISettings, name: str, content: bytes, upload_id: str) -> None:
+def _send(settings: UISettings, name: str, content: bytes, upload_id: str, card: ModelCard) -> None:
+    """Upload under incoming/ with the previewed version in its metadata, so the batch path
+    scores it with that version (scorer.pinning) and the link names the run that will exist."""
     st.divider()
     st.subheader("Send to the bucket", anchor=False)
     st.caption(
         f"Puts the file under s3://{settings.bucket}/{settings.incoming}{UPLOADS}; the batch "
-        f"path scores it with {settings.model} and keeps the result in Runs."
+        f"path scores it with {widgets.md(card.ref)} — the version previewed above, whatever "
+        "production is by then — and keeps the result in Runs."
     )
     sent = st.session_state.get(state.SENT_UPLOAD)
     if sent is None or sent[0] != upload_id:
@@ -284,22 +288,28 @@ def _send(settings: UISettings, name: str, content: bytes, upload_id: str) -> No
             return
         key = upload_key(settings, name, dt.datetime.now(dt.UTC))
         url = f"s3://{settings.bucket}/{key}"
-        storage.write_bytes(url, content, create_only=True)
-        info = storage.head(url)
-        card = Registry(settings.registry).resolve(settings.default_model)  # fresh: no cache
-        run_id = refs.run_id(
-            card.name, card.version, service.input_identity(info.version_id, info.etag)
+        storage.write_bytes(
+            url, content, create_only=True, metadata=pinning.metadata_for(card.name, card.version)
         )
-        run_key = f"{events.relative_name(key, settings.incoming)}/{run_id}"
+        info = storage.head(url)
+        run_key = service.run_path(
+            key, info.version_id, info.etag, card.name, card.version, _scorer_settings(settings)
+        )
         sent = (upload_id, key, run_key)
         st.session_state[state.SENT_UPLOAD] = sent
     _, key, run_key = sent
     st.success(
-        f"Sent to s3://{settings.bucket}/{key}. Its run appears in Runs within seconds "
-        "once the batch scorer has picked it up.",
+        f"Sent to s3://{settings.bucket}/{key}, to be scored with {widgets.md(card.ref)}. Its run "
+        "appears in Runs within seconds once the batch scorer has picked it up.",
         icon=":material/cloud_done:",
     )
     st.page_link(
         state.page("runs"), label="Open its run", icon=":material/open_in_new:",
         query_params={"run": run_key},
     )  # fmt: skip
+
+
+def _scorer_settings(settings: UISettings) -> service.Settings:
+    return service.Settings(
+        registry=settings.registry, incoming=settings.incoming, scored=settings.scored
+    )
