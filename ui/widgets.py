@@ -122,9 +122,15 @@ ALERT_KIND = {
 }
 
 
+def _rank(alert: dict[str, object]) -> tuple[bool, int]:
+    kinds = list(ALERT_KIND)
+    code = str(alert.get("code"))
+    return (alert.get("level") != "major", kinds.index(code) if code in kinds else len(kinds))
+
+
 def worst_alert(alerts: Sequence[dict[str, object]]) -> dict[str, object] | None:
-    """The alert a badge names: major before warning, then the manifest's order."""
-    ranked = sorted(alerts, key=lambda a: a.get("level") != "major")
+    """The alert a badge names: major before warning, drift before shares."""
+    ranked = sorted(alerts, key=_rank)
     return ranked[0] if ranked else None
 
 
@@ -141,7 +147,7 @@ def status_label(status: str, alerts: Sequence[dict[str, object]] = ()) -> str:
 def alert_summary(alerts: Sequence[dict[str, object]]) -> str:
     """One short line per run for a table: what raised alerts, major first."""
     parts: dict[str, list[str]] = {}
-    for a in sorted(alerts, key=lambda a: a.get("level") != "major"):
+    for a in sorted(alerts, key=_rank):
         head = f"{a.get('level')} {ALERT_KIND.get(str(a.get('code')), str(a.get('code')))}"
         what = "predictions" if a.get("code") == "DRIFT_PREDICTION" else a.get("column")
         items = parts.setdefault(head, [])

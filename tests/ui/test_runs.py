@@ -142,7 +142,7 @@ def test_a_run_outside_training_is_not_a_plain_ok_in_the_list(app, seeded, s3) -
     at = app(page="runs")
     table = runs_table(at).set_index("input")
     row = table.loc["incoming/2026/claims-outside.csv"]
-    assert row["status"].startswith("ok · major ")  # scored, but not a green ok
+    assert row["status"] == "ok · major drift"  # scored, but not a green ok
     assert "major drift" in row["alerts"]
     assert "major out of range" in row["alerts"]
     clean = table.loc["incoming/2026/claims-week-47.csv"]
@@ -159,7 +159,8 @@ def test_a_run_outside_training_shows_its_alerts_in_the_header(app, seeded, s3) 
     assert ":green-badge[" not in header
     alerts = [e.value for e in at.error if "alert" in e.value]
     assert len(alerts) == 1
-    assert "DRIFT_FEATURE" in alerts[0]
+    assert md("major drift: predictions, ") in alerts[0]
+    assert md("major out of range: ") in alerts[0]
 
 
 def test_warnings_are_listed_row_by_row(app, seeded, s3) -> None:  # type: ignore[no-untyped-def]

@@ -119,8 +119,8 @@ def _listing(settings: UISettings) -> None:
         selection_mode="single-row",
         key=f"runs.table.{page}",
         column_config={
-            "status": st.column_config.TextColumn(width="small"),
-            "alerts": st.column_config.TextColumn(width="medium"),
+            "status": st.column_config.TextColumn(width="medium"),
+            "alerts": st.column_config.TextColumn(width="large"),
             "rows in": st.column_config.NumberColumn(format=widgets.COUNT_FORMAT),
             "scored": st.column_config.NumberColumn(format=widgets.COUNT_FORMAT),
             "rejected": st.column_config.NumberColumn(format=widgets.COUNT_FORMAT),
@@ -186,7 +186,7 @@ def _detail(settings: UISettings, key: str) -> None:
     st.title(widgets.md(source.rsplit("/", 1)[-1]))
     name, version = str(m.model.get("name", "")), m.model.get("version")
     st.markdown(
-        f"{widgets.status_markdown(m.status, m.alerts)} &nbsp; `{widgets.md(source)}` · run "
+        f"{widgets.status_markdown(m.status, m.alerts)} &nbsp; {widgets.md(source)} · run "
         f"`{path.run_id}` · model **{widgets.md(name)} v{widgets.md(version)}** · started "
         f"{m.started_at[:19].replace('T', ' ')} UTC"
     )
@@ -202,7 +202,8 @@ def _detail(settings: UISettings, key: str) -> None:
             f"**{len(m.alerts)} alert{'s' if len(m.alerts) != 1 else ''}"
             f"{f' ({major} major)' if major else ''}: this file does not look like the data "
             "the model was trained on; treat its predictions with care.**  \n"
-            + widgets.alerts_markdown(m.alerts),
+            + "  \n".join(widgets.md(g) for g in widgets.alert_summary(m.alerts).split("; "))
+            + "  \nEach alert with its numbers is in the **Warnings** tab.",
             icon=":material/notifications:",
         )
     cols = st.columns(5)
