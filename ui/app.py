@@ -21,10 +21,15 @@ from ui.views import home, models, predict, runs, score  # noqa: E402
 _STATIC = Path(__file__).resolve().parent / "static"
 _LOGO = str(_STATIC / "logo.svg")
 _LOGO_ICON = str(_STATIC / "icon.svg")
-# headings wrap between words (a file name at its hyphens), never inside one, on a phone
+# on a phone: headings wrap between words (a file name at its hyphens), never inside one, and
+# the flow graph keeps a legible size and scrolls sideways
 _CSS = """<style>
-h1 { overflow-wrap: normal; word-break: normal; hyphens: none; }
-@media (max-width: 640px) { h1 { font-size: 1.75rem !important; } }
+h1 { word-break: normal; overflow-wrap: break-word; hyphens: none; }  /* mid-word: last resort */
+@media (max-width: 640px) {
+  h1 { font-size: 1.75rem !important; }
+  [data-testid="stGraphVizChart"] { overflow-x: auto; }
+  [data-testid="stGraphVizChart"] svg { min-width: 680px; }
+}
 </style>"""
 
 

@@ -11,8 +11,8 @@ def texts(at) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(str(p) for p in parts)
 
 
-def test_local_mode_is_labelled_and_predict_is_the_home_page(app) -> None:  # type: ignore[no-untyped-def]
-    at = app()
+def test_local_mode_is_labelled_on_the_predict_page(app) -> None:  # type: ignore[no-untyped-def]
+    at = app(page="predict")
     assert not at.exception
     assert [t.value for t in at.title] == ["Predict"]
     assert "Local mode — no sign-in" in "\n".join(str(m.value) for m in at.sidebar.markdown) + str(
@@ -22,7 +22,7 @@ def test_local_mode_is_labelled_and_predict_is_the_home_page(app) -> None:  # ty
 
 def test_form_is_built_from_the_regression_card_and_predicts(app, s3_registry) -> None:  # type: ignore[no-untyped-def]
     card = Registry(s3_registry).resolve("claims")
-    at = app()
+    at = app(page="predict")
     numbers = {n.label: n for n in at.number_input}
     selects = {s.label: s for s in at.selectbox}
     for feat in card.features:
@@ -46,7 +46,7 @@ def test_form_is_built_from_the_regression_card_and_predicts(app, s3_registry) -
 
 def test_form_follows_the_classification_card(app, s3_registry) -> None:  # type: ignore[no-untyped-def]
     card = Registry(s3_registry).resolve("income")
-    at = app()
+    at = app(page="predict")
     at.selectbox(key="predict.model").select("income").run()
     labels = {n.label for n in at.number_input} | {s.label for s in at.selectbox}
     assert set(card.feature_names) <= labels
@@ -64,7 +64,7 @@ def test_form_follows_the_classification_card(app, s3_registry) -> None:  # type
 def test_values_outside_the_training_range_are_flagged(app, s3_registry) -> None:  # type: ignore[no-untyped-def]
     card = Registry(s3_registry).resolve("claims")
     feat = next(f for f in card.features if f.kind == "number" and f.max is not None)
-    at = app()
+    at = app(page="predict")
     field = next(n for n in at.number_input if n.label == feat.name)
     field.set_value(type(field.value)(feat.max * 10))  # same run as the submit: it is a form
     next(b for b in at.button if b.label == "Predict").click()
