@@ -348,7 +348,12 @@ def _rejected(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
     by_code = pd.DataFrame(
         {"reason": list(m.rejected_by_code), "rows": list(m.rejected_by_code.values())}
     )
-    st.dataframe(by_code, hide_index=True, width="content")
+    st.dataframe(
+        by_code,
+        hide_index=True,
+        width="content",
+        column_config={"rows": st.column_config.NumberColumn(format=widgets.COUNT_FORMAT)},
+    )
     url = catalog.output_url(path, m, "rejected", settings.scored)
     if url is None:
         return

@@ -256,6 +256,9 @@ def _show(result: Scored) -> None:
         st.json(m.to_json(), expanded=False)
 
 
+ROWS_CONFIG = {"rows": st.column_config.NumberColumn(format=widgets.COUNT_FORMAT)}
+
+
 def show_warnings(m: Manifest) -> None:
     if m.alerts:
         st.dataframe(
@@ -277,6 +280,7 @@ def show_warnings(m: Manifest) -> None:
         ),
         hide_index=True,
         width="content",
+        column_config=ROWS_CONFIG,
     )
     if m.warnings_by_column:
         rows = [
@@ -284,7 +288,9 @@ def show_warnings(m: Manifest) -> None:
             for col, codes in m.warnings_by_column.items()
             for code, n in codes.items()
         ]
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="content")
+        st.dataframe(
+            pd.DataFrame(rows), hide_index=True, width="content", column_config=ROWS_CONFIG
+        )
     if m.extra_columns:
         st.caption("Extra columns passed through untouched: " + ", ".join(m.extra_columns))
 
