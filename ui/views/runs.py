@@ -102,8 +102,8 @@ def _listing(settings: UISettings) -> None:
     table = pd.DataFrame(
         {
             "status": [widgets.status_label(r.summary.status, r.alerts) for r in chunk],
+            "input": [r.summary.input for r in chunk],  # before the alerts: names the run
             "alerts": [widgets.alert_summary(r.alerts) for r in chunk],
-            "input": [r.summary.input for r in chunk],
             "started (UTC)": [r.summary.started_at[:19].replace("T", " ") for r in chunk],
             "rows in": [r.summary.rows_in for r in chunk],
             "scored": [r.summary.rows_scored for r in chunk],
