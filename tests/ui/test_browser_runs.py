@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 WAIT_MS = 60_000
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 
 
 @contextmanager
@@ -80,7 +81,7 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 def settle(page, name: str, height: int = 1800) -> None:  # type: ignore[no-untyped-def]
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    page.wait_for_selector(IDLE)
     page.wait_for_timeout(700)  # charts and the graph finish drawing
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "Traceback" not in page.content()
@@ -148,6 +149,7 @@ def test_runs_alerts_deep_links_and_filters(
         search.fill("2026")
         search.press("Enter")
         expect(page.get_by_text("4 of 6 runs")).to_be_visible()
+        page.wait_for_selector(IDLE)  # a click during a rerun can land on the old widget
         page.get_by_role("combobox", name="Open a run").click()
         page.get_by_role("option").filter(has_text="claims-week-47").click()
         expect(page.get_by_role("heading", name="claims-week-47.csv")).to_be_visible()
