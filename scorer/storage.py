@@ -94,6 +94,23 @@ def join(base: str, *parts: str) -> str:
     return out
 
 
+# Client overrides for an interactive process (the UI): a user should hear within seconds that
+# S3 is down, where a batch run rather waits out a blip. None: the defaults below.
+CLIENT_OVERRIDES: dict[str, float] = {}
+
+
+def configure_client(*, connect_timeout: float, read_timeout: float, attempts: int) -> None:
+    """Short timeouts and few attempts for this process's S3 client (an interactive app)."""
+    wanted = {
+        "connect_timeout": connect_timeout,
+        "read_timeout": read_timeout,
+        "attempts": attempts,
+    }
+    if wanted != CLIENT_OVERRIDES:  # called on every page run: a new client only on change
+        CLIENT_OVERRIDES.update(wanted)
+        s3_client.cache_clear()
+
+
 @cache
 def s3_client() -> Any:
     """One boto3 client per process; retries with backoff for throttling and 5xx (7 attempts in
@@ -105,14 +122,15 @@ def s3_client() -> Any:
     region = session.region_name or "us-east-1"
     attempts = os.environ.get("AWS_MAX_ATTEMPTS", "").strip()
     mode = os.environ.get("AWS_RETRY_MODE", "").strip()
+    total = int(attempts) if attempts.isdigit() and int(attempts) else 7
     config = Config(
         retries={
             # total attempts, the first included (botocore's own max_attempts counts retries)
-            "total_max_attempts": int(attempts) if attempts.isdigit() and int(attempts) else 7,
+            "total_max_attempts": int(CLIENT_OVERRIDES.get("attempts", total)),
             "mode": mode if mode in ("legacy", "standard", "adaptive") else "adaptive",
         },
-        connect_timeout=5,
-        read_timeout=60,
+        connect_timeout=CLIENT_OVERRIDES.get("connect_timeout", 5),
+        read_timeout=CLIENT_OVERRIDES.get("read_timeout", 60),
         max_pool_connections=32,
     )
     return session.client("s3", region_name=region, config=config)

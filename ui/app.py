@@ -12,14 +12,25 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+from scorer import storage  # noqa: E402
 from scorer.errors import DropscoreError  # noqa: E402
 from ui import auth, state, widgets  # noqa: E402
 from ui.settings import UISettings  # noqa: E402
-from ui.views import models, predict, runs, schedules, score  # noqa: E402
+from ui.views import home, models, predict, runs, schedules, score  # noqa: E402
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _LOGO = str(_STATIC / "logo.svg")
 _LOGO_ICON = str(_STATIC / "icon.svg")
+# on a phone: headings wrap between words (a file name at its hyphens), never inside one, and
+# the flow graph keeps a legible size and scrolls sideways
+_CSS = """<style>
+h1 { word-break: normal; overflow-wrap: break-word; hyphens: none; }  /* mid-word: last resort */
+@media (max-width: 640px) {
+  h1 { font-size: 1.75rem !important; }
+  [data-testid="stGraphVizChart"] { overflow-x: auto; }
+  [data-testid="stGraphVizChart"] svg { min-width: 680px; }
+}
+</style>"""
 
 
 def main() -> None:
@@ -30,15 +41,24 @@ def main() -> None:
     except DropscoreError as exc:
         st.error(f"dropscore is misconfigured: {exc.message}", icon=":material/error:")
         st.stop()
+    storage.configure_client(
+        connect_timeout=settings.s3_connect_timeout,
+        read_timeout=settings.s3_read_timeout,
+        attempts=settings.s3_attempts,
+    )
+    st.html(_CSS)
     viewer = auth.sign_in(settings)
     st.session_state[state.VIEWER] = viewer
     pages = {
+        # the overview is the default (served at /), so every other page keeps its own URL
+        "home": st.Page(
+            widgets.guarded(home.render), title="Overview", icon=":material/home:", default=True
+        ),
         "predict": st.Page(
             widgets.guarded(predict.render),
             title="Predict",
             icon=":material/bolt:",
             url_path="predict",
-            default=True,
         ),
         "score": st.Page(
             widgets.guarded(score.render),

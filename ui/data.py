@@ -3,22 +3,27 @@ manifests (data with a TTL). Arguments are plain strings so cache keys are cheap
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from scorer import catalog, storage
-from scorer.card import ModelCard
+from scorer import catalog, schema, storage, validate
+from scorer.card import Feature, ModelCard
+from scorer.errors import DropscoreError
 from scorer.manifest import Manifest
 from scorer.promotion import Promotion
 from scorer.refs import ModelRef
 from scorer.registry import LoadedModel, Registry
+from ui.formats import fmt_number
 
-LISTING_TTL = 15  # seconds: new runs and promotions show up this fast
+LISTING_TTL = 15  # seconds: new models and promotions show up this fast
+RUNS_TTL = 3  # seconds: a new run shows up this fast (a listing + only the new manifests)
 PREVIEW_ROWS = 500
 MB = 1024 * 1024
 # a preview reads at most this much of an output (a single row may be many MB) and shows at
@@ -106,18 +111,32 @@ def _store() -> _ManifestStore:
     return _ManifestStore()
 
 
-@st.cache_data(ttl=LISTING_TTL, show_spinner="Listing runs…")
-def runs(bucket: str, scored: str) -> list[catalog.RunSummary]:
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One row of the runs list: the summary and the manifest's alerts (none for manifests
+    written before alerts existed: nothing is derived for them)."""
+
+    summary: catalog.RunSummary
+    alerts: tuple[dict[str, Any], ...]
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner="Listing runs…")
+def runs(bucket: str, scored: str) -> list[Run]:
     """Every run, newest first (manifests fetched in parallel, each only once per process)."""
     entries = catalog.list_runs(bucket, scored)
     manifests = _store().get_many(entries, scored)
     found = [
-        catalog.summarise(e.path, m)
+        Run(catalog.summarise(e.path, m), tuple(m.alerts))
         for e, m in zip(entries, manifests, strict=True)
         if m is not None
     ]
     # manifests carry microsecond start times; listings only whole seconds
-    return sorted(found, key=lambda s: (s.started_at, s.key), reverse=True)
+    return sorted(found, key=lambda r: (r.summary.started_at, r.summary.key), reverse=True)
+
+
+def refresh_runs() -> None:
+    """The Refresh button: the next read lists the bucket again (manifests stay cached)."""
+    runs.clear()
 
 
 def manifest(bucket: str, key: str, scored: str) -> Manifest | None:
@@ -205,3 +224,50 @@ def preview_note(preview: Preview, what: str, total: int) -> str:
 def object_bytes(url: str) -> bytes:
     """Read on demand (download buttons call this only when clicked)."""
     return storage.read_bytes(url)
+
+
+# --- warnings row by row -------------------------------------------------------------------------
+def row_warnings(card: ModelCard, frame: pd.DataFrame, decimal: str = ".") -> pd.DataFrame:
+    """Which rows of a predictions preview carry which warning: each row checked again on its
+    own by the scorer's validation (the manifest only counts them)."""
+    columns = ["row", "column", "warning", "value", "in training"]
+    outputs = {*schema.OUTPUT_COLUMNS, *schema.probability_columns(card)}
+    inputs = [c for c in frame.columns if c not in outputs]
+    try:
+        plan = dataclasses.replace(schema.plan_header(inputs, card), decimal=decimal)
+    except DropscoreError:
+        return pd.DataFrame(columns=columns)  # not laid out as the card says: nothing to show
+    where = {f.name: (f, i) for f, i in zip(plan.features, plan.feature_index, strict=True)}
+    numbers = frame["row_number"].tolist() if "row_number" in frame else None
+    records = frame[inputs].astype(str).to_numpy().tolist()
+    found = []
+    for i, record in enumerate(records):
+        checked = validate.check_batch([record], [i + 1], [i + 2], plan)
+        for column, codes in checked.column_warnings.items():
+            feat, index = where[column]
+            for code in sorted(codes):
+                found.append(
+                    {
+                        "row": int(numbers[i]) if numbers else i + 1,
+                        "column": column,
+                        "warning": code,
+                        "value": record[index],
+                        "in training": _training_values(feat),
+                    }
+                )
+    return pd.DataFrame(found, columns=columns)
+
+
+def _training_values(feat: Feature) -> str:
+    if feat.kind == "number":
+        low, high = feat.min, feat.max
+        return f"{fmt_number(low)} to {fmt_number(high)}" if low is not None else ""
+    shown = ", ".join(feat.categories[:8])
+    return shown + (f" … ({len(feat.categories)} in all)" if len(feat.categories) > 8 else "")
+
+
+@st.cache_data(ttl=3600, max_entries=64, show_spinner="Checking the rows…")
+def preview_warnings(
+    url: str, registry: str, name: str, version: int, decimal: str
+) -> pd.DataFrame:
+    return row_warnings(card(registry, name, version), csv_preview(url), decimal)

@@ -25,6 +25,11 @@ class UISettings:
     max_rows: int = 200_000
     incoming: str = INCOMING
     scored: str = SCORED
+    # S3 for a person waiting: an outage is reported within ~5 s (the scorer keeps its own
+    # longer timeouts and 7 attempts)
+    s3_connect_timeout: float = 2.0
+    s3_read_timeout: float = 20.0
+    s3_attempts: int = 2
 
     @property
     def default_model(self) -> ModelRef:

@@ -17,6 +17,7 @@ PREDICT_RESULT = "predict.result"
 SCORE_RESULT = "score.result"
 SENT_UPLOAD = "score.sent"
 PROMOTED = "models.promoted"
+RUN_FILTERS = "runs.filters"  # the list's filters, kept while a run or another page is open
 
 
 def settings() -> UISettings:

@@ -6,15 +6,27 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
+from scorer import storage
 from scorer.card import ModelCard
-from scorer.errors import DropscoreError
+from scorer.errors import DropscoreError, StorageUnavailable
+from scorer.manifest import Manifest
 from scorer.refs import ModelRef
 from ui import data
+from ui.formats import (  # noqa: F401  # re-exported: every page formats through widgets
+    AMOUNT_FORMAT,
+    COUNT_FORMAT,
+    SECONDS_FORMAT,
+    SHARE_FORMAT,
+    fmt_number,
+    fmt_share,
+    number_format,
+)
 from ui.settings import UISettings
 
 log = logging.getLogger("dropscore.ui")
@@ -35,6 +47,9 @@ def guarded(render: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
         try:
             render()
+        except StorageUnavailable as exc:
+            log.warning("storage unavailable: %s", exc.message)
+            outage(exc)
         except DropscoreError as exc:
             st.error(md(exc.message), icon=":material/error:")
         except Exception:
@@ -49,6 +64,46 @@ def guarded(render: Callable[[], None]) -> Callable[[], None]:
     return run
 
 
+_S3_URL = re.compile(r"s3://([^/'\s]+)")
+
+
+def endpoint_host() -> str:
+    """host[:port] of the S3 endpoint this process talks to (never a path or credentials)."""
+    try:
+        url = urlsplit(str(storage.s3_client().meta.endpoint_url))
+    except Exception:  # a client that cannot even be built: say so without details
+        return "the S3 endpoint"
+    return f"{url.hostname}:{url.port}" if url.port else str(url.hostname)
+
+
+def outage_message(message: str, host: str) -> str:
+    """What a user reads when storage is out: which bucket, which endpoint host, what to do —
+    not botocore's text (it carries internal URLs with keys and query strings)."""
+    found = _S3_URL.search(message)
+    bucket = f"the bucket '{found.group(1)}'" if found else "the bucket"
+    lower = message.lower()
+    if "access denied" in lower or "permission denied" in lower:
+        what = f"Access to {bucket} at {host} was denied: check the app's role or credentials."
+    elif "no aws credentials" in lower:
+        what = f"No AWS credentials are configured, so {bucket} at {host} cannot be read."
+    elif "does not exist" in lower and "bucket" in lower:
+        what = f"{bucket.capitalize()} does not exist at {host}: check DROPSCORE_BUCKET."
+    else:
+        what = (
+            f"Cannot reach {bucket} at {host} (S3 endpoint): the storage service is down or not "
+            "reachable from this server."
+        )
+    return what + " Runs, models and uploads are all kept there; nothing was changed."
+
+
+def outage(exc: StorageUnavailable) -> None:
+    """The outage message with a Retry button (cached listings are dropped so it really asks)."""
+    st.error(md(outage_message(exc.message, endpoint_host())), icon=":material/cloud_off:")
+    if st.button("Retry", icon=":material/refresh:", type="primary", key="outage.retry"):
+        st.cache_data.clear()
+        st.rerun()
+
+
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~:=])")
 
 
@@ -58,11 +113,75 @@ def md(text: object) -> str:
     return _MARKDOWN.sub(r"\\\1", str(text))
 
 
-def status_markdown(status: str) -> str:
-    """A coloured badge for a run status, for use inside markdown."""
+ALERT_KIND = {
+    "DRIFT_PREDICTION": "drift",
+    "DRIFT_FEATURE": "drift",
+    "UNSEEN_SHARE": "unseen categories",
+    "OUT_OF_RANGE_SHARE": "out of range",
+    "REJECTED_SHARE": "rejected rows",
+}
+
+
+def _rank(alert: dict[str, object]) -> tuple[bool, int]:
+    kinds = list(ALERT_KIND)
+    code = str(alert.get("code"))
+    return (alert.get("level") != "major", kinds.index(code) if code in kinds else len(kinds))
+
+
+def worst_alert(alerts: Sequence[dict[str, object]]) -> dict[str, object] | None:
+    """The alert a badge names: major before warning, drift before shares."""
+    ranked = sorted(alerts, key=_rank)
+    return ranked[0] if ranked else None
+
+
+def status_label(status: str, alerts: Sequence[dict[str, object]] = ()) -> str:
+    """``ok``, or ``ok · major drift`` when the run raised alerts: a run scored far outside its
+    training data is never a plain ok."""
+    worst = worst_alert(alerts)
+    if worst is None:
+        return status
+    kind = ALERT_KIND.get(str(worst.get("code")), "alert")
+    return f"{status} · {worst.get('level')} {kind}"
+
+
+def alert_summary(alerts: Sequence[dict[str, object]]) -> str:
+    """One short line per run for a table: what raised alerts, major first."""
+    parts: dict[str, list[str]] = {}
+    for a in sorted(alerts, key=_rank):
+        head = f"{a.get('level')} {ALERT_KIND.get(str(a.get('code')), str(a.get('code')))}"
+        what = "predictions" if a.get("code") == "DRIFT_PREDICTION" else a.get("column")
+        items = parts.setdefault(head, [])
+        if what and str(what) not in items:
+            items.append(str(what))
+    return "; ".join(f"{h}: {', '.join(i)}" if i else h for h, i in parts.items())
+
+
+def status_markdown(status: str, alerts: Sequence[dict[str, object]] = ()) -> str:
+    """A coloured badge for a run status (and its worst alert), for use inside markdown."""
+    worst = worst_alert(alerts)
     color = STATUS_COLOR.get(status, "gray")
     icon = STATUS_ICON.get(status, "")
-    return f":{color}-badge[{icon} {status}]"
+    if worst is not None and status == "ok":  # scored, but not like the training data
+        color = "red" if worst.get("level") == "major" else "orange"
+        icon = ":material/notifications:"
+    return f":{color}-badge[{icon} {md(status_label(status, alerts))}]"
+
+
+def without_server_paths(m: Manifest) -> Manifest:
+    """A copy of a manifest fit to hand to a user: a file written on this server (a temporary
+    folder) is named by its file name only; bucket URLs stay, they are where the files are."""
+
+    def public(url: object) -> object:
+        text = str(url)
+        return url if "://" in text or "/" not in text else text.rsplit("/", 1)[-1]
+
+    copy = Manifest.from_json(m.to_json())
+    if "url" in copy.input:
+        copy.input["url"] = public(copy.input["url"])
+    for entry in copy.outputs.values():
+        if "url" in entry:
+            entry["url"] = public(entry["url"])
+    return copy
 
 
 def alerts_markdown(alerts: Sequence[dict[str, object]]) -> str:
@@ -90,12 +209,23 @@ def model_picker(settings: UISettings, key: str) -> Choice:
             f"no models in {settings.registry} yet; train one with 'python -m training train'"
         )
     left, right = st.columns([3, 2])
+    if default.name not in names:  # named, never silently swapped for another model
+        st.error(
+            md(
+                f"The configured model '{default.name}' is not in {settings.registry}; "
+                f"models there: {', '.join(names)}. Pick one to continue, or fix DROPSCORE_MODEL."
+            ),
+            icon=":material/error:",
+        )
     name = left.selectbox(
         "Model",
         names,
-        index=names.index(default.name) if default.name in names else 0,
+        index=names.index(default.name) if default.name in names else None,
         key=f"{key}.model",
+        placeholder="Choose a model",
     )
+    if name is None:
+        st.stop()
     aliases = data.aliases(settings.registry, name)
     versions = data.versions(settings.registry, name)
     options: list[ModelRef] = [ModelRef(name, alias=a) for a in sorted(aliases, key=_alias_order)]
@@ -103,7 +233,13 @@ def model_picker(settings: UISettings, key: str) -> Choice:
     if not options:
         raise DropscoreError(f"model '{name}' has no published version yet")
     wanted = default if default.name == name else ModelRef(name, alias="production")
-    index = options.index(wanted) if wanted in options else 0
+    index = options.index(wanted) if wanted in options else None
+    if index is None:
+        missing = wanted.alias or f"v{wanted.version}"
+        st.error(
+            md(f"model '{name}' has no version/alias '{missing}' in {settings.registry}"),
+            icon=":material/error:",
+        )
 
     def label(ref: ModelRef) -> str:
         if ref.alias is not None:
@@ -112,8 +248,11 @@ def model_picker(settings: UISettings, key: str) -> Choice:
         return f"v{ref.version}" + (f" · {', '.join(tags)}" if tags else "")
 
     ref = right.selectbox(
-        "Version", options, index=index, format_func=label, key=f"{key}.ref.{name}"
-    )
+        "Version", options, index=index, format_func=label, key=f"{key}.ref.{name}",
+        placeholder="Choose a version",
+    )  # fmt: skip
+    if ref is None:
+        st.stop()
     return Choice(ref, data.resolve(settings.registry, ref))
 
 
@@ -131,7 +270,7 @@ def describe_card(card: ModelCard) -> str:
 
 
 def _num(value: float) -> str:
-    return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return fmt_number(round(value, 3) if abs(value) < 1 else value)
 
 
 def compare_chart(

@@ -4,7 +4,7 @@ configured through the same DROPSCORE_* variables a deployment uses."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,15 @@ from tests.ui.support import Seeded, seed_runs
 
 APP = Path(__file__).resolve().parents[2] / "ui" / "app.py"
 TIMEOUT = 120  # the first run imports PyCaret and unpickles a model
+
+
+@pytest.fixture(autouse=True)
+def _scorer_client_after() -> Iterator[None]:
+    """The app shortens this process's S3 timeouts and attempts (UI settings); the tests that
+    follow in the same process get the scorer's own client back."""
+    yield
+    storage.CLIENT_OVERRIDES.clear()
+    storage.s3_client.cache_clear()
 
 
 @pytest.fixture

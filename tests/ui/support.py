@@ -43,6 +43,16 @@ def drifted_claims(rows: int = 300, seed: int = 3) -> bytes:
     return csv_bytes(frame)
 
 
+def outside_training(rows: int = 200, seed: int = 4) -> bytes:
+    """Every number of every row shifted far beyond the training range: all rows score (status
+    ok), none is like the data the model learned from."""
+    frame = claims_frame(rows, seed)
+    for c in frame.columns:
+        if pd.api.types.is_numeric_dtype(frame[c]):
+            frame[c] = frame[c] + 10 * (frame[c].max() - frame[c].min() + 1)
+    return csv_bytes(frame)
+
+
 def income_file(rows: int = 120) -> bytes:
     frame = make_classification_frame(rows, seed=9).drop(columns=["income >50K"])
     return csv_bytes(frame)
@@ -51,6 +61,8 @@ def income_file(rows: int = 120) -> bytes:
 @dataclass(frozen=True, slots=True)
 class Seeded:
     run_keys: dict[str, str]  # input key → "<rel>/<run_id>"
+    bucket: str = ""
+    registry: str = ""
 
 
 def put_and_score(s3, bucket: str, key: str, body: bytes, registry: str, model: str) -> str:  # type: ignore[no-untyped-def]
@@ -74,7 +86,7 @@ def seed_runs(s3, bucket: str, registry: str) -> Seeded:  # type: ignore[no-unty
     keys = {}
     for key, body, model in files:
         keys[key] = put_and_score(s3, bucket, key, body, registry, model)
-    return Seeded(keys)
+    return Seeded(keys, bucket, registry)
 
 
 def read_csv(content: bytes) -> pd.DataFrame:

@@ -62,7 +62,7 @@ def test_an_email_not_verified_explicitly_is_refused(aws_mode: None, verified: o
 def test_allowed_user_gets_the_app(aws_mode: None) -> None:
     user = {"is_logged_in": True, "email": "guest@partner.org", "name": "Guest"}
     at = session({**user, "email_verified": True})
-    assert [t.value for t in at.title] == ["Predict"]
+    assert [t.value for t in at.title] == ["dropscore"]  # the overview, at /
     assert not at.exception
 
 

@@ -98,7 +98,7 @@ def test_the_app_in_a_real_browser(server, s3_registry: str) -> None:  # type: i
             page.set_viewport_size({"width": 1400, "height": 1600})
 
         # Predict: the form from the card, one value beyond the training range, predict
-        page.goto(url)
+        page.goto(f"{url}/predict")  # / is the overview
         expect(page.get_by_role("heading", name="Predict")).to_be_visible()
         expect(page.get_by_text("Local mode — no sign-in")).to_be_visible()
         settled("01-predict-form")

@@ -39,7 +39,7 @@ def test_predict_shows_inline_errors_base_value_and_labelled_contributions(  # t
             page.set_default_timeout(WAIT_MS)
             expect.set_options(timeout=WAIT_MS)
 
-            page.goto(url)
+            page.goto(f"{url}/predict")  # / is the overview
             expect(page.get_by_role("heading", name="Predict")).to_be_visible()
             page.get_by_label(whole.name, exact=True).fill("2.7")
             page.get_by_label(decimal.name, exact=True).fill("30.23")

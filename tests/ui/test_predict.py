@@ -19,8 +19,8 @@ def texts(at) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(str(p) for p in parts)
 
 
-def test_local_mode_is_labelled_and_predict_is_the_home_page(app) -> None:  # type: ignore[no-untyped-def]
-    at = app()
+def test_local_mode_is_labelled_on_the_predict_page(app) -> None:  # type: ignore[no-untyped-def]
+    at = app(page="predict")
     assert not at.exception
     assert [t.value for t in at.title] == ["Predict"]
     assert "Local mode — no sign-in" in "\n".join(str(m.value) for m in at.sidebar.markdown) + str(
@@ -30,7 +30,7 @@ def test_local_mode_is_labelled_and_predict_is_the_home_page(app) -> None:  # ty
 
 def test_form_is_built_from_the_regression_card_and_predicts(app, s3_registry) -> None:  # type: ignore[no-untyped-def]
     card = Registry(s3_registry).resolve("claims")
-    at = app()
+    at = app(page="predict")
     numbers = {n.label: n for n in at.text_input}
     selects = {s.label: s for s in at.selectbox}
     for feat in card.features:
@@ -55,7 +55,7 @@ def test_form_is_built_from_the_regression_card_and_predicts(app, s3_registry) -
 
 def test_form_follows_the_classification_card(app, s3_registry) -> None:  # type: ignore[no-untyped-def]
     card = Registry(s3_registry).resolve("income")
-    at = app()
+    at = app(page="predict")
     at.selectbox(key="predict.model").select("income").run()
     labels = {n.label for n in at.text_input} | {s.label for s in at.selectbox}
     assert set(card.feature_names) <= labels
@@ -73,7 +73,7 @@ def test_form_follows_the_classification_card(app, s3_registry) -> None:  # type
 def test_values_outside_the_training_range_are_flagged(app, s3_registry) -> None:  # type: ignore[no-untyped-def]
     card = Registry(s3_registry).resolve("claims")
     feat = next(f for f in card.features if f.kind == "number" and f.max is not None)
-    at = app()
+    at = app(page="predict")
     field = next(n for n in at.text_input if n.label == feat.name)
     field.set_value(str(int(feat.max * 10)))  # same run as the submit: it is a form
     next(b for b in at.button if b.label == "Predict").click()
@@ -110,7 +110,7 @@ def test_the_form_sends_what_was_typed_or_says_why_not(  # type: ignore[no-untyp
 ) -> None:
     card = Registry(s3_registry).resolve("claims")
     feat = _pick(card, integer=which == "whole")
-    at = app()
+    at = app(page="predict")
     next(n for n in at.text_input if n.label == feat.name).set_value(typed)
     next(b for b in at.button if b.label == "Predict").click()
     at.run()
@@ -139,7 +139,7 @@ def test_an_optional_number_left_empty_is_a_missing_value(app, s3_registry) -> N
     feat = next(f for f in raw["features"] if f["kind"] == "number" and not f.get("integer"))
     feat["nullable"] = True
     storage.write_bytes(base, json.dumps(raw).encode())
-    at = app()
+    at = app(page="predict")
     field = next(n for n in at.text_input if n.label == feat["name"])
     assert field.placeholder == "empty = missing"
     field.set_value("")
@@ -155,7 +155,7 @@ def test_an_optional_number_left_empty_is_a_missing_value(app, s3_registry) -> N
 
 
 def test_the_explanation_shows_its_base_and_adds_up(app, s3_registry) -> None:  # type: ignore[no-untyped-def]
-    at = app()
+    at = app(page="predict")
     next(b for b in at.button if b.label == "Predict").click()
     at.run()
     why = at.session_state[PREDICT_RESULT].explanation
@@ -169,7 +169,7 @@ def test_the_explanation_shows_its_base_and_adds_up(app, s3_registry) -> None:  
 
 
 def test_a_classifier_explains_the_log_odds_of_its_class(app) -> None:  # type: ignore[no-untyped-def]
-    at = app()
+    at = app(page="predict")
     at.selectbox(key="predict.model").select("income").run()
     next(b for b in at.button if b.label == "Predict").click()
     at.run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.ui.conftest import open_page
+from ui import data
 from ui.widgets import md
 
 
@@ -17,7 +18,8 @@ def test_every_run_is_listed_newest_first(app, seeded) -> None:  # type: ignore[
     table = runs_table(at)
     assert sorted(table["input"]) == sorted(seeded.run_keys)
     row = table.set_index("input").loc["incoming/2026/claims-with-bad-rows.csv"]
-    assert (row["status"], row["rows in"], row["scored"], row["rejected"]) == ("partial", 60, 57, 3)
+    assert (row["rows in"], row["scored"], row["rejected"]) == (60, 57, 3)
+    assert row["status"].split(" · ")[0] == "partial"
     assert row["model"] == "claims v1"
     assert table.set_index("input").loc["incoming/broken/semicolons.csv", "status"] == "failed"
     assert (
@@ -41,15 +43,16 @@ def test_choosing_a_run_opens_its_detail(app, seeded) -> None:  # type: ignore[n
     wanted = seeded.run_keys["incoming/2026/claims-week-47.csv"]
     at.selectbox(key="runs.open.1").select(wanted).run()
     assert at.query_params["run"] == wanted
-    assert [t.value for t in at.title] == [md("incoming/2026/claims-week-47.csv")]
+    assert [t.value for t in at.title] == [md("claims-week-47.csv")]  # the path is below it
+    assert any(md("incoming/2026/claims-week-47.csv") in m.value for m in at.markdown)
 
 
 def test_run_detail_shows_drift_rejects_warnings_and_files(app, seeded) -> None:  # type: ignore[no-untyped-def]
     at = app(query={"run": seeded.run_keys["incoming/2026/claims-drifted.csv"]})
     open_page(at, "runs")
     assert not at.exception
-    assert not at.error
-    assert [t.value for t in at.title] == [md("incoming/2026/claims-drifted.csv")]
+    assert [e.icon for e in at.error] == [":material/notifications:"]  # its alerts, no failure
+    assert [t.value for t in at.title] == [md("claims-drifted.csv")]
     drifted = [w.value for w in at.warning if w.value.startswith("Drifted:")]
     assert len(drifted) == 1
     assert "major" in drifted[0]
@@ -107,6 +110,7 @@ def test_hundreds_of_runs_are_paged(app, seeded, s3, capsys) -> None:  # type: i
     for i in range(300):
         run = f"claims-v1-{i:016x}"
         s3.put_object(Bucket=bucket, Key=f"scored/many/file-{i:03d}/{run}/manifest.json", Body=body)
+    data.refresh_runs()  # the overview listed the runs a moment ago (kept for RUNS_TTL)
     t0 = time.perf_counter()
     at = app(page="runs")
     cold = time.perf_counter() - t0
@@ -118,9 +122,14 @@ def test_hundreds_of_runs_are_paged(app, seeded, s3, capsys) -> None:  # type: i
     warm = time.perf_counter() - t0
     last = runs_table(at)
     assert len(last) == 305 - 12 * 25
+    t0 = time.perf_counter()
+    at.button(key="runs.refresh").click().run()  # list again; every manifest is cached
+    relist = time.perf_counter() - t0
+    assert len(runs_table(at)) == 305 - 12 * 25  # the page is kept
     with capsys.disabled():
         print(
-            f"\n[runs] 305 runs: first page {cold:.2f} s (list + manifests), page 13 {warm:.2f} s"
+            f"\n[runs] 305 runs: first page {cold:.2f} s (list + manifests), page 13 {warm:.2f} s, "
+            f"refresh {relist:.2f} s (list only)"
         )
 
 
@@ -147,7 +156,7 @@ def test_a_run_with_huge_and_formula_cells_opens_with_a_bounded_preview(
     open_page(at, "runs")
     assert not at.exception
     assert not at.error
-    assert [t.value for t in at.title] == [md(key)]
+    assert [t.value for t in at.title] == [md(key.rsplit("/", 1)[-1])]  # the file's name
     preds = next(d.value for d in at.dataframe if "prediction" in d.value.columns)
     assert len(preds) == 19  # the rows before the 8 MiB row that fit in the preview's bytes
     cell = preds["note"].iloc[2]
@@ -158,3 +167,75 @@ def test_a_run_with_huge_and_formula_cells_opens_with_a_bounded_preview(
     rejected = next(d.value for d in at.dataframe if "raw" in d.value.columns)
     assert len(rejected) == 1
     assert max(len(v) for v in rejected["raw"]) == 301
+
+
+# --- alerts, filters, refresh (issue 16) --------------------------------------------------------
+def far_outside_run(seeded, s3) -> str:  # type: ignore[no-untyped-def]
+    from tests.ui.support import outside_training, put_and_score
+
+    bucket, registry = seeded.bucket, seeded.registry
+    key = "incoming/2026/claims-outside.csv"
+    return put_and_score(s3, bucket, key, outside_training(), registry, "claims")
+
+
+def test_a_run_outside_training_is_not_a_plain_ok_in_the_list(app, seeded, s3) -> None:  # type: ignore[no-untyped-def]
+    far_outside_run(seeded, s3)
+    at = app(page="runs")
+    table = runs_table(at).set_index("input")
+    row = table.loc["incoming/2026/claims-outside.csv"]
+    assert row["status"] == "ok · major drift"  # scored, but not a green ok
+    assert "major drift" in row["alerts"]
+    assert "major out of range" in row["alerts"]
+    clean = table.loc["incoming/2026/claims-week-47.csv"]
+    assert (clean["status"], clean["alerts"]) == ("ok", "")
+    assert "with alerts" in [c.value for c in at.caption][1]
+
+
+def test_a_run_outside_training_shows_its_alerts_in_the_header(app, seeded, s3) -> None:  # type: ignore[no-untyped-def]
+    at = app(query={"run": far_outside_run(seeded, s3)})
+    open_page(at, "runs")
+    header = next(m.value for m in at.markdown if "badge[" in m.value and "run `" in m.value)
+    assert ":red-badge[" in header
+    assert "ok · major" in header
+    assert ":green-badge[" not in header
+    alerts = [e.value for e in at.error if "alert" in e.value]
+    assert len(alerts) == 1
+    assert md("major drift: predictions, ") in alerts[0]
+    assert md("major out of range: ") in alerts[0]
+
+
+def test_warnings_are_listed_row_by_row(app, seeded, s3) -> None:  # type: ignore[no-untyped-def]
+    at = app(query={"run": far_outside_run(seeded, s3)})
+    open_page(at, "runs")
+    rows = next(d.value for d in at.dataframe if "in training" in d.value.columns)
+    assert set(rows["warning"]) == {"OUT_OF_RANGE"}
+    assert rows["row"].nunique() == 200  # every scored row, each with its own values
+    assert rows.groupby("column").size().min() == 200
+
+
+def test_filters_survive_opening_a_run_and_coming_back(app, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = app(page="runs")
+    at.text_input(key="runs.search").set_value("2026").run()
+    at.selectbox(key="runs.model").select("claims v1").run()
+    before = list(runs_table(at)["input"])
+    assert len(before) == 3
+    at.selectbox(key="runs.open.1").select(seeded.run_keys["incoming/2026/claims-week-47.csv"])
+    at.run()
+    assert "run" in at.query_params
+    at.button[0].click().run()  # "All runs"
+    assert "run" not in at.query_params
+    assert at.text_input(key="runs.search").value == "2026"
+    assert at.selectbox(key="runs.model").value == "claims v1"
+    assert list(runs_table(at)["input"]) == before
+    open_page(at, "models")
+    open_page(at, "runs")  # another page and back
+    assert at.text_input(key="runs.search").value == "2026"
+    assert list(runs_table(at)["input"]) == before
+
+
+def test_refresh_lists_a_new_run_at_once(app, seeded, s3) -> None:  # type: ignore[no-untyped-def]
+    at = app(page="runs")
+    assert "6 of 6" not in [c.value for c in at.caption][1]
+    far_outside_run(seeded, s3)
+    at.button(key="runs.refresh").click().run()
+    assert "6 of 6 runs" in [c.value for c in at.caption][1]

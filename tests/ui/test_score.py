@@ -55,10 +55,33 @@ def test_a_file_the_model_cannot_read_is_refused_with_a_reason(app) -> None:  # 
 def test_too_many_rows_are_refused_with_the_limit(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("DROPSCORE_UI_MAX_ROWS", "10")
     at = upload(app(page="score"), "big.csv", csv_bytes(claims_frame(50, 4)))
+    errors = [e.value for e in at.error]  # refused on upload, before any work
+    assert any("more than 10 rows" in e for e in errors), errors
+    assert not [b for b in at.button if b.label.startswith("Score with ")]
+
+
+def test_a_file_at_the_row_limit_is_scored(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DROPSCORE_UI_MAX_ROWS", "50")
+    at = upload(app(page="score"), "edge.csv", csv_bytes(claims_frame(50, 4)))
     score_button(at).click()
     at.run()
-    errors = [e.value for e in at.error]
-    assert any("more than 10 rows" in e for e in errors), errors
+    assert [s.value for s in at.success] == ["All 50 rows scored."]
+
+
+def test_the_downloaded_manifest_names_no_server_path(app) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    content, _ = claims_with_bad_rows(40)
+    at = upload(app(page="score"), "march.csv", content)
+    score_button(at).click()
+    at.run()
+    assert "Manifest JSON" in [d.label for d in at.download_button]
+    text = at.session_state["score.result"].manifest_json.decode()  # what that button serves
+    manifest = json.loads(text)
+    assert manifest["input"]["url"] == "march.csv"
+    assert {e["url"] for e in manifest["outputs"].values()} == {"predictions.csv", "rejected.csv"}
+    assert "/tmp" not in text
+    assert "dropscore-api-" not in text
 
 
 def test_only_csv_files_are_accepted(app) -> None:  # type: ignore[no-untyped-def]
@@ -88,7 +111,7 @@ def test_send_to_the_bucket_links_to_the_run_the_batch_path_makes(app, s3, s3_re
     assert link.endswith("/" + result.manifest.run_id)
     detail = app(page="runs", query={"run": link})
     open_page(detail, "runs")
-    assert [t.value for t in detail.title] == [md(key)]
+    assert [t.value for t in detail.title] == [md(key.rsplit("/", 1)[-1])]  # the file name
 
 
 def test_the_bucket_scores_the_version_previewed_not_production(app, s3, s3_registry) -> None:  # type: ignore[no-untyped-def]

@@ -169,6 +169,7 @@ def test_sign_in_against_a_real_identity_provider(stack: Stack, s3_registry: str
 
         # an allow-listed analyst: the app works; the Models page refuses promotion
         sign_in(page, ANALYST, "02-provider")
+        page.goto(f"{stack.url}/predict")  # / is the overview
         expect(page.get_by_role("heading", name="Predict")).to_be_visible()
         expect(page.get_by_text("Signed in as Ana Analyst")).to_be_visible()
         settled(page, "03-analyst-predict")

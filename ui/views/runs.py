@@ -32,78 +32,113 @@ def render() -> None:
 
 
 # --- the list ----------------------------------------------------------------------------------
+FILTER_KEYS = ("runs.status", "runs.model", "runs.search", "runs.page")
+
+
+def _restore_filters(models: list[str]) -> None:
+    """Streamlit forgets a widget's value on a run that does not draw it (a run's detail, another
+    page); the filters are kept under their own key and put back before the widgets are drawn."""
+    saved: dict[str, object] = st.session_state.get(state.RUN_FILTERS, {})
+    for key, value in saved.items():
+        if key not in st.session_state and value is not None:
+            if key == "runs.model" and value not in (ALL, *models):
+                continue  # that model has no run any more
+            st.session_state[key] = value
+
+
+def _save_filters() -> None:
+    st.session_state[state.RUN_FILTERS] = {k: st.session_state.get(k) for k in FILTER_KEYS}
+
+
 def _listing(settings: UISettings) -> None:
     st.title("Runs")
-    st.caption(f"Every run under s3://{settings.bucket}/{settings.scored}, newest first.")
-    summaries = data.runs(settings.bucket, settings.scored)
-    if not summaries:
+    head, button = st.columns([5, 1], vertical_alignment="bottom")
+    head.caption(
+        f"Every run under s3://{settings.bucket}/{settings.scored}, newest first · listed at "
+        f"{dt.datetime.now(dt.UTC):%H:%M:%S} UTC; new runs show up within {data.RUNS_TTL} s."
+    )
+    if button.button("Refresh", icon=":material/refresh:", key="runs.refresh"):
+        data.refresh_runs()
+    listed = data.runs(settings.bucket, settings.scored)
+    if not listed:
         st.info(
             f"No runs yet. Drop a CSV into s3://{settings.bucket}/{settings.incoming} or use "
             "**Score a file → Send to the bucket**; its run shows up here.",
             icon=":material/inbox:",
         )
         return
+    models = sorted({f"{r.summary.model} v{r.summary.model_version}" for r in listed})
+    _restore_filters(models)
     f1, f2, f3 = st.columns([2, 2, 3])
     statuses = f1.pills(
         "Status", ["ok", "partial", "failed"], selection_mode="multi", key="runs.status"
     )
-    models = sorted({f"{s.model} v{s.model_version}" for s in summaries})
     model = f2.selectbox("Model", [ALL, *models], key="runs.model")
     text = f3.text_input("Input contains", key="runs.search", placeholder="e.g. 2024/claims")
     shown = [
-        s
-        for s in summaries
-        if (not statuses or s.status in statuses)
-        and (model == ALL or f"{s.model} v{s.model_version}" == model)
-        and (not text or text.lower() in s.input.lower())
+        r
+        for r in listed
+        if (not statuses or r.summary.status in statuses)
+        and (model == ALL or f"{r.summary.model} v{r.summary.model_version}" == model)
+        and (not text or text.lower() in r.summary.input.lower())
     ]
-    ok = sum(s.status == "ok" for s in shown)
+    alerted = sum(bool(r.alerts) for r in shown)
     st.caption(
-        f"{len(shown):,} of {len(summaries):,} runs · {ok:,} ok · "
-        f"{sum(s.status == 'partial' for s in shown):,} partial · "
-        f"{sum(s.status == 'failed' for s in shown):,} failed"
+        f"{len(shown):,} of {len(listed):,} runs · "
+        f"{sum(r.summary.status == 'ok' for r in shown):,} ok · "
+        f"{sum(r.summary.status == 'partial' for r in shown):,} partial · "
+        f"{sum(r.summary.status == 'failed' for r in shown):,} failed · "
+        f"{alerted:,} with alerts"
     )
-    st.caption(widgets.md(_month_cost_line(summaries)))  # cost (issue 15): all runs, unfiltered
+    st.caption(widgets.md(_month_cost_line([r.summary for r in listed])))  # cost: all runs
     if not shown:
+        _save_filters()
         st.info("No run matches these filters.")
         return
     pages = max(1, math.ceil(len(shown) / PAGE_SIZE))
-    page = st.session_state.get("runs.page", 1)
-    page = min(max(int(page), 1), pages)
+    if int(st.session_state.get("runs.page", 1) or 1) > pages:
+        st.session_state["runs.page"] = pages
+    page = min(max(int(st.session_state.get("runs.page", 1) or 1), 1), pages)
     chunk = shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     table = pd.DataFrame(
         {
-            "status": [s.status for s in chunk],
-            "input": [s.input for s in chunk],
-            "started (UTC)": [s.started_at[:19].replace("T", " ") for s in chunk],
-            "rows in": [s.rows_in for s in chunk],
-            "scored": [s.rows_scored for s in chunk],
-            "rejected": [s.rows_rejected for s in chunk],
-            "model": [f"{s.model} v{s.model_version}" for s in chunk],
-            "duration (s)": [s.duration_s for s in chunk],
+            "status": [widgets.status_label(r.summary.status, r.alerts) for r in chunk],
+            "input": [r.summary.input for r in chunk],  # before the alerts: names the run
+            "alerts": [widgets.alert_summary(r.alerts) for r in chunk],
+            "started (UTC)": [r.summary.started_at[:19].replace("T", " ") for r in chunk],
+            "rows in": [r.summary.rows_in for r in chunk],
+            "scored": [r.summary.rows_scored for r in chunk],
+            "rejected": [r.summary.rows_rejected for r in chunk],
+            "model": [f"{r.summary.model} v{r.summary.model_version}" for r in chunk],
+            "duration (s)": [r.summary.duration_s for r in chunk],
             # cost (issue 15): None where no figure exists (a local run)
-            "cost (USD)": [s.cost_usd for s in chunk],
+            "cost (USD)": [r.summary.cost_usd for r in chunk],
         }
     )
     event = st.dataframe(
-        table.style.map(_status_style, subset=["status"]),
+        table.style.map(_status_style, subset=["status", "alerts"]),
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
         key=f"runs.table.{page}",
         column_config={
-            "rows in": st.column_config.NumberColumn(format="localized"),
-            "scored": st.column_config.NumberColumn(format="localized"),
-            "rejected": st.column_config.NumberColumn(format="localized"),
-            "duration (s)": st.column_config.NumberColumn(format="%.2f"),
+            "status": st.column_config.TextColumn(width="medium"),
+            "alerts": st.column_config.TextColumn(width="large"),
+            "rows in": st.column_config.NumberColumn(format=widgets.COUNT_FORMAT),
+            "scored": st.column_config.NumberColumn(format=widgets.COUNT_FORMAT),
+            "rejected": st.column_config.NumberColumn(format=widgets.COUNT_FORMAT),
+            "duration (s)": st.column_config.NumberColumn(format=widgets.SECONDS_FORMAT),
             "cost (USD)": st.column_config.NumberColumn(format="%.6f"),
         },
     )
     if pages > 1:
         st.pagination(pages, key="runs.page")
+    _save_filters()
     selected = list(getattr(getattr(event, "selection", None), "rows", []) or [])
     labels = {
-        s.key: f"{s.input} · {s.started_at[:16].replace('T', ' ')} · {s.status}" for s in chunk
+        r.summary.key: f"{r.summary.input} · {r.summary.started_at[:16].replace('T', ' ')} · "
+        f"{widgets.status_label(r.summary.status, r.alerts)}"
+        for r in chunk
     }
     choice = st.selectbox(
         "Open a run",
@@ -113,7 +148,7 @@ def _listing(settings: UISettings) -> None:
         placeholder="Choose a run (or click a row in the table)",
         key=f"runs.open.{page}",
     )
-    target = chunk[selected[0]].key if selected else choice
+    target = chunk[selected[0]].summary.key if selected else choice
     if target:
         st.query_params[RUN_PARAM] = target
         st.rerun()
@@ -130,7 +165,12 @@ def _month_cost_line(summaries: list[catalog.RunSummary]) -> str:
 
 
 def _status_style(value: str) -> str:
-    color = {"ok": "#1f7a3f", "partial": "#a86b00", "failed": "#b3261e"}.get(value, "")
+    if "major" in value:
+        color = "#b3261e"
+    elif "warning" in value:
+        color = "#a86b00"
+    else:
+        color = {"ok": "#1f7a3f", "partial": "#a86b00", "failed": "#b3261e"}.get(value, "")
     return f"color: {color}; font-weight: 600" if color else ""
 
 
@@ -155,11 +195,13 @@ def _detail(settings: UISettings, key: str) -> None:
         if st.button("Refresh", icon=":material/refresh:"):
             st.rerun()
         return
-    st.title(widgets.md(m.input.get("key") or path.rel))
+    source = str(m.input.get("key") or path.rel)
+    # the file's name as the title (breaks at its hyphens on a phone), the full path below it
+    st.title(widgets.md(source.rsplit("/", 1)[-1]))
     name, version = str(m.model.get("name", "")), m.model.get("version")
     st.markdown(
-        f"{widgets.status_markdown(m.status)} &nbsp; run `{path.run_id}` · model "
-        f"**{widgets.md(name)} v{widgets.md(version)}** · started "
+        f"{widgets.status_markdown(m.status, m.alerts)} &nbsp; {widgets.md(source)} · run "
+        f"`{path.run_id}` · model **{widgets.md(name)} v{widgets.md(version)}** · started "
         f"{m.started_at[:19].replace('T', ' ')} UTC"
     )
     job = events.job_occurrence(path.rel)
@@ -176,13 +218,22 @@ def _detail(settings: UISettings, key: str) -> None:
             icon=":material/error:",
         )
     if m.alerts:
-        st.markdown(widgets.alerts_markdown(m.alerts))
+        major = sum(a.get("level") == "major" for a in m.alerts)
+        box = st.error if major else st.warning
+        box(
+            f"**{len(m.alerts)} alert{'s' if len(m.alerts) != 1 else ''}"
+            f"{f' ({major} major)' if major else ''}: this file does not look like the data "
+            "the model was trained on; treat its predictions with care.**  \n"
+            + "  \n".join(widgets.md(g) for g in widgets.alert_summary(m.alerts).split("; "))
+            + "  \nEach alert with its numbers is in the **Warnings** tab.",
+            icon=":material/notifications:",
+        )
     cols = st.columns(5)
-    cols[0].metric("Rows in", f"{m.rows_in:,}")
-    cols[1].metric("Scored", f"{m.rows_scored:,}")
-    cols[2].metric("Rejected", f"{m.rows_rejected:,}")
-    cols[3].metric("Duration", f"{m.duration_s:.2f} s")
-    cols[4].metric("Rows/s", f"{m.rows_per_s:,.0f}")
+    cols[0].metric("Rows in", widgets.fmt_number(m.rows_in))
+    cols[1].metric("Scored", widgets.fmt_number(m.rows_scored))
+    cols[2].metric("Rejected", widgets.fmt_number(m.rows_rejected))
+    cols[3].metric("Duration", f"{m.duration_s:,.2f} s")
+    cols[4].metric("Rows/s", widgets.fmt_number(round(m.rows_per_s)))
     st.caption(f"Cost: {widgets.md(cost.describe(m.cost, m.task))}")  # cost (issue 15)
     card: ModelCard | None
     try:
@@ -210,6 +261,8 @@ def _detail(settings: UISettings, key: str) -> None:
         _rejected(settings, path, m)
     with tabs[3]:
         show_warnings(m)
+        if card is not None and m.warnings_by_column:
+            _row_warnings(settings, path, m, card)
     with tabs[4]:
         _downloads(settings, path, m)
     with tabs[5]:
@@ -318,13 +371,41 @@ def _rejected(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
     by_code = pd.DataFrame(
         {"reason": list(m.rejected_by_code), "rows": list(m.rejected_by_code.values())}
     )
-    st.dataframe(by_code, hide_index=True, width="content")
+    st.dataframe(
+        by_code,
+        hide_index=True,
+        width="content",
+        column_config={"rows": st.column_config.NumberColumn(format=widgets.COUNT_FORMAT)},
+    )
     url = catalog.output_url(path, m, "rejected", settings.scored)
     if url is None:
         return
     preview = data.csv_preview(url)
     st.caption(data.preview_note(preview, "rejected rows", m.rows_rejected))
     st.dataframe(preview.frame, hide_index=True)
+
+
+def _row_warnings(
+    settings: UISettings, path: catalog.RunPath, m: Manifest, card: ModelCard
+) -> None:
+    url = catalog.output_url(path, m, "predictions", settings.scored)
+    if url is None:
+        return
+    decimal = str((m.input.get("dialect") or {}).get("decimal") or ".")
+    found = data.preview_warnings(url, settings.registry, card.name, card.version, decimal)
+    st.subheader("Row by row", anchor=False)
+    st.caption(
+        f"The warnings of the first {data.PREVIEW_ROWS:,} scored rows, found by checking each "
+        "row against the model card again (download the predictions for all)."
+    )
+    if found.empty:
+        st.info("None of these rows has a warning.")
+        return
+    st.dataframe(
+        found,
+        hide_index=True,
+        column_config={"row": st.column_config.NumberColumn(format=widgets.COUNT_FORMAT)},
+    )
 
 
 def _downloads(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:

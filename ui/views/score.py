@@ -3,12 +3,16 @@ and optionally sent to the bucket so the batch path scores it too."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import gzip
 import io
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 import streamlit as st
@@ -25,6 +29,7 @@ from ui.settings import UISettings
 PREVIEW_ROWS = 200
 MB = 1024 * 1024
 UPLOADS = "uploads/"  # under incoming/: where "send to the bucket" puts files
+LIMITS = "score.limits"  # (upload file id, refusal or None): the limit check of that upload
 
 
 class TooManyRows(FileRefused):
@@ -62,6 +67,42 @@ def upload_key(settings: UISettings, file_name: str, now: dt.datetime) -> str:
     return f"{settings.incoming}{UPLOADS}{stem}-{stamp}-{secrets.token_hex(3)}{suffix}"
 
 
+def over_limits(
+    name: str, size: int, content: Callable[[], bytes], settings: UISettings
+) -> str | None:
+    """Why an upload is refused before any work: its size, then its rows by a cheap count
+    (the csv module stops one record past the limit); ``None`` when it is within both."""
+    where = f"Put bigger files into the bucket's {settings.incoming} instead."
+    if size > settings.max_mb * MB:
+        return (
+            f"{widgets.md(name)} is {size / MB:,.1f} MB; uploads here are limited to "
+            f"{settings.max_mb:,} MB. {where}"
+        )
+    if count_records(content(), settings.max_rows + 1) > settings.max_rows:
+        return (
+            f"{widgets.md(name)} has more than {settings.max_rows:,} rows, the limit for "
+            f"uploads here. {where}"
+        )
+    return None
+
+
+def count_records(content: bytes, stop: int) -> int:
+    """Data records of a CSV or CSV.gz (header and blank lines not counted), up to ``stop``."""
+    raw: IO[bytes] = io.BytesIO(content)
+    if content[:2] == b"\x1f\x8b":
+        raw = gzip.GzipFile(fileobj=raw)
+    text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+    count = -1  # the header
+    try:
+        for record in csv.reader(text):
+            count += bool(record)
+            if count >= stop:
+                break
+    except (OSError, EOFError, csv.Error):
+        pass  # a broken file: the scorer refuses it with its reason
+    return max(count, 0)
+
+
 def render() -> None:
     settings = state.settings()
     st.title("Score a file")
@@ -83,13 +124,12 @@ def render() -> None:
         with st.expander("Columns the model needs"):
             st.write(", ".join(f"`{n}`" for n in choice.card.feature_names))
         return
-    if uploaded.size > settings.max_mb * MB:
-        st.error(
-            f"{widgets.md(uploaded.name)} is {uploaded.size / MB:.1f} MB; uploads here are "
-            f"limited to {settings.max_mb} MB. Put bigger files into the bucket's "
-            f"{settings.incoming} instead.",
-            icon=":material/block:",
-        )
+    checked = st.session_state.get(LIMITS)  # once per upload, not on every rerun
+    if checked is None or checked[0] != uploaded.file_id:
+        refusal = over_limits(uploaded.name, uploaded.size, uploaded.getvalue, settings)
+        st.session_state[LIMITS] = checked = (uploaded.file_id, refusal)
+    if checked[1] is not None:
+        st.error(checked[1], icon=":material/block:")
         return
     _, suffix = safe_stem(uploaded.name)
     upload_id = f"{uploaded.file_id}:{choice.card.ref}"
@@ -127,14 +167,15 @@ def _score(
 
     # the Python API's file path: a batch run into a temporary folder, the same manifest
     result = api.score_file(content, model, name=name, progress=progress, batch_rows=8192)
+    manifest = widgets.without_server_paths(result.manifest)  # it is downloadable
     scored = Scored(
         upload=upload_id,
         name=name,
         suffix=suffix,
-        manifest=result.manifest,
+        manifest=manifest,
         predictions=result.predictions,
         rejected=result.rejected,
-        manifest_json=result.manifest.to_json().encode(),
+        manifest_json=manifest.to_json().encode(),
     )
     bar.empty()
     return scored
@@ -216,6 +257,9 @@ def _show(result: Scored) -> None:
         st.json(m.to_json(), expanded=False)
 
 
+ROWS_CONFIG = {"rows": st.column_config.NumberColumn(format=widgets.COUNT_FORMAT)}
+
+
 def show_warnings(m: Manifest) -> None:
     if m.alerts:
         st.dataframe(
@@ -237,6 +281,7 @@ def show_warnings(m: Manifest) -> None:
         ),
         hide_index=True,
         width="content",
+        column_config=ROWS_CONFIG,
     )
     if m.warnings_by_column:
         rows = [
@@ -244,7 +289,9 @@ def show_warnings(m: Manifest) -> None:
             for col, codes in m.warnings_by_column.items()
             for code, n in codes.items()
         ]
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="content")
+        st.dataframe(
+            pd.DataFrame(rows), hide_index=True, width="content", column_config=ROWS_CONFIG
+        )
     if m.extra_columns:
         st.caption("Extra columns passed through untouched: " + ", ".join(m.extra_columns))
 
@@ -262,7 +309,7 @@ def preview_table(frame: pd.DataFrame) -> None:
         numbers = pd.to_numeric(frame.get(column), errors="coerce") if column in frame else None
         if numbers is not None and numbers.notna().all():
             frame[column] = numbers
-            fmt = "localized" if column == "prediction" else "percent"
+            fmt = widgets.number_format(numbers) if column == "prediction" else "percent"
             config[column] = st.column_config.NumberColumn(format=fmt)
     order = outputs + [c for c in frame.columns if c not in outputs]
     st.dataframe(frame, hide_index=True, column_order=order, column_config=config)
