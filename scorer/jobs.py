@@ -412,6 +412,7 @@ class RunLine:
     rows_rejected: int = 0
     alerts: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
+    cost_usd: float | None = None  # the run's estimated cost (None: already scored, or local)
 
 
 def summarise(
@@ -450,6 +451,8 @@ def summarise(
             "rows_scored": sum(r.rows_scored for r in lines),
             "rows_rejected": sum(r.rows_rejected for r in lines),
             "alerts": len(alerts),
+            # the occurrence's runs' estimated cost (runs without a figure count nothing)
+            "cost_usd": round(sum(r.cost_usd for r in lines if r.cost_usd is not None), 6),
         },
         "alerts": alerts,
     }
@@ -460,6 +463,26 @@ def read_occurrence(bucket: str, name: str, occurrence: str) -> dict[str, Any] |
         return dict(json.loads(storage.read_bytes(occurrence_url(bucket, name, occurrence))))
     except ObjectMissing:
         return None
+
+
+MONTH_COST_LIMIT = 500  # occurrence summaries read to add up a job's month
+
+
+def month_cost(bucket: str, name: str, month: str) -> tuple[float, int, bool]:
+    """A job's estimated cost in ``month`` (``YYYY-MM``, UTC, by occurrence start): (USD,
+    occurrences counted, whether only the latest MONTH_COST_LIMIT of them were read)."""
+    usd, counted = 0.0, 0
+    for occ in reversed(occurrences(bucket, name)):  # newest first
+        if counted == MONTH_COST_LIMIT:
+            return round(usd, 6), counted, True
+        summary = read_occurrence(bucket, name, occ)
+        started = str((summary or {}).get("started_at", ""))[:7]
+        if started < month:
+            break  # older occurrences are all before the month
+        if started == month:
+            usd += float(summary.get("totals", {}).get("cost_usd") or 0.0)  # type: ignore[union-attr]
+            counted += 1
+    return round(usd, 6), counted, False
 
 
 def occurrences(bucket: str, name: str) -> list[str]:
@@ -559,8 +582,12 @@ def _score_one(
         info=info,
         max_rejected_rate=settings.max_rejected_rate,
         limits=settings.limits,
+        event_bus=settings.event_bus,
     )
     m = result.manifest
+    if not result.already_done:  # a job's runs announce themselves like any other run
+        notify.announce(m, out, settings.event_bus, settings.ui_url)
+    usd = (m.cost or {}).get("usd") if not result.already_done else None
     return RunLine(
         key=key,
         status="skipped" if result.already_done else m.status,
@@ -571,6 +598,7 @@ def _score_one(
         rows_rejected=m.rows_rejected,
         alerts=[] if result.already_done else list(m.alerts),
         error=(m.reason or {}).get("message", "") if m.status == "failed" else "",
+        cost_usd=float(usd) if usd is not None else None,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 from typing import Any
 
@@ -388,3 +389,49 @@ def test_job_result_folders_never_meet_an_inputs_own() -> None:
         assert result_folder(squat).startswith("_hashed/")
     long = "incoming/" + "x" * 1000 + ".csv"
     assert result_folder(long, occurrence="m/1").startswith("_jobs/m/1/_hashed/")
+
+
+def test_a_jobs_runs_announce_themselves_like_any_run(
+    capsys: pytest.CaptureFixture[str], s3: Any, bucket: str, s3_registry: str
+) -> None:
+    sqs, ev = boto3.client("sqs"), boto3.client("events")
+    queue = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    rule = f"r-{uuid.uuid4().hex[:8]}"
+    ev.put_rule(
+        Name=rule,
+        EventPattern=json.dumps({"source": ["dropscore"], "detail-type": ["Run Completed"]}),
+    )
+    ev.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
+    put_sample(s3, bucket, "incoming/rj/a.csv", rows=20, seed=8)
+    add_job(bucket, "rj", f"s3://{bucket}/incoming/rj/", "all")
+    for at in ("2026-05-01T10:00:00Z", "2026-05-01T11:00:00Z", "2026-05-01T11:10:00Z"):
+        assert cli(capsys, "jobs", "run", "rj", "--bucket", bucket, "--at", at)[0] == 0
+    got = []
+    while msgs := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+        got += [json.loads(m["Body"]) for m in msgs]
+        for m in msgs:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    mine = [e for e in got if e["detail"]["input"]["bucket"] == bucket]
+    # two occurrences (11:10 repeats 11:00): two runs, each announced once, each with its marker
+    assert len(mine) == 2
+    assert {e["detail"]["input"]["key"] for e in mine} == {"incoming/rj/a.csv"}
+    assert len([k for k in keys(s3, bucket, "scored/_jobs/rj/") if k.endswith("events.json")]) == 2
+
+
+def test_a_jobs_cost_this_month_adds_up_its_occurrences(s3: Any, bucket: str) -> None:
+    def put(occ: str, started: str, usd: float) -> None:
+        body = {"occurrence": occ, "started_at": started, "totals": {"cost_usd": usd}}
+        s3.put_object(
+            Bucket=bucket, Key=f"jobs/m/occurrences/{occ}.json", Body=json.dumps(body).encode()
+        )
+        time.sleep(1.1)  # listings order occurrences by when they were written (whole seconds)
+
+    put("20261031T2300Z", "2026-10-31T23:00:05+00:00", 5.0)  # last month: not counted
+    put("20261101T0000Z", "2026-11-01T00:00:04+00:00", 0.25)
+    put("20261102T0000Z", "2026-11-02T00:00:04+00:00", 0.5)
+    assert jobs.month_cost(bucket, "m", "2026-11") == (0.75, 2, False)
+    assert jobs.month_cost(bucket, "m", "2026-10") == (5.0, 1, False)
+    assert jobs.month_cost(bucket, "nobody", "2026-11") == (0.0, 0, False)

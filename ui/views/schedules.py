@@ -29,6 +29,11 @@ def _jobs(bucket: str) -> list[jobs.Job]:
     return jobs.list_jobs(bucket)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def _month_cost(bucket: str, name: str, month: str) -> tuple[float, int, bool]:
+    return jobs.month_cost(bucket, name, month)
+
+
 @st.cache_data(ttl=10, show_spinner=False)
 def _last(bucket: str, name: str) -> dict[str, Any] | None:
     found = jobs.occurrences(bucket, name)
@@ -83,6 +88,8 @@ def _row(settings: UISettings, job: jobs.Job, now: dt.datetime) -> dict[str, Any
         "failed": totals.get("failed", 0),
         "already scored": totals.get("skipped", 0),
         "alerts": totals.get("alerts", 0),
+        # cost (issue 15): what this month's occurrences' runs are estimated to have cost
+        "cost this month (USD)": _month_cost(settings.bucket, job.name, now.strftime("%Y-%m"))[0],
     }
 
 
@@ -104,6 +111,14 @@ def _last_result(settings: UISettings, job: jobs.Job) -> None:
     cols[2].metric("Already scored", t["skipped"])
     cols[3].metric("Rows scored", f"{t['rows_scored']:,}")
     cols[4].metric("Alerts", t["alerts"])
+    month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+    usd, counted, capped = _month_cost(settings.bucket, job.name, month)
+    st.caption(
+        f"Estimated cost: this occurrence ${float(t.get('cost_usd') or 0.0):,.4f}; this month "
+        f"({month}, UTC) ${usd:,.4f} over {counted:,} occurrence(s)"
+        + (f" (the latest {counted:,} only)" if capped else "")
+        + ". Runs scored outside Fargate (the demo, a laptop) have no figure and add nothing."
+    )
     if last.get("alerts"):
         st.markdown(widgets.alerts_markdown(last["alerts"]))
     if last.get("runs"):
@@ -149,6 +164,7 @@ def _run_now(settings: UISettings, job: jobs.Job, allowed: bool, who: str) -> No
         except subprocess.TimeoutExpired:
             code = None
         _last.clear()
+        _month_cost.clear()
         if code:
             lines = Path(log.name).read_text(errors="replace").strip().splitlines()
             st.error(
