@@ -86,6 +86,11 @@ def test_a_configured_model_that_does_not_exist_is_named_not_swapped(app, monkey
     assert errors[0].startswith(md("The configured model 'nosuch' is not in s3://"))
     assert at.selectbox(key="predict.model").value is None  # nothing picked in its place
     assert not [b for b in at.button if b.label == "Predict"]
+    at = app(page="models")  # the Models page names it too and shows no other model's versions
+    assert not at.exception
+    assert [e.value for e in at.error][0].startswith(md("The configured model 'nosuch' is not"))
+    assert at.selectbox(key="models.name").value is None
+    assert "Versions" not in [s.value for s in at.subheader]
 
 
 def test_a_configured_alias_that_does_not_exist_is_named(app, monkeypatch, s3_registry) -> None:  # type: ignore[no-untyped-def]

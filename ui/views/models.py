@@ -25,9 +25,23 @@ def render() -> None:
         st.info("No models yet: train one with `python -m training train`.")
         return
     default = settings.default_model.name
+    if default not in names:  # named, never silently swapped for another model
+        st.error(
+            widgets.md(
+                f"The configured model '{default}' is not in {settings.registry}; models there: "
+                f"{', '.join(names)}. Pick one to see it, or fix DROPSCORE_MODEL."
+            ),
+            icon=":material/error:",
+        )
     name = st.columns([2, 3])[0].selectbox(
-        "Model", names, index=names.index(default) if default in names else 0, key="models.name"
+        "Model",
+        names,
+        index=names.index(default) if default in names else None,
+        key="models.name",
+        placeholder="Choose a model",
     )
+    if name is None:
+        return
     versions = data.versions(settings.registry, name)
     aliases = data.aliases(settings.registry, name)
     cards = [data.card(settings.registry, name, v) for v in sorted(versions, reverse=True)]

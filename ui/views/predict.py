@@ -132,9 +132,7 @@ def _help(feat: Feature, hint: str) -> str:
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return f"{value:,}" if isinstance(value, int) else f"{value:,.4g}" if value is not None else ""
+    return widgets.fmt_number(value)  # one number format on every page (ui/formats.py)
 
 
 def answer(model: LoadedModel, row: dict[str, Any]) -> Answer:
