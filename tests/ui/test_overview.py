@@ -88,7 +88,7 @@ def test_a_configured_model_that_does_not_exist_is_named_not_swapped(app, monkey
     assert not [b for b in at.button if b.label == "Predict"]
     at = app(page="models")  # the Models page names it too and shows no other model's versions
     assert not at.exception
-    assert [e.value for e in at.error][0].startswith(md("The configured model 'nosuch' is not"))
+    assert next(e.value for e in at.error).startswith(md("The configured model 'nosuch' is not"))
     assert at.selectbox(key="models.name").value is None
     assert "Versions" not in [s.value for s in at.subheader]
 
