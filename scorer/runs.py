@@ -149,23 +149,13 @@ def score(
 
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
-    card = model.card
-    manifest = Manifest(
-        run_id=run_id,
-        status="failed",
-        input={
-            "url": src.url,
-            "bucket": src.bucket,
-            "key": src.key,
-            "version_id": src.version_id,
-            "etag": info.etag if info else "",
-            "bytes": info.size if info else None,
-            "sha256": None,
-        },
-        model=model_entry(model),
-        started_at=started.isoformat(),
-        libraries=card.libraries,
-        scorer_version=__version__,
+    manifest = new_manifest(
+        src,
+        run_id,
+        model,
+        etag=info.etag if info else "",
+        size=info.size if info else None,
+        started=started.isoformat(),
         event_bus=event_bus,
     )
     # the model and the libraries are long-lived: keep them out of the cyclic collector's
@@ -191,7 +181,7 @@ def score(
         gc.unfreeze()
     _finish(manifest, t0)
     _refuse_leftovers(out, manifest)
-    result = _commit(out, manifest, model)
+    result = commit(out, manifest, model)
     _abort_stale_uploads(out)
     return result
 
@@ -443,7 +433,40 @@ def _finish(manifest: Manifest, t0: float) -> None:
     manifest.cost = cost.estimate(size, elapsed)
 
 
-def _commit(out: str, manifest: Manifest, model: LoadedModel) -> RunResult:
+def new_manifest(
+    src: InputRef,
+    run_id: str,
+    model: LoadedModel,
+    *,
+    etag: str,
+    size: int | None,
+    started: str,
+    event_bus: str | None,
+) -> Manifest:
+    """A run's manifest as it starts (``failed`` until the run says otherwise); ``etag`` is the
+    one its run id was derived from, so the checker can verify it."""
+    return Manifest(
+        run_id=run_id,
+        status="failed",
+        input={
+            "url": src.url,
+            "bucket": src.bucket,
+            "key": src.key,
+            "version_id": src.version_id,
+            "etag": etag,
+            "bytes": size,
+            "sha256": None,
+        },
+        model=model_entry(model),
+        started_at=started,
+        libraries=model.card.libraries,
+        scorer_version=__version__,
+        event_bus=event_bus,
+    )
+
+
+def commit(out: str, manifest: Manifest, model: LoadedModel) -> RunResult:
+    """Write ``manifest`` create-only: this run's result, or the one that committed first."""
     try:
         with interrupt.committing():  # a SIGTERM from here on cannot undo the outcome
             storage.write_bytes(manifest_url(out), manifest.to_json().encode(), create_only=True)

@@ -10,11 +10,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scorer import __version__, cost, events, notify, pinning, refs, runs, storage, taskinfo
+from scorer import cost, events, notify, pinning, refs, runs, storage, taskinfo
 from scorer.budget import Limits
-from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone, VersionExists
+from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone
 from scorer.events import ObjectRef
-from scorer.manifest import Manifest
 from scorer.registry import LoadedModel, Registry
 
 log = logging.getLogger("dropscore.scorer")
@@ -197,39 +196,15 @@ def refuse(
         runs.check_owner(existing, run_id, model, out)
         return runs.RunResult(existing, already_done=True)
     now = dt.datetime.now(dt.UTC).isoformat()
-    card = model.card
     task = taskinfo.current()
-    manifest = Manifest(
-        run_id=run_id,
-        status="failed",
-        input={
-            "url": src.url,
-            "bucket": src.bucket,
-            "key": src.key,
-            "version_id": src.version_id,
-            "etag": etag,  # what the run id was derived from, so the checker can verify it
-            "bytes": size,
-            "sha256": None,
-        },
-        model=runs.model_entry(model),
-        reason={"code": error.code, "message": error.message},
-        started_at=now,
-        finished_at=now,
-        task=task.as_dict(),
-        cost=cost.estimate(task, 0.0),
-        event_bus=event_bus,
-        libraries=card.libraries,
-        scorer_version=__version__,
+    manifest = runs.new_manifest(
+        src, run_id, model, etag=etag, size=size, started=now, event_bus=event_bus
     )
-    try:
-        storage.write_bytes(runs.manifest_url(out), manifest.to_json().encode(), create_only=True)
-    except VersionExists:
-        theirs = runs.read_manifest(out)
-        if theirs is None:  # pragma: no cover - a manifest cannot vanish
-            raise
-        runs.check_owner(theirs, run_id, model, out)
-        return runs.RunResult(theirs, already_done=True)
-    return runs.RunResult(manifest, already_done=False)
+    manifest.reason = {"code": error.code, "message": error.message}
+    manifest.finished_at = now
+    manifest.task = task.as_dict()
+    manifest.cost = cost.estimate(task, 0.0)
+    return runs.commit(out, manifest, model)
 
 
 def local_identity(path: str) -> str:
