@@ -87,11 +87,26 @@ repository_uri() {  # repository_uri LOGICAL_ID -> URI of one of the stack's ECR
     --query 'repositories[0].repositoryUri' --output text
 }
 
+rendered_template() {  # the template without its full-line comments: CloudFormation takes a
+  # template of at most 51,200 bytes inline, and the comments are for people (same resources:
+  # tests/infra/test_deploy_script.py compares the two parsed)
+  local out
+  out="$(mktemp "${TMPDIR:-/tmp}/dropscore-template.XXXXXX")"
+  grep -Ev '^[[:space:]]*#' "$TEMPLATE" > "$out"
+  [ "$(wc -c < "$out")" -le 51200 ] \
+    || die "the template is over 51,200 bytes even without comments; deploy it through S3"
+  echo "$out"
+}
+
 cfn_deploy() {  # cfn_deploy [Key=Value ...]: create or update the stack with the file's parameters
-  aws cloudformation deploy --stack-name "$STACK" --template-file "$TEMPLATE" \
+  local rendered status=0
+  rendered="$(rendered_template)" || exit 1
+  aws cloudformation deploy --stack-name "$STACK" --template-file "$rendered" \
     --capabilities CAPABILITY_NAMED_IAM --no-fail-on-empty-changeset \
     --tags "project=dropscore" \
-    --parameter-overrides "${PARAMS[@]}" "$@"
+    --parameter-overrides "${PARAMS[@]}" "$@" || status=$?
+  rm -f "$rendered"
+  return "$status"
 }
 
 image_exists() {  # image_exists REPOSITORY_NAME TAG

@@ -270,4 +270,4 @@ def _training_values(feat: Feature) -> str:
 def preview_warnings(
     url: str, registry: str, name: str, version: int, decimal: str
 ) -> pd.DataFrame:
-    return row_warnings(card(registry, name, version), csv_preview(url), decimal)
+    return row_warnings(card(registry, name, version), csv_preview(url).frame, decimal)

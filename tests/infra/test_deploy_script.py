@@ -192,3 +192,22 @@ def test_deploy_and_destroy_against_moto(moto_endpoint: str, network: Network, t
     assert [s["StackStatus"] for s in stacks if s["StackName"] == stack] == ["DELETE_COMPLETE"]
     assert client("s3", moto_endpoint).head_object(Bucket=bucket, Key="incoming/keep.csv")
     assert "does not exist" in run_script("destroy", env).stdout
+
+
+def test_the_deployed_template_is_the_template_without_its_comments(tmp_path: Path) -> None:
+    """CloudFormation takes at most 51,200 bytes inline: the script deploys the template with
+    its full-line comments left out, which must parse to exactly the same template."""
+    import re
+
+    from cfnlint.decode import cfn_yaml
+
+    source = ROOT / "infra" / "template.yaml"
+    text = source.read_text()
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(
+        "".join(line for line in text.splitlines(True) if not re.match(r"^\s*#", line))
+    )
+    assert len(rendered.read_bytes()) <= 51_200
+    assert json.dumps(cfn_yaml.load(str(rendered)), sort_keys=True, default=str) == json.dumps(
+        cfn_yaml.load(str(source)), sort_keys=True, default=str
+    )

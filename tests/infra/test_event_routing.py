@@ -253,8 +253,15 @@ def container_env(
     """Task-definition environment + container overrides, as ECS merges them, on top of the
     moto credentials/endpoint; PYTHONPATH as the image sets it."""
     props = template["Resources"][logical]["Properties"]
+    # the settings `jobs add` mirrors schedules with (stack ARNs) play no part in `event`
+    mirror = ("DROPSCORE_SCHEDULE", "DROPSCORE_ECS_", "DROPSCORE_TASK_DEF", "DROPSCORE_SUBNETS",
+              "DROPSCORE_SECURITY_GROUPS", "DROPSCORE_DEAD_LETTER")  # fmt: skip
     defined = resolve(
-        props["ContainerDefinitions"][0]["Environment"],
+        [
+            e
+            for e in props["ContainerDefinitions"][0]["Environment"]
+            if not e["Name"].startswith(mirror)
+        ],
         {"Bucket": bucket, "ModelName": "claims", "UiDomainName": "scores.example.org"},
         {"HasUiDomain": True},
     )

@@ -259,7 +259,9 @@ def test_scorer_task_definition(moto_endpoint, stack) -> None:
     assert logs["options"]["awslogs-group"] == stack.resources["ScorerLogGroup"]
 
 
-JOB_KEYS_NOT_MIRROR = {"DROPSCORE_REGISTRY", "DROPSCORE_MODEL", "DROPSCORE_LOG_FORMAT"}
+JOB_KEYS_NOT_MIRROR = {
+    "DROPSCORE_REGISTRY", "DROPSCORE_MODEL", "DROPSCORE_LOG_FORMAT", "DROPSCORE_UI_URL"
+}  # fmt: skip
 
 
 def test_job_schedules_have_their_own_group(template) -> None:

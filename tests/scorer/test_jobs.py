@@ -296,6 +296,26 @@ def test_all_rescores_once_per_occurrence_and_a_repeat_is_a_no_op(
     assert {e.path.rel.split("/")[2] for e in listed} == {"20260201T0200Z", "20260301T0200Z"}
 
 
+def drain(sqs: Any, queue: str, expect: int, settle_s: float = 3.0) -> list[dict[str, Any]]:
+    """Every message on ``queue``: waits (up to 30 s) for ``expect`` of them, then ``settle_s``
+    more for any extra one (a rule delivers a moment after the put)."""
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    quiet_until = None
+    while time.monotonic() < deadline:
+        msgs = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+        got += [json.loads(m["Body"]) for m in msgs]
+        for m in msgs:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+        if len(got) >= expect and quiet_until is None:
+            quiet_until = time.monotonic() + settle_s
+        if quiet_until is not None and time.monotonic() >= quiet_until:
+            break
+    return got
+
+
 def test_one_job_completed_event_per_occurrence(
     capsys: pytest.CaptureFixture[str], s3: Any, bucket: str, s3_registry: str
 ) -> None:
@@ -312,11 +332,7 @@ def test_one_job_completed_event_per_occurrence(
     add_job(bucket, "ev", f"s3://{bucket}/incoming/e/", "all")
     for at in ("2026-05-01T10:00:00Z", "2026-05-01T10:30:00Z", "2026-05-01T11:00:00Z"):
         assert cli(capsys, "jobs", "run", "ev", "--bucket", bucket, "--at", at)[0] == 0
-    got = []
-    while msgs := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
-        got += [json.loads(m["Body"]) for m in msgs]
-        for m in msgs:
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    got = drain(sqs, queue, expect=2)
     assert sorted(e["detail"]["occurrence"] for e in got) == ["20260501T1000Z", "20260501T1100Z"]
     assert {e["detail-type"] for e in got} == {"Job Completed"}
     assert got[0]["detail"]["totals"]["ok"] == 1
@@ -409,12 +425,7 @@ def test_a_jobs_runs_announce_themselves_like_any_run(
     add_job(bucket, "rj", f"s3://{bucket}/incoming/rj/", "all")
     for at in ("2026-05-01T10:00:00Z", "2026-05-01T11:00:00Z", "2026-05-01T11:10:00Z"):
         assert cli(capsys, "jobs", "run", "rj", "--bucket", bucket, "--at", at)[0] == 0
-    got = []
-    while msgs := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
-        got += [json.loads(m["Body"]) for m in msgs]
-        for m in msgs:
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
-    mine = [e for e in got if e["detail"]["input"]["bucket"] == bucket]
+    mine = [e for e in drain(sqs, queue, expect=2) if e["detail"]["input"]["bucket"] == bucket]
     # two occurrences (11:10 repeats 11:00): two runs, each announced once, each with its marker
     assert len(mine) == 2
     assert {e["detail"]["input"]["key"] for e in mine} == {"incoming/rj/a.csv"}

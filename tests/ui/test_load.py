@@ -33,7 +33,7 @@ def _session(url: str, target: str, until: float, out: dict[str, Any]) -> None:
             page.set_default_timeout(WAIT_MS)
             expect.set_options(timeout=WAIT_MS)
             idle = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-            page.goto(url)
+            page.goto(f"{url}/predict")  # / is the overview
             expect(page.get_by_role("heading", name="Predict")).to_be_visible()
             while time.monotonic() < until:
                 page.wait_for_selector(idle)
@@ -51,7 +51,7 @@ def _session(url: str, target: str, until: float, out: dict[str, Any]) -> None:
                     "Traceback" in page.content()
                 ):
                     errors.append("an error was shown on a page")
-                page.goto(url)
+                page.goto(f"{url}/predict")
                 expect(page.get_by_role("heading", name="Predict")).to_be_visible()
             browser.close()
     except Exception as exc:  # reported by the test, with the session's other results
