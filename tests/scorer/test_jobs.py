@@ -296,6 +296,14 @@ def test_all_rescores_once_per_occurrence_and_a_repeat_is_a_no_op(
     assert {e.path.rel.split("/")[2] for e in listed} == {"20260201T0200Z", "20260301T0200Z"}
 
 
+def own_bus(ev: Any) -> str:
+    """A bus of the test's own: the session's default bus also carries the rules of the stacks
+    the infra tests deploy into the same moto server, whose targets moto may fail to reach."""
+    name = f"b-{uuid.uuid4().hex[:8]}"
+    ev.create_event_bus(Name=name)
+    return name
+
+
 def drain(sqs: Any, queue: str, expect: int, settle_s: float = 3.0) -> list[dict[str, Any]]:
     """Every message on ``queue``: waits (up to 30 s) for ``expect`` of them, then ``settle_s``
     more for any extra one (a rule delivers a moment after the put)."""
@@ -324,14 +332,15 @@ def test_one_job_completed_event_per_occurrence(
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    rule = f"r-{uuid.uuid4().hex[:8]}"
+    rule, bus = f"r-{uuid.uuid4().hex[:8]}", own_bus(ev)
     pattern = {"source": ["dropscore"], "detail": {"job": ["ev"]}}
-    ev.put_rule(Name=rule, EventPattern=json.dumps(pattern))
-    ev.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
+    ev.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(pattern))
+    ev.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
     put_sample(s3, bucket, "incoming/e/a.csv", rows=20, seed=7)
     add_job(bucket, "ev", f"s3://{bucket}/incoming/e/", "all")
     for at in ("2026-05-01T10:00:00Z", "2026-05-01T10:30:00Z", "2026-05-01T11:00:00Z"):
-        assert cli(capsys, "jobs", "run", "ev", "--bucket", bucket, "--at", at)[0] == 0
+        run = ("jobs", "run", "ev", "--bucket", bucket, "--at", at, "--event-bus", bus)
+        assert cli(capsys, *run)[0] == 0
     got = drain(sqs, queue, expect=2)
     assert sorted(e["detail"]["occurrence"] for e in got) == ["20260501T1000Z", "20260501T1100Z"]
     assert {e["detail-type"] for e in got} == {"Job Completed"}
@@ -415,16 +424,18 @@ def test_a_jobs_runs_announce_themselves_like_any_run(
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    rule = f"r-{uuid.uuid4().hex[:8]}"
+    rule, bus = f"r-{uuid.uuid4().hex[:8]}", own_bus(ev)
     ev.put_rule(
         Name=rule,
+        EventBusName=bus,
         EventPattern=json.dumps({"source": ["dropscore"], "detail-type": ["Run Completed"]}),
     )
-    ev.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
+    ev.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
     put_sample(s3, bucket, "incoming/rj/a.csv", rows=20, seed=8)
     add_job(bucket, "rj", f"s3://{bucket}/incoming/rj/", "all")
     for at in ("2026-05-01T10:00:00Z", "2026-05-01T11:00:00Z", "2026-05-01T11:10:00Z"):
-        assert cli(capsys, "jobs", "run", "rj", "--bucket", bucket, "--at", at)[0] == 0
+        run = ("jobs", "run", "rj", "--bucket", bucket, "--at", at, "--event-bus", bus)
+        assert cli(capsys, *run)[0] == 0
     mine = [e for e in drain(sqs, queue, expect=2) if e["detail"]["input"]["bucket"] == bucket]
     # two occurrences (11:10 repeats 11:00): two runs, each announced once, each with its marker
     assert len(mine) == 2
