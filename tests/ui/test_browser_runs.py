@@ -154,6 +154,7 @@ def test_runs_alerts_deep_links_and_filters(
         page.keyboard.type("claims-week-47")  # narrows the list: on a phone it is long
         page.get_by_role("option").filter(has_text="claims-week-47").first.click()
         expect(page.get_by_role("heading", name="claims-week-47.csv")).to_be_visible()
+        page.wait_for_selector(IDLE)  # a click during the run page's rerun can be lost
         page.get_by_role("button", name="All runs").click()
         expect(page.get_by_text("4 of 6 runs")).to_be_visible()
         expect(page.get_by_label("Input contains")).to_have_value("2026")
