@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PROJECT_ENVIRONMENT := .venv
 export UV_LINK_MODE := copy
 
-.PHONY: help install system-deps lint test test-fast bench audit demo deploy destroy clean
+.PHONY: help install system-deps lint test test-fast bench identity audit demo deploy destroy clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,11 @@ test-fast: install  ## the suite without the slow end-to-end tests
 bench: install  ## benchmarks: scoring vs predict_model and a lean loop; gunzip vs Python's
 	$(PY) -m bench.scoring
 	$(PY) -m bench.decompress
+
+# the commit this branch started from; aa5dafd (issue 13's start) when main is not there
+BASE ?= $(shell git merge-base HEAD main 2>/dev/null || echo aa5dafd)
+identity: install  ## scoring of BASE=<git ref> vs this tree: outputs and manifests byte for byte
+	$(PY) -m bench.identity --base $(BASE)
 
 audit: install  ## vulnerability audit of the locked dependencies (needs PyPI's JSON API or OSV online)
 	$(PY) -m pip_audit -r <($(UV) export --frozen --no-hashes --all-groups --no-emit-project) \
