@@ -226,8 +226,13 @@ def score_all(
         )  # fmt: skip
         return case.slug, ran
 
+    done: dict[str, Ran] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return dict(pool.map(one, cases))
+        for slug, ran in pool.map(one, cases):
+            done[slug] = ran
+            if len(done) % 50 == 0:  # a long run says it is alive
+                print(f"    {len(done)}/{len(cases)}")
+    return done
 
 
 def run_twice(
@@ -453,6 +458,8 @@ def report(outcomes: Sequence[Outcome], shown: int = 5) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # progress shows up in logs, too
     tree = Path(args.tree).resolve()
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -460,9 +467,13 @@ def main(argv: list[str] | None = None) -> int:
     with nullcontext(tree) if args.against_self else checkout(args.base) as base:
         trees = {"base": base, "tree": tree}
         print(f"identity: base {args.base} ({base}) vs tree {tree}; work in {work}")
-        registry = train_models(trees[args.train_with], work, MODELS, args.jobs)
-        took = time.monotonic() - t0
-        print(f"  trained {len(MODELS)} models with {args.train_with} in {took:.0f} s")
+        if args.registry:
+            registry = Path(args.registry).resolve()
+            print(f"  models from {registry} (not trained)")
+        else:
+            registry = train_models(trees[args.train_with], work, MODELS, args.jobs)
+            took = time.monotonic() - t0
+            print(f"  trained {len(MODELS)} models with {args.train_with} in {took:.0f} s")
         cases = build_cases(corpus(work, args.rows, hostile=not args.no_hostile), MODELS)
         results = run_twice(trees, cases, registry, work, args.jobs)
     outcomes = compare_all(cases, work, results, "base", "tree")
@@ -490,6 +501,10 @@ def _parser() -> argparse.ArgumentParser:
         "--train-with", choices=("tree", "base"), default="tree",
         help="whose training CLI writes the shared registry (default: tree)",
     )  # fmt: skip
+    p.add_argument(
+        "--registry",
+        help="score with this registry's claims, smoker and boost models instead of training",
+    )
     p.add_argument(
         "--against-self", action="store_true",
         help="compare the tree with itself (two runs): what must be masked, and nothing more",
