@@ -33,10 +33,12 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
+import fcntl
 import gzip
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,6 +71,7 @@ VOLATILE = (
 _SCALAR = r'"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false|null'
 _MASK = re.compile(r'("(?:' + "|".join(VOLATILE) + r')"\s*:\s*)(?:' + _SCALAR + ")")
 MASKED = '"<masked>"'
+MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -147,10 +150,11 @@ def compare_case(case: Case, base: Path, tree: Path, ran_base: Ran, ran_tree: Ra
         only_b = sorted(set(names_base) - set(names_tree))
         only_t = sorted(set(names_tree) - set(names_base))
         problems.append(f"files: only in base {only_b}, only in tree {only_t}")
-    for name in sorted(set(names_base) & set(names_tree)):
+    # the manifest last (as it is written): the diff shown is then the data's, when both differ
+    for name in sorted(set(names_base) & set(names_tree), key=lambda n: (n.endswith(MANIFEST), n)):
         a, b = (base / name).read_bytes(), (tree / name).read_bytes()
-        if name.endswith("manifest.json"):
-            a, b = (mask_manifest(x.decode("utf-8", "replace")).encode() for x in (a, b))
+        if name.endswith(MANIFEST):
+            a, b = (_masked_bytes(x) for x in (a, b))
         if a != b:
             problems.append(f"{name} differs ({len(a):,} vs {len(b):,} bytes)")
             diff = diff or _bytes_diff(a, b, name)
@@ -162,23 +166,35 @@ def compare_case(case: Case, base: Path, tree: Path, ran_base: Ran, ran_tree: Ra
     return Outcome(case, tuple(problems), diff, tuple(notes))
 
 
+def _masked_bytes(raw: bytes) -> bytes:
+    # surrogateescape: any byte that is not UTF-8 survives the round trip and is compared
+    return mask_manifest(raw.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+
 def _error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error")]
 
 
 def _bytes_diff(a: bytes, b: bytes, name: str, context: int = 3, width: int = 160) -> str:
-    """A unified diff of a few lines around the first differing line (files may be large)."""
+    """A unified diff of a few lines around the first differing line (files may be large), cut
+    to ``width`` characters around the first differing character of that line."""
     la, lb = a.split(b"\n"), b.split(b"\n")
     first = next((i for i, (x, y) in enumerate(zip(la, lb, strict=False)) if x != y), None)
     if first is None:
         first = min(len(la), len(lb))  # one is a prefix of the other
     lo = max(0, first - context)
     hi = first + context + 1
+    x, y = (la[first] if first < len(la) else b""), (lb[first] if first < len(lb) else b"")
+    col = next(
+        (j for j, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), min(len(x), len(y))
+    )
+    start = max(0, col - width // 2)
 
     def cut(lines: list[bytes]) -> list[str]:
-        return [x.decode("utf-8", "replace")[:width] for x in lines[lo:hi]]
+        return [line[start : start + width].decode("utf-8", "replace") for line in lines[lo:hi]]
 
-    return _text_diff("\n".join(cut(la)), "\n".join(cut(lb)), f"{name} (from line {lo + 1})")
+    where = f"{name} (from line {lo + 1}" + (f", column {start + 1})" if start else ")")
+    return _text_diff("\n".join(cut(la)), "\n".join(cut(lb)), where)
 
 
 def _text_diff(a: str, b: str, name: str) -> str:
@@ -460,9 +476,20 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # progress shows up in logs, too
+    # a kill (timeout, Ctrl-C's cousin) still removes the BASE worktree: the finally blocks run
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tree = Path(args.tree).resolve()
-    work = Path(args.work).resolve()
+    # one work folder per compared tree: several helpers may run this script from one checkout
+    work = (
+        Path(args.work).resolve() if args.work else ROOT / "bench" / "out" / "identity" / tree.name
+    )
     work.mkdir(parents=True, exist_ok=True)
+    lock = open(work / ".lock", "w")  # noqa: SIM115 - held until the process ends
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another comparison is using {work}; pass --work DIR", file=sys.stderr)
+        return 1
     t0 = time.monotonic()
     with nullcontext(tree) if args.against_self else checkout(args.base) as base:
         trees = {"base": base, "tree": tree}
@@ -510,7 +537,9 @@ def _parser() -> argparse.ArgumentParser:
         help="compare the tree with itself (two runs): what must be masked, and nothing more",
     )  # fmt: skip
     p.add_argument("--no-hostile", action="store_true", help="leave out the hostile corpus")
-    p.add_argument("--work", default=str(ROOT / "bench" / "out" / "identity"), help="work folder")
+    p.add_argument(
+        "--work", help="work folder (default: bench/out/identity/<tree folder name> here)"
+    )
     p.add_argument("--keep", action="store_true", help="keep outputs and corpus under --work")
     return p
 
