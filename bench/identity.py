@@ -25,7 +25,14 @@ shapes of messy real data; and every case of the hostile corpus (tests/reliabili
 Compared for every (model, input): the exit code, the set of files written (hidden ones too),
 predictions.csv, rejected.csv and any other file byte for byte, and manifest.json byte for byte
 after masking the values of the keys in ``VOLATILE`` (and nothing else). Exit 0 only if every
-case is identical; otherwise a table, then a short diff for the first differences.
+case is identical; otherwise a table, then a short diff for the first differences. Work files
+live in bench/out/identity/<tree folder name>/ (gitignored; ``--work`` elsewhere), locked while a
+run uses them; ``--keep`` keeps the outputs there for a look.
+
+It can fail: tests/bench/test_identity.py changes one digit, one count, one file and one exit
+code in a copy of real outputs and sees each reported; and by hand, a scratch worktree whose
+scorer/output.py wrote ``np.round(score, 12)`` for prediction_score (``--tree`` that worktree,
+``--no-hostile --rows 20000``) reported exactly the 8 classifier cases of 24 as different, exit 1.
 """
 
 from __future__ import annotations
