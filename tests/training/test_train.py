@@ -30,15 +30,10 @@ from hypothesis import strategies as st
 
 from scorer.registry import Registry
 from tests.conftest import make_classification_frame
+from training.data import TrainingData, read_training_csv
 from training.errors import TrainingDataError
 from training.sample_data import REGIONS, generate
-from training.train import (
-    TrainingData,
-    check_trainable,
-    detect_task,
-    read_training_csv,
-    train_and_publish,
-)
+from training.train import check_trainable, detect_task, train_and_publish
 
 ROOT = Path(__file__).resolve().parents[2]
 CARD_FIELDS = {
@@ -758,7 +753,7 @@ def test_any_frame_written_as_csv_reads_back_as_written(frame: pd.DataFrame) -> 
 def test_a_tree_model_is_published_with_its_estimator_as_the_plan_head(tmp_path: Path) -> None:
     from scorer.plan import EstimatorHead
     from scorer.predict import predict
-    from training.train import plan_check_frame
+    from training.verify import plan_check_frame
 
     src = tmp_path / "claims.csv"
     frame = generate(200, seed=5)
@@ -785,54 +780,12 @@ def test_a_tree_model_is_published_with_its_estimator_as_the_plan_head(tmp_path:
     assert np.array_equal(predict(model, rows).values, predict(reg.load(card), rows).values)
 
 
-def test_a_model_whose_estimator_needs_pycaret_gets_no_plan_and_says_why(
-    trained_registry: str,
-) -> None:
-    """An estimator whose pickle would import PyCaret is refused: no plan, the reason noted."""
-    import joblib
-    from pycaret.internal.preprocess.transformers import CleanColumnNames
-    from sklearn.tree import DecisionTreeRegressor
-
-    from training import train
-
-    reg = Registry(trained_registry)
-    card = reg.resolve("claims")
-    pipeline = reg.load(card).pipeline
-    pipeline = joblib.load(io.BytesIO(_dumped(pipeline)))  # a private copy
-    names = pipeline.steps[-1][1].feature_names_in_
-    tree = DecisionTreeRegressor().fit(
-        pd.DataFrame(np.zeros((2, len(names))), columns=names), [0, 1]
-    )
-    tree.cleaner_ = CleanColumnNames()
-    pipeline.steps[-1] = ("actual_estimator", tree)
-    said: list[str] = []
-    holdout = generate(20, seed=3).drop(columns=["charges"])
-    export = train.export_plan(
-        _dumped(pipeline), "regression", card.features, (), holdout, said.append
-    )
-    reason = (
-        "the estimator DecisionTreeRegressor cannot be unpickled without "
-        "pycaret.internal.preprocess.transformers (it holds its objects)"
-    )
-    assert (export.blob, export.card_entry, export.files) == (None, None, {})
-    assert export.note == f"not exported: {reason}"
-    assert said == [f"no scoring plan (the pipeline will score): {reason}"]
-
-
-def _dumped(obj: object) -> bytes:
-    import joblib
-
-    buf = io.BytesIO()
-    joblib.dump(obj, buf)
-    return buf.getvalue()
-
-
 @pytest.mark.slow
 def test_a_multiclass_model_with_many_levels_and_gaps_gets_an_exact_plan(tmp_path: Path) -> None:
     """> 25 levels make PyCaret target-encode; three classes make LogisticRegression softmax."""
     from scorer.plan import Encode, LogisticHead
     from scorer.predict import predict
-    from training.train import plan_check_frame
+    from training.verify import plan_check_frame
 
     rng = np.random.default_rng(3)
     n = 600
@@ -867,23 +820,3 @@ def test_a_multiclass_model_with_many_levels_and_gaps_gets_an_exact_plan(tmp_pat
     assert got.values.tolist() == want.values.tolist()
     assert want.proba is not None
     assert np.array_equal(got.proba, want.proba)
-
-
-def test_the_plan_check_rows_hold_unseen_missing_and_far_values() -> None:
-    from scorer.card import Feature
-    from training.train import PLAN_EDGE_ROWS, plan_check_frame
-
-    features = (
-        Feature("n", "number", min=0.0, max=10.0),
-        Feature("c", "category", categories=("a", "unseen category")),
-    )
-    holdout = pd.DataFrame({"n": np.arange(30.0), "c": ["a"] * 30})
-    rows = plan_check_frame(features, holdout)
-    assert len(rows) == 30 + PLAN_EDGE_ROWS * (2 + 5 + 2)
-    assert rows["n"].dtype == np.float64
-    assert rows["c"].dtype == object
-    assert rows["n"].isna().any()
-    assert rows["n"].abs().max() >= 1e15
-    assert rows["n"].min() < -10000
-    assert "unseen category*" in set(rows["c"])  # never a training category
-    assert rows["c"].isna().any()
