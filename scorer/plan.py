@@ -157,8 +157,6 @@ class Plan:
         """For each ``design`` column, the input column it is computed from."""
         return _origins(self)
 
-        return self._rt.estimator
-
     # --- JSON ------------------------------------------------------------------------------------
     def to_json(self) -> bytes:
         """Deterministic bytes; every float as ``float.hex`` so it round-trips exactly."""
