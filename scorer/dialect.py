@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,16 +35,17 @@ def delimiter_rule(card: ModelCard) -> Callable[[str], str]:
     """The rule ``CsvStream`` applies to the header's first line: ';' only when that split, and
     not the ',' split, names every column the model needs."""
     required = [f.name for f in card.features if f.required]
-
-    def rule(line: str) -> str:
-        if required and not _names(line, ",", required) and _names(line, ";", required):
-            return ";"
-        return ","
-
-    return rule
+    return lambda line: delimiter_of(line, required)
 
 
-def _names(line: str, delimiter: str, required: list[str]) -> bool:
+def delimiter_of(line: str, required: Sequence[str]) -> str:
+    """';' when the header line split on ';', and not on ',', names every ``required`` column."""
+    if required and not _names(line, ",", required) and _names(line, ";", required):
+        return ";"
+    return ","
+
+
+def _names(line: str, delimiter: str, required: Sequence[str]) -> bool:
     try:
         fields = next(csv.reader([line], delimiter=delimiter, strict=True), [])
     except csv.Error:

@@ -28,7 +28,8 @@ import pandas as pd
 
 from scorer import categories
 from scorer.card import Feature, ModelCard
-from scorer.plan import EstimatorHead, LinearHead, LogisticHead, Plan
+from scorer.evaluator import Evaluator
+from scorer.plan import EstimatorHead, LinearHead, LogisticHead
 from scorer.predict import typed_input
 from scorer.registry import LoadedModel
 
@@ -189,17 +190,18 @@ def unseen_categories(card: ModelCard, row: Mapping[str, Any]) -> list[str]:
 def exact(model: LoadedModel, row: Mapping[str, Any]) -> Explanation | None:
     """Exact additive contributions (see the module docstring), or None when the model has no
     such decomposition here (no scoring plan, another estimator, three or more classes)."""
-    plan, card = model.plan, model.card
-    if plan is None:
+    evaluator, card = model.evaluator, model.card
+    if evaluator is None:
         return None
+    plan = evaluator.plan
     row = canonical_row(card, row)
     frame = typed_input(
         card.features, pd.DataFrame([{f.name: row.get(f.name) for f in card.features}])
     )
     columns = {c: frame[c].to_numpy() for c in frame.columns}
-    design = plan.design_matrix(columns)[0]
+    design = evaluator.design_matrix(columns)[0]
     head = plan.head
-    values, _, proba = plan.predict(columns)
+    values, _, proba = evaluator.predict(columns)
     sign, label = 1.0, card.target
     if card.task == "classification":
         if proba is None or len(card.classes) != 2:
@@ -217,13 +219,13 @@ def exact(model: LoadedModel, row: Mapping[str, Any]) -> Explanation | None:
         intercept = float(head.intercept if isinstance(head, LinearHead) else head.intercept[0])
         if isinstance(head, LogisticHead) and head.proba == "softmax":
             coef, intercept = 2 * coef, 2 * intercept  # softmax over (−d, d): log-odds are 2d
-        mean = _baseline_design(card, plan, row, design)
+        mean = _baseline_design(card, evaluator, row, design)
         terms = sign * coef * (design - mean)
         base = sign * float(intercept + coef @ mean)
         method = EXACT_LINEAR
-    elif isinstance(head, EstimatorHead) and _is_lightgbm(plan.estimator):
+    elif isinstance(head, EstimatorHead) and _is_lightgbm(evaluator.estimator):
         x = pd.DataFrame([design], columns=list(plan.design))
-        contrib = np.asarray(plan.estimator.predict(x, pred_contrib=True), dtype=float)
+        contrib = np.asarray(evaluator.estimator.predict(x, pred_contrib=True), dtype=float)
         if contrib.shape != (1, len(design) + 1):
             return None
         terms, base = sign * contrib[0, :-1], sign * float(contrib[0, -1])
@@ -235,7 +237,7 @@ def exact(model: LoadedModel, row: Mapping[str, Any]) -> Explanation | None:
     if abs(base + float(terms.sum()) - prediction) > 1e-6 * max(1.0, abs(prediction)):
         return None  # e.g. an objective whose output is transformed: not additive, not "exact"
     by_feature: dict[str, float] = {}
-    for origin, term in zip(plan.origins, terms, strict=True):
+    for origin, term in zip(evaluator.origins, terms, strict=True):
         by_feature[origin] = by_feature.get(origin, 0.0) + float(term)
     out = [
         Contribution(f.name, row.get(f.name), by_feature.get(f.name, 0.0), base)
@@ -250,14 +252,14 @@ def _is_lightgbm(estimator: Any) -> bool:
 
 
 def _baseline_design(
-    card: ModelCard, plan: Plan, row: Mapping[str, Any], design: np.ndarray
+    card: ModelCard, evaluator: Evaluator, row: Mapping[str, Any], design: np.ndarray
 ) -> np.ndarray:
     """The training-baseline average of each design column: each input feature takes its
     baseline values (weighted as in training) in turn; a column with no baseline keeps the
     row's own value (its contribution is then 0)."""
     mean = design.copy()
     base = {f.name: row.get(f.name) for f in card.features}
-    origins = np.asarray(plan.origins, dtype=object)
+    origins = np.asarray(evaluator.origins, dtype=object)
     for feat in card.features:
         values, weights = baseline_values(feat, max_values=10_000)
         own = origins == feat.name
@@ -266,6 +268,6 @@ def _baseline_design(
         block = pd.DataFrame([base] * len(values))
         block[feat.name] = pd.Series(values, dtype=object if feat.kind == "category" else float)
         x = typed_input(card.features, block)
-        rows = plan.design_matrix({c: x[c].to_numpy() for c in x.columns})
+        rows = evaluator.design_matrix({c: x[c].to_numpy() for c in x.columns})
         mean[own] = weights @ rows[:, own]
     return mean

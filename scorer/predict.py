@@ -65,8 +65,8 @@ def predict(model: LoadedModel, frame: pd.DataFrame, *, typed: bool = False) -> 
     if len(x) == 0:
         empty = np.array([], dtype=object if model.card.task == "classification" else float)
         return Predictions(empty, np.array([], dtype=float) if model.card.classes else None, None)
-    if model.plan is not None:  # pure numpy and stateless: no lock needed
-        values, score, proba = model.plan.predict({c: x[c].to_numpy() for c in x.columns})
+    if model.evaluator is not None:  # pure numpy and read-only: no lock needed
+        values, score, proba = model.evaluator.predict({c: x[c].to_numpy() for c in x.columns})
         return Predictions(values, score, proba)
     if model.card.task == "regression":
         with _lock_for(pipeline):

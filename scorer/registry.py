@@ -40,6 +40,7 @@ from scorer.promotion import Promotion
 from scorer.refs import DEFAULT_ALIAS, ModelRef, check_name
 
 if TYPE_CHECKING:
+    from scorer.evaluator import Evaluator
     from scorer.plan import Plan
 
 _cache: dict[tuple[str, str], Any] = {}
@@ -55,9 +56,14 @@ ANY_VERSION = object()  # promote(expected_from=…): whatever the alias points 
 class LoadedModel:
     card: ModelCard
     pipeline: Any  # the PyCaret/scikit-learn pipeline; None when loaded as a plan
-    plan: Plan | None = None  # the scoring plan, when loaded with engine "plan"
+    evaluator: Evaluator | None = None  # the scoring plan's, when loaded with engine "plan"
     #: extra facts for the manifest's ``model`` section: why this model (scorer.pinning)
     origin: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def plan(self) -> Plan | None:
+        """The scoring plan, when loaded with engine "plan"."""
+        return None if self.evaluator is None else self.evaluator.plan
 
 
 class Registry:
@@ -206,6 +212,7 @@ class Registry:
     def _load_plan(self, card: ModelCard) -> LoadedModel:
         """Verify plan.json against ``card.plan`` and read it, and an estimator head's pickle
         against plan.json (cached per process)."""
+        from scorer.evaluator import Evaluator
         from scorer.plan import EstimatorHead, Plan
 
         info = card.plan
@@ -231,13 +238,15 @@ class Registry:
                 f"{card.ref}: {PLAN_FILE} was compiled for other columns or classes than the "
                 "card lists; republish the model"
             )
+        estimator = None
         if isinstance(plan.head, EstimatorHead):
             # plan.json (checked above) vouches for the estimator's pickle, as the card for it
             file, sha = plan.head.file, plan.head.sha256
-            plan.bind(unpickle(self._verified_file(card, file, sha, PLAN_FILE), card))
+            estimator = unpickle(self._verified_file(card, file, sha, PLAN_FILE), card)
+        evaluator = Evaluator(plan, estimator)
         with _cache_lock:
-            _cache[key] = plan
-        return LoadedModel(card, None, plan)
+            _cache[key] = evaluator
+        return LoadedModel(card, None, evaluator)
 
     # --- writing --------------------------------------------------------------------------------
     def publish(

@@ -7,33 +7,30 @@ metrics in the card are measured on the hold-out rows the published model never 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import hashlib
-import io
 import logging
 import os
 import platform
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from scorer import categories, dialect, storage
-from scorer.card import Feature, LabelType, ModelCard, Task
-from scorer.errors import FileRefused, InputNotFound, ObjectMissing
+from scorer import categories
+from scorer.card import LabelType, ModelCard, Task
 from scorer.refs import check_name
 from scorer.registry import PLAN_FILE, Registry
 from scorer.schema import proba_column_names
 from training import profile
 from training.columns import ColumnChoices, plan_columns
+from training.data import TrainingData, read_training_csv
 from training.errors import TrainingDataError, TrainingFailed
+from training.verify import export_plan
 
 log = logging.getLogger("dropscore.training")
 
@@ -50,164 +47,6 @@ DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
 SORT_BY = {"regression": "R2", "classification": "AUC"}
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class TrainingData:
-    frame: pd.DataFrame
-    sha256: str
-    source: str
-    dropped_missing_target: int
-    dialect: dict[str, str] = field(default_factory=lambda: {"delimiter": ",", "decimal": "."})
-
-
-def read_training_csv(src: str, target: str) -> TrainingData:
-    """Read and check a training CSV (local or s3://); refuses what would train silently wrong."""
-    try:
-        raw = storage.read_bytes(src)
-    except ObjectMissing as exc:
-        raise InputNotFound(f"training data '{src}' does not exist; check the path") from exc
-    if src.endswith(".gz"):
-        import gzip
-
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise TrainingDataError(f"'{src}' is not a valid gzip file") from exc
-    sha = hashlib.sha256(raw).hexdigest()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TrainingDataError(
-            f"'{src}' is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
-        ) from exc
-    if not text.strip():
-        raise TrainingDataError(f"'{src}' is empty; it needs a header row and data rows")
-    sep, decimal = _dialect(text, target, src)
-    header = next(csv.reader(io.StringIO(text), delimiter=sep))
-    if len(header) < 2:
-        raise TrainingDataError(
-            f"'{src}' has a single column ('{header[0][:40]}'); it must be comma-separated "
-            "with a header row naming the target and at least one feature"
-        )
-    blank = [str(i + 1) for i, h in enumerate(header) if not h.strip()]
-    if blank:
-        raise TrainingDataError(
-            f"'{src}' has column(s) without a name (position {', '.join(blank)}); name or remove "
-            "them (a trailing comma on every line makes one)"
-        )
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        raise TrainingDataError(f"'{src}' repeats the column(s) {dupes}; rename them")
-    if target not in header:
-        raise TrainingDataError(
-            f"target '{target}' is not a column of '{src}'; columns are: {', '.join(header)}"
-        )
-    _check_field_counts(text, src, len(header), sep)
-    try:
-        # Only an empty cell is missing, as in the scorer: pandas' default would also read
-        # 'NA', 'None', 'null' … as missing, so a category 'None' would train as a gap.
-        # round_trip: pandas' fast float parser is off by an ulp now and then, which moves the
-        # card's min/max away from the values a scoring file holds.
-        frame = pd.read_csv(
-            io.StringIO(text),
-            dtype_backend="numpy_nullable",
-            keep_default_na=False,
-            na_values=[""],
-            float_precision="round_trip",
-            sep=sep,
-            decimal=decimal,
-        )
-    except (pd.errors.ParserError, ValueError) as exc:
-        detail = " ".join(str(exc).split())  # pandas' messages end in newlines; keep one line
-        raise TrainingDataError(f"'{src}' is not a readable CSV: {detail}") from exc
-    frame = _trim_categories(_plain_dtypes(frame), target)
-    _check_missing_markers(frame)
-    for col in frame.columns:
-        if profile.is_number(frame[col]):
-            vals = frame[col].to_numpy(dtype=float, na_value=np.nan)
-            if np.isinf(vals).any():
-                raise TrainingDataError(f"column '{col}' contains infinite values; remove them")
-    missing = int(frame[target].isna().sum())
-    frame = frame[frame[target].notna()].reset_index(drop=True)
-    return TrainingData(frame, sha, src, missing, {"delimiter": sep, "decimal": decimal})
-
-
-def _dialect(text: str, target: str, src: str) -> tuple[str, str]:
-    """(delimiter, decimal mark) by the scorer's rule (scorer/dialect.py): ';' when only the
-    ';' split of the header names the target; then ',' decimals only when no number cell of the
-    file is written with a '.' (both: refused)."""
-    line = text.lstrip("\r\n").splitlines()[0] if text.strip() else ""
-    if target in next(csv.reader([line]), []) or target not in next(
-        csv.reader([line], delimiter=";"), []
-    ):
-        return ",", "."
-    cells = pd.read_csv(io.StringIO(text), sep=";", dtype=str, keep_default_na=False)
-    columns = {str(c): pa.array(cells[c].to_numpy(dtype=object), pa.string()) for c in cells}
-    try:
-        return ";", dialect.decimal_mark(columns)
-    except FileRefused as exc:
-        raise TrainingDataError(f"'{src}': {exc.message}") from exc
-
-
-_MISSING_WORDS = frozenset({"na", "n/a", "nan", "null", "none", "#n/a", "-nan", "nil", "?", "-"})
-
-
-def _check_missing_markers(frame: pd.DataFrame) -> None:
-    """Refuse a number column that marks gaps with a word: trained as text, scored as a number."""
-    for col in frame.columns:
-        s = frame[col]
-        if profile.is_number(s):
-            continue
-        text = s.dropna().astype(str).str.strip()
-        numeric = pd.to_numeric(text, errors="coerce").notna()
-        words = set(text[~numeric].str.lower())
-        if numeric.any() and words and words <= _MISSING_WORDS:
-            shown = ", ".join(repr(w) for w in sorted(set(text[~numeric]))[:3])
-            raise TrainingDataError(
-                f"column '{col}' holds numbers but also {shown} in {int((~numeric).sum())} "
-                "row(s); leave a missing number empty (the scorer reads only an empty cell as "
-                "missing)"
-            )
-
-
-def _check_field_counts(text: str, src: str, width: int, sep: str = ",") -> None:
-    """Refuse records with too few or too many fields (pandas silently pads short ones with NaN)."""
-    reader = csv.reader(io.StringIO(text), delimiter=sep)
-    for record in reader:
-        if record and len(record) != width:
-            raise TrainingDataError(
-                f"'{src}' line {reader.line_num} has {len(record)} field(s) but the header has "
-                f"{width}; fix that row (quote values that contain commas)"
-            )
-
-
-def _trim_categories(frame: pd.DataFrame, target: str) -> pd.DataFrame:
-    """Feature text as the scorer matches it (scorer/categories.py): spellings that differ only
-    in surrounding whitespace become one (the most frequent: ' Male' stays ' Male' in a table
-    written with ', ' separators, so plain PyCaret on that table agrees with the published
-    model), and a value that is only whitespace is missing."""
-    for col in frame.columns:
-        if col == target or profile.is_number(frame[col]):
-            continue
-        texts = frame[col].map(lambda v: v if isinstance(v, str) else None)
-        spelling = categories.one_spelling(texts.value_counts().to_dict())
-        frame[col] = [spelling.get(v, np.nan) if isinstance(v, str) else v for v in frame[col]]
-    return frame
-
-
-def _plain_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
-    """Nullable dtypes → float64 / object, the types the scorer feeds the pipeline."""
-    out = {}
-    for col in frame.columns:
-        s = frame[col]
-        if pd.api.types.is_bool_dtype(s):
-            out[col] = s.astype(object).map(lambda v: np.nan if pd.isna(v) else str(bool(v)))
-        elif pd.api.types.is_numeric_dtype(s):
-            out[col] = s.astype("float64")
-        else:
-            out[col] = s.astype(object).where(s.notna(), np.nan)
-    return pd.DataFrame(out)
 
 
 def detect_task(target: pd.Series) -> Task:
@@ -422,97 +261,6 @@ def classification_metrics(
             out["auc"] = float("nan")
         out["f1"] = round(float(f1_score(y, p, average="weighted")), 6)
     return {k: v for k, v in out.items() if np.isfinite(v)}
-
-
-PLAN_EDGE_ROWS = 25  # hold-out rows each edge case (unseen, missing, far out) is applied to
-
-
-@dataclass(frozen=True, slots=True)
-class PlanExport:
-    """A verified scoring plan for the published pipeline, or why there is none."""
-
-    blob: bytes | None
-    card_entry: dict[str, Any] | None
-    note: str
-    files: dict[str, bytes] = field(default_factory=dict)  # published beside plan.json
-
-
-def export_plan(
-    model_bytes: bytes,
-    task: Task,
-    features: tuple[Feature, ...],
-    classes: tuple[str, ...],
-    holdout: pd.DataFrame,
-    progress: Progress,
-) -> PlanExport:
-    """Compile the pipeline as published (unpickled from its bytes) into a scoring plan and
-    verify it on the hold-out rows plus edge rows. Never raises: without a plan the scorer
-    simply uses the pipeline."""
-    import joblib
-
-    from scorer.errors import PlanUnsupported
-    from scorer.plan import EstimatorHead, ModelShape, Plan, compile_model, verify
-    from scorer.plan import Input as PlanInput
-
-    try:
-        pipeline = joblib.load(io.BytesIO(model_bytes))
-        shape = ModelShape(task, tuple(PlanInput(f.name, f.kind) for f in features), classes)
-        compiled = compile_model(pipeline, shape)
-        blob = compiled.plan.to_json()
-        plan = Plan.from_json(blob)
-        head = plan.head
-        if isinstance(head, EstimatorHead):  # checked as the scorer will load it: from its bytes
-            plan.bind(joblib.load(io.BytesIO(compiled.files[head.file])))
-        checked = verify(plan, pipeline, plan_check_frame(features, holdout))
-    except PlanUnsupported as exc:
-        progress(f"no scoring plan (the pipeline will score): {exc.reason}")
-        return PlanExport(None, None, f"not exported: {exc.reason}")
-    except Exception as exc:  # a plan is an optimisation: it must never fail a training run
-        log.warning("scoring plan export failed", exc_info=True)
-        progress(f"no scoring plan (the pipeline will score): {type(exc).__name__}: {exc}")
-        return PlanExport(None, None, f"not exported: {type(exc).__name__}: {exc}")
-    progress(
-        f"scoring plan exported: matches the pipeline on {checked['rows']} check rows "
-        f"(max relative difference {checked['max_rel_diff']:.3g})"
-    )
-    entry: dict[str, Any] = {
-        "format": plan.format,
-        "sha256": hashlib.sha256(blob).hexdigest(),
-        "verified": checked,
-    }
-    note = f"exported, verified on {checked['rows']} hold-out and edge rows"
-    if isinstance(head, EstimatorHead):
-        entry["estimator"] = {"class": head.estimator, "file": head.file, "sha256": head.sha256}
-        short = head.estimator.rsplit(".", 1)[-1]
-        note = note.replace("exported", f"exported (numpy preprocessing + {short})", 1)
-        progress(f"scoring plan: numpy preprocessing + {short} from {head.file}")
-    return PlanExport(blob, entry, note, dict(compiled.files))
-
-
-def plan_check_frame(features: tuple[Feature, ...], holdout: pd.DataFrame) -> pd.DataFrame:
-    """The hold-out rows, then copies of some of them with each category unseen or missing and
-    each number missing or far outside its training range (one column at a time, then all)."""
-    from scorer.predict import typed_input
-
-    base = holdout.head(PLAN_EDGE_ROWS).reset_index(drop=True)
-    blocks = [holdout.reset_index(drop=True)]
-    cats = [f for f in features if f.kind == "category"]
-    nums = [f for f in features if f.kind == "number"]
-    for f in cats:
-        unseen = "unseen category"
-        while unseen in f.categories:
-            unseen += "*"
-        blocks += [base.assign(**{f.name: unseen}), base.assign(**{f.name: np.nan})]
-    for f in nums:
-        lo, hi = f.min if f.min is not None else 0.0, f.max if f.max is not None else 0.0
-        far = max(abs(lo), abs(hi)) + 1000 * (hi - lo + 1)
-        blocks += [base.assign(**{f.name: v}) for v in (np.nan, far, -far, 1e15, -1e15)]
-    if cats:
-        blocks.append(base.assign(**{f.name: np.nan for f in cats}))
-    if nums:
-        blocks.append(base.assign(**{f.name: np.nan for f in nums}))
-    frame = pd.concat([b.astype(object) for b in blocks], ignore_index=True)
-    return typed_input(features, frame)
 
 
 def library_versions() -> dict[str, str]:

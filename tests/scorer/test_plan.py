@@ -1,16 +1,19 @@
-"""Scoring plans: the conftest models' published plans against their real PyCaret pipelines on
-any frame (numbers huge, negative or missing; categories known, unseen or missing), exact JSON,
-refusals of what a plan cannot reproduce, and scoring without importing PyCaret."""
+"""Scoring plans and their evaluator: the conftest models' published plans against their real
+PyCaret pipelines on any frame (numbers huge, negative or missing; categories known, unseen or
+missing), refusals of unknown or inconsistent plans, a plan as a plain value, one evaluator
+serving many threads, and scoring without importing PyCaret (or training). Compiling and
+verifying are tested in tests/training/test_compile.py."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
+import pickle
 import re
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +24,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scorer.card import Feature
-from scorer.errors import PlanInvalid, PlanUnsupported
-from scorer.plan import (
-    Encode,
-    EstimatorHead,
-    LinearHead,
-    LogisticHead,
-    Plan,
-    compile_pipeline,
-    verify,
-)
+from scorer.errors import PlanInvalid
+from scorer.evaluator import Evaluator
+from scorer.plan import Encode, EstimatorHead, LinearHead, LogisticHead, Plan
 from scorer.predict import Predictions, model_input, predict
 from scorer.registry import LoadedModel, Registry
+from training.verify import verify
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,7 +134,8 @@ def test_a_plan_is_bit_identical_on_thousands_of_rows(
     assert np.array_equal(got.values, want.values)
     if want.proba is not None:
         assert np.array_equal(got.proba, want.proba)
-    checked = verify(plan.plan, model.pipeline, model_input(model, frame))  # type: ignore[arg-type]
+    assert plan.evaluator is not None
+    checked = verify(plan.evaluator, model.pipeline, model_input(model, frame))
     assert checked == {"rows": 5000, "max_abs_diff": 0.0, "max_rel_diff": 0.0}
 
 
@@ -173,22 +171,6 @@ def test_the_plans_hold_the_steps_pycaret_fitted(
     assert income.classes == ("<=50K", ">50K")
 
 
-@pytest.mark.parametrize("name", ["claims", "income"])
-def test_json_round_trips_exactly_and_compiling_is_deterministic(
-    name: str, request: pytest.FixtureRequest
-) -> None:
-    model: LoadedModel = request.getfixturevalue(f"{name}_model")
-    plan = compile_pipeline(model.pipeline, model.card)
-    blob = plan.to_json()
-    assert compile_pipeline(model.pipeline, model.card).to_json() == blob
-    again = Plan.from_json(blob)
-    assert again.to_json() == blob
-    assert again.head == plan.head
-    coef = np.asarray(model.pipeline.steps[-1][1].coef_, dtype=float).reshape(-1)
-    head_coef = np.asarray(again.head.coef, dtype=float).reshape(-1)
-    assert head_coef.tobytes() == coef.tobytes()  # every bit of every coefficient
-
-
 def test_a_plan_of_an_unknown_format_is_refused_clearly(claims_plan: LoadedModel) -> None:
     assert claims_plan.plan is not None
     raw = json.loads(claims_plan.plan.to_json())
@@ -215,115 +197,8 @@ def test_an_inconsistent_plan_is_refused_before_it_scores(claims_plan: LoadedMod
         Plan.from_json(json.dumps(raw))
 
 
-def test_verify_catches_a_plan_that_is_off_by_a_millionth(claims_model: LoadedModel) -> None:
-    plan = compile_pipeline(claims_model.pipeline, claims_model.card)
-    assert isinstance(plan.head, LinearHead)
-    nudged = dataclasses.replace(plan.head, intercept=plan.head.intercept * (1 + 1e-6))
-    off = dataclasses.replace(plan, head=nudged)
-    frame = model_input(claims_model, pd.DataFrame({"age": [30.0, 60.0]}))
-    with pytest.raises(PlanUnsupported, match="differs from the pipeline"):
-        verify(off, claims_model.pipeline, frame)
-    assert verify(plan, claims_model.pipeline, frame)["max_rel_diff"] == 0.0
-
-
-def _step(pipeline: Any, name: str) -> Any:
-    return dict(pipeline.steps)[name].transformer
-
-
-def _unseen_raises(p: Any) -> None:
-    _step(p, "onehot_encoding").handle_unknown = "error"
-
-
-def _indicator(p: Any) -> None:
-    _step(p, "numerical_imputer").add_indicator = True
-
-
-def _scaler(p: Any) -> None:
-    from pycaret.internal.preprocess.transformers import TransformerWrapper
-    from sklearn.preprocessing import StandardScaler
-
-    p.steps.insert(-1, ("normalize", TransformerWrapper(StandardScaler(), include=["age"])))
-
-
-def _tree(p: Any) -> None:
-    from sklearn.tree import DecisionTreeRegressor
-
-    est = p.steps[-1][1]
-    x = pd.DataFrame(np.zeros((2, len(est.feature_names_in_))), columns=est.feature_names_in_)
-    tree = DecisionTreeRegressor().fit(x, [0.0, 1.0])
-    p.steps[-1] = ("actual_estimator", tree)
-
-
-def _pycaret_estimator(p: Any) -> None:
-    from pycaret.internal.tunable import TunableMLPRegressor
-
-    _tree(p)
-    p.steps[-1] = ("actual_estimator", TunableMLPRegressor())
-
-
-def _holds_pycaret(p: Any) -> None:
-    from pycaret.internal.preprocess.transformers import CleanColumnNames
-
-    _tree(p)
-    p.steps[-1][1].cleaner_ = CleanColumnNames()  # unpickling the tree would import PyCaret
-
-
-def _not_a_regressor(p: Any) -> None:
-    from sklearn.preprocessing import StandardScaler
-
-    names = p.steps[-1][1].feature_names_in_
-    x = pd.DataFrame(np.zeros((2, len(names))), columns=names)
-    p.steps[-1] = ("actual_estimator", StandardScaler().fit(x))
-
-
-def _other_columns(p: Any) -> None:
-    from sklearn.tree import DecisionTreeRegressor
-
-    names = list(p.steps[-1][1].feature_names_in_)[::-1]
-    x = pd.DataFrame(np.zeros((2, len(names))), columns=names)
-    p.steps[-1] = ("actual_estimator", DecisionTreeRegressor().fit(x, [0.0, 1.0]))
-
-
-def _target_transform(p: Any) -> None:
-    from pycaret.internal.preprocess.transformers import TransformerWrapperWithInverse
-    from sklearn.preprocessing import LabelEncoder
-
-    p.steps.insert(0, ("target_transformation", TransformerWrapperWithInverse(LabelEncoder())))
-
-
-REFUSED = [
-    ("one-hot raising on unseen values", _unseen_raises, "handle_unknown='error'"),
-    ("imputer adding indicator columns", _indicator, "add_indicator"),
-    ("a scaler step", _scaler, "StandardScaler"),
-    ("an estimator of PyCaret's own", _pycaret_estimator, "is a class of pycaret"),
-    ("an estimator whose pickle needs PyCaret", _holds_pycaret, "without pycaret"),
-    ("an estimator that is not a regressor", _not_a_regressor, "not a regressor with predict"),
-    ("an estimator fitted on other columns", _other_columns, "was fitted on the columns"),
-    ("a transformed regression target", _target_transform, "label encoding"),
-]
-
-
-@pytest.mark.parametrize(
-    ("change", "match"), [(c, m) for _, c, m in REFUSED], ids=[n for n, _, _ in REFUSED]
-)
-def test_compile_refuses_what_it_cannot_reproduce(
-    claims_model: LoadedModel, change: Any, match: str
-) -> None:
-    pipeline = copy.deepcopy(claims_model.pipeline)
-    change(pipeline)
-    with pytest.raises(PlanUnsupported, match=match) as info:
-        compile_pipeline(pipeline, claims_model.card)
-    assert info.value.code == "PLAN_UNSUPPORTED"
-
-
-def test_compile_refuses_classes_the_card_does_not_list(income_model: LoadedModel) -> None:
-    card = dataclasses.replace(income_model.card, classes=("no", "yes"))
-    with pytest.raises(PlanUnsupported, match="the card lists"):
-        compile_pipeline(income_model.pipeline, card)
-
-
 def test_a_plan_refuses_inputs_the_pipeline_would_refuse(claims_plan: LoadedModel) -> None:
-    plan = claims_plan.plan
+    plan = claims_plan.evaluator
     assert plan is not None
     good = {
         f.name: np.array([1.0]) if f.kind == "number" else np.array(["x"], dtype=object)
@@ -351,13 +226,51 @@ def test_scoring_with_a_plan_never_imports_pycaret(trained_registry: str) -> Non
             frame = pd.DataFrame({{f.name: [f.typical] * 3 for f in model.card.features}})
             print(name, len(predict(model, frame).values))
         print("pycaret imported:", "pycaret" in sys.modules)
+        print("training imported:", any(m.split(".")[0] == "training" for m in sys.modules))
         """
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["claims 3", "income 3", "pycaret imported: False"]
+    assert proc.stdout.splitlines() == [
+        "claims 3", "income 3", "pycaret imported: False", "training imported: False",
+    ]  # fmt: skip
+
+
+def test_a_plan_is_a_plain_value(claims_plan: LoadedModel, income_plan: LoadedModel) -> None:
+    """Nothing but its fields (compared by their JSON: a table may hold NaN, never equal to
+    itself), so a plan is interchangeable with its copies whoever evaluates them."""
+    for loaded in (claims_plan, income_plan):
+        plan = loaded.plan
+        assert plan is not None
+        again = Plan.from_json(plan.to_json())
+        assert not hasattr(again, "__dict__")  # no runtime tucked inside
+        assert again.__slots__ == tuple(f.name for f in dataclasses.fields(Plan))
+        assert pickle.loads(pickle.dumps(again)).to_json() == again.to_json() == plan.to_json()
+
+
+def test_one_evaluator_serves_many_threads_at_once(
+    claims_plan: LoadedModel, income_plan: LoadedModel
+) -> None:
+    """Eight threads predicting different frames with the model's one evaluator get what each
+    frame gets alone; nothing an evaluator computes with can be written to."""
+    for loaded in (claims_plan, income_plan):
+        evaluator = loaded.evaluator
+        assert evaluator is not None
+        frames = [random_frame(loaded.card.features, seed=s, rows=2000) for s in range(8)]
+        alone = [predict(loaded, f) for f in frames]
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(predict, [loaded] * 24, frames * 3))
+        for got, want in zip(together, alone * 3, strict=True):
+            assert np.array_equal(got.values, want.values)
+            if want.proba is not None:
+                assert np.array_equal(got.proba, want.proba)
+        arrays = [evaluator.coef, evaluator.classes, evaluator.order]
+        arrays += [enc[1] for enc in evaluator.encoders if enc is not None]
+        assert not any(a.flags.writeable for a in arrays)
+    with pytest.raises(PlanInvalid, match="only an estimator head takes an estimator"):
+        Evaluator(claims_plan.plan, estimator=object())  # type: ignore[arg-type]
 
 
 # --- plans whose head is the fitted estimator (trees, boosting) ---------------------------------
@@ -442,42 +355,23 @@ def test_an_unbound_estimator_plan_refuses_to_score(
 ) -> None:
     model, loaded = nonlinear["boost"]
     assert loaded.plan is not None
-    bare = Plan.from_json(loaded.plan.to_json())
+    # the loaded model's own plan value: evaluating it elsewhere leaves the model's alone
+    bare = Evaluator(loaded.plan)
     frame = model_input(model, pd.DataFrame({f.name: [f.typical] for f in model.card.features}))
+    columns = {c: frame[c].to_numpy() for c in frame.columns}
     with pytest.raises(PlanInvalid, match=r"estimator \(estimator\.pkl\) was not loaded"):
-        bare.predict({c: frame[c].to_numpy() for c in frame.columns})
+        bare.predict(columns)
+    assert loaded.evaluator is not None
+    assert len(loaded.evaluator.predict(columns)[0]) == 1
     gbr = nonlinear["gbr"][0].pipeline.steps[-1][1]
     with pytest.raises(
         PlanInvalid, match=r"holds a sklearn\.ensemble\._gb\.GradientBoostingRegressor"
     ):
-        bare.bind(gbr)
+        Evaluator(loaded.plan, gbr)
     raw = json.loads(loaded.plan.to_json())
     raw["format"] = 1  # an old scorer's format cannot carry an estimator head
     with pytest.raises(PlanInvalid, match="its head is format 2"):
         Plan.from_json(json.dumps(raw))
-
-
-def test_a_tree_swapped_into_a_linear_pipeline_gets_an_estimator_plan(
-    claims_model: LoadedModel,
-) -> None:
-    pipeline = copy.deepcopy(claims_model.pipeline)
-    _tree(pipeline)
-    plan = compile_pipeline(pipeline, claims_model.card)
-    assert isinstance(plan.head, EstimatorHead)
-    assert plan.head.estimator == "sklearn.tree._classes.DecisionTreeRegressor"
-    frame = model_input(claims_model, pd.DataFrame({"age": [30.0, 60.0, np.nan]}))
-    assert verify(plan, pipeline, frame)["max_rel_diff"] == 0.0
-
-
-def test_a_classifier_without_probabilities_is_refused(income_model: LoadedModel) -> None:
-    from sklearn.linear_model import RidgeClassifier
-
-    pipeline = copy.deepcopy(income_model.pipeline)
-    names = pipeline.steps[-1][1].feature_names_in_
-    x = pd.DataFrame(np.zeros((2, len(names))), columns=names)
-    pipeline.steps[-1] = ("actual_estimator", RidgeClassifier().fit(x, [0, 1]))
-    with pytest.raises(PlanUnsupported, match="RidgeClassifier is not a classifier with predict_"):
-        compile_pipeline(pipeline, income_model.card)
 
 
 def test_scoring_with_an_estimator_plan_never_imports_pycaret(nonlinear_registry: str) -> None:
