@@ -106,12 +106,8 @@ def score_csv(
     rejected = [output.header_line(list(output.REJECTED_HEADER))]
     totals = Totals()
     dist = Distributions(card)
-    for batch in stream.batches():
-        result = score_batch(batch, model, plan)
-        predictions.append(result.predictions)
-        rejected.append(result.rejected)
-        totals.add(result)
-        dist.merge(result.distributions)
+    results = (score_batch(batch, model, plan) for batch in stream.batches())
+    runs.collect(results, predictions.append, rejected.append, totals, dist)
     manifest = Manifest(
         run_id="",
         status="failed",

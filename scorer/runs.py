@@ -292,16 +292,14 @@ def _stream(
         ):
             pred_out.write(output.header_line(output.prediction_columns(plan.header, card)))
             rej_out.write(output.header_line(list(output.REJECTED_HEADER)))
-            for result in results:
+
+            def each() -> None:  # before a batch is written: it was read, so the count is
                 interrupt.check()
                 budget.check()
-                pred_out.write(result.predictions)
-                if result.rejected:
-                    rej_out.write(result.rejected)
-                totals.add(result)
-                dist.merge(result.distributions)
                 if progress:
                     progress(stream.bytes_in, stream.rows_read)
+
+            collect(results, pred_out.write, rej_out.write, totals, dist, each)
             manifest.input["sha256"] = stream.drain()
             expected = manifest.input.get("bytes")
             if expected is not None and stream.bytes_in != expected:
@@ -333,6 +331,27 @@ def _stream(
                 manifest.outputs["rejected"] = _output_entry(rej_url, rej_out)
             else:
                 rej_out.discard()
+
+
+def collect(
+    results: Iterable[BatchResult],
+    predictions: Callable[[bytes], object],
+    rejected: Callable[[bytes], object],
+    totals: Totals,
+    dist: Distributions,
+    each: Callable[[], None] | None = None,
+) -> None:
+    """The one loop over scored batches (file runs and the Python API): their rows to the
+    outputs in order, their counts into ``totals`` and ``dist``; ``each`` runs before each
+    batch is written (a stop request, the budget, progress)."""
+    for result in results:
+        if each is not None:
+            each()
+        predictions(result.predictions)
+        if result.rejected:
+            rejected(result.rejected)
+        totals.add(result)
+        dist.merge(result.distributions)
 
 
 def account(

@@ -404,7 +404,7 @@ def test_a_glob_only_in_the_last_segment() -> None:
 
 
 def test_job_result_folders_never_meet_an_inputs_own() -> None:
-    from scorer.events import result_folder
+    from scorer.layout import result_folder
 
     # an input of the bucket under incoming/: its usual folder, in a job or not
     assert result_folder("incoming/a/b.csv", bucket="home", home="home") == "a/b"

@@ -97,7 +97,7 @@ def test_an_input_pinned_to_v1_is_scored_by_v1_while_production_is_v2(
     assert m.model["source"] == "object-metadata"
     assert m.run_id.startswith("claims-v1-")
     # the folder the UI links to is the one the run landed in
-    path = service.run_path(ref.key, ref.version_id, "", "claims", 1, settings)
+    path = service.run_path(ref, "claims", 1, settings)
     assert f"scored/{path}/manifest.json" in manifests(s3, bucket)
     # the sweep, even asked to rescore stale inputs, and the checker agree that it is done
     assert sweep.sweep(bucket, settings, rescore_stale=True) == 0
