@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from scorer import budget, cliutil, events, interrupt, logs, notify, refs, runs, service, storage
+from scorer import budget, cliutil, events, interrupt, layout, logs, notify, runs, service, storage
 from scorer.budget import Limits
 from scorer.errors import BadArgument, Interrupted, ObjectMissing
+from scorer.layout import ObjectVersion, RunId
 from scorer.registry import Registry
 
 ENGINES = ("auto", "plan", "pipeline")
@@ -346,13 +347,12 @@ def _score(args: Any) -> int:
     except ObjectMissing as exc:
         raise BadArgument(f"input '{args.src}' does not exist") from exc
     if storage.is_s3(args.src):
-        identity = service.input_identity(info.version_id, info.etag)
-        bucket, key = storage.split_s3(args.src)
+        src = ObjectVersion.of(*storage.split_s3(args.src), info.version_id, info.etag)
+        identity = src
     else:
-        identity = service.local_identity(args.src)
-        bucket, key = "", ""
-    run_id = refs.run_id(model.card.name, model.card.version, identity)
-    src = runs.InputRef(url=args.src, version_id=info.version_id, bucket=bucket, key=key)
+        src = ObjectVersion("", args.src)
+        identity = service.local_version(args.src)  # its content stands in for an ETag
+    run_id = str(RunId.of(model.card.name, model.card.version, identity))
     progress, close = _progress_bar(info.size)
     try:
         result = runs.score(
@@ -377,19 +377,23 @@ def _event(args: Any, settings: service.Settings) -> int:
         found = [events.from_environment(os.environ)]
     else:
         text = sys.stdin.read() if args.event == "-" else _read_text(args.event)
-        found = events.parse_all(text)
+        found, skipped = events.parse_records(text)
+        for why in skipped:  # one bad record never costs the others their run
+            print(f"not scored: {why}", file=sys.stderr)
+        if not found:
+            raise events.NotAnEvent("; ".join(skipped))
     codes = [_event_one(ref, settings) for ref in found]  # an S3 notification may name several
     return 1 if 1 in codes else max(codes)
 
 
-def _event_one(ref: events.ObjectRef, settings: service.Settings) -> int:
+def _event_one(ref: ObjectVersion, settings: service.Settings) -> int:
     result = service.score_object(ref, settings)
     if result is None:
         print(f"ignored: {ref} is not a file under {settings.incoming}", file=sys.stderr)
         return 0
     m = result.manifest
     key = str(m.input.get("key") or ref.key)  # the key found, maybe as the event gave it
-    out = events.output_prefix(ref.bucket, key, m.run_id, settings.incoming, settings.scored)
+    out = layout.output_prefix(ref.bucket, key, m.run_id, settings.incoming, settings.scored)
     print(_summary(result, out), file=sys.stderr)
     return _exit_code(result)
 

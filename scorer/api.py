@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scorer import output, refs, runs, service, storage
+from scorer import layout, output, runs, service, storage
 from scorer.batches import Distributions, Totals, score_batch
 from scorer.manifest import Manifest
 from scorer.reader import CsvStream
@@ -106,12 +106,8 @@ def score_csv(
     rejected = [output.header_line(list(output.REJECTED_HEADER))]
     totals = Totals()
     dist = Distributions(card)
-    for batch in stream.batches():
-        result = score_batch(batch, model, plan)
-        predictions.append(result.predictions)
-        rejected.append(result.rejected)
-        totals.add(result)
-        dist.merge(result.distributions)
+    results = (score_batch(batch, model, plan) for batch in stream.batches())
+    runs.collect(results, predictions.append, rejected.append, totals, dist)
     manifest = Manifest(
         run_id="",
         status="failed",
@@ -139,9 +135,9 @@ def score_file(
         src.write_bytes(content)
         out = str(Path(tmp) / "out")
         card = model.card
-        run_id = refs.run_id(card.name, card.version, service.local_identity(str(src)))
+        run_id = str(layout.RunId.of(card.name, card.version, service.local_version(str(src))))
         result = runs.score(
-            runs.InputRef(url=str(src)),
+            layout.ObjectVersion("", str(src)),
             out,
             model,
             run_id,
@@ -158,7 +154,7 @@ def score_file(
             return path.read_bytes() if key in manifest.outputs and path.exists() else None
 
         return ScoredFile(
-            manifest, read("predictions.csv", "predictions"), read("rejected.csv", "rejected")
+            manifest, read(layout.PREDICTIONS, "predictions"), read(layout.REJECTED, "rejected")
         )
 
 

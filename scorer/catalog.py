@@ -2,7 +2,7 @@
 
 ``scored/<rel>/<run-id>/manifest.json`` exists only for committed runs, so a listing of
 manifests *is* the list of runs. Every name taken from a listing or a URL passes
-``check_run_path`` before it becomes part of a storage path.
+``layout.check_run_path`` before it becomes part of a storage path.
 """
 
 from __future__ import annotations
@@ -14,32 +14,8 @@ from typing import Any
 
 from scorer import storage
 from scorer.errors import BadArgument, DropscoreError
-from scorer.events import SCORED, SEGMENT
+from scorer.layout import MANIFEST, SCORED, RunPath, check_run_path
 from scorer.manifest import Manifest
-from scorer.refs import is_run_id
-
-MANIFEST = "manifest.json"
-
-
-@dataclass(frozen=True, slots=True)
-class RunPath:
-    """Where one run lives: ``scored/<rel>/<run_id>/`` in ``bucket``."""
-
-    bucket: str
-    rel: str  # the input's path under incoming/ without its suffix, e.g. "2024/claims"
-    run_id: str
-
-    @property
-    def key(self) -> str:
-        """``<rel>/<run_id>``: how a run is named in links."""
-        return f"{self.rel}/{self.run_id}"
-
-    def url(self, scored: str = SCORED, name: str = "") -> str:
-        base = f"s3://{self.bucket}/{scored}{self.rel}/{self.run_id}"
-        return storage.join(base, name) if name else base
-
-    def __str__(self) -> str:
-        return self.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,21 +53,6 @@ def month_cost(summaries: Iterable[RunSummary], month: str) -> tuple[float, int,
     in_month = [s for s in summaries if s.started_at.startswith(month)]
     priced = [s.cost_usd for s in in_month if s.cost_usd is not None]
     return round(sum(priced), 6), len(priced), len(in_month) - len(priced)
-
-
-def check_run_path(bucket: str, key: str) -> RunPath:
-    """Parse ``<rel>/<run_id>`` from a link; refuses anything that could leave ``scored/``."""
-    rel, sep, run = key.strip().rpartition("/")
-    if not sep or not is_run_id(run):
-        raise BadArgument(f"'{_clip(key)}' is not a run; a run is named <input path>/<run id>")
-    segments = rel.split("/")
-    if not all(SEGMENT.fullmatch(s) for s in segments) or any(s.strip() != s for s in segments):
-        raise BadArgument(f"'{_clip(key)}' is not a valid input path")
-    return RunPath(bucket, rel, run)
-
-
-def _clip(text: str, n: int = 80) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def list_runs(bucket: str, scored: str = SCORED) -> list[RunEntry]:

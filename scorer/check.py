@@ -11,14 +11,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
-import io
-import sys
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
-from scorer import events, gunzip, interrupt, notify, pinning, refs, service, storage
+from scorer import interrupt, layout, notify, pinning, refs, service, storage
+from scorer.counting import Tee, count_records
 from scorer.errors import (
     BadArgument,
     DropscoreError,
@@ -27,9 +25,9 @@ from scorer.errors import (
     ObjectMissing,
     StorageUnavailable,
 )
+from scorer.layout import MANIFEST, PREDICTIONS, ObjectVersion, RunId
 from scorer.manifest import TERMINAL, Manifest
 
-OUTPUT_NAMES = ("predictions.csv", "rejected.csv")
 # refusals decided before any record was counted: rows_in is 0 by design, not an undercount
 _COUNTED_FAILURES = ("HEADER_ONLY", "ALL_ROWS_REJECTED")
 
@@ -46,9 +44,9 @@ class Violation:
 
 @dataclass(frozen=True, slots=True)
 class InputVersion:
-    key: str
-    version_id: str | None
-    etag: str
+    """A version under incoming/ as the listing gave it."""
+
+    obj: ObjectVersion
     is_latest: bool
     requested: str | None = None  # its dropscore-model metadata (latest versions only)
 
@@ -91,12 +89,12 @@ class Ledger:
     model_versions: dict[str, set[int]]  # name → published versions in the registry
     production: tuple[str, int]  # the model every latest input must be scored with
     bucket: str = ""  # where it was gathered ("" in pure tests: manifests' buckets unchecked)
-    scored: str = events.SCORED
+    scored: str = layout.SCORED
 
 
 # --- pure decision ------------------------------------------------------------------------------
 def evaluate(
-    ledger: Ledger, *, all_versions: bool = False, incoming: str = events.INCOMING
+    ledger: Ledger, *, all_versions: bool = False, incoming: str = layout.INCOMING
 ) -> list[Violation]:
     """Every violation of the ledger's invariants, in a stable order."""
     out: list[Violation] = []
@@ -120,11 +118,11 @@ def _check_placement(ledger: Ledger, incoming: str) -> list[Violation]:
             continue
         key, bucket = str(m.input.get("key") or ""), str(m.input.get("bucket") or "")
         # a job's runs: sources in other buckets or prefixes under _sources/, and each
-        # occurrence of an 'all' job under _jobs/<job>/<occurrence>/ (see events.result_folder)
-        occ = events.job_occurrence(run.rel)
+        # occurrence of an 'all' job under _jobs/<job>/<occurrence>/ (see layout.result_folder)
+        occ = layout.job_occurrence(run.rel)
         occurrence = f"{occ[0]}/{occ[1]}" if occ else None
         home = ledger.bucket or bucket
-        folder = events.result_folder(
+        folder = layout.result_folder(
             key, incoming, ledger.scored, bucket=bucket or home, home=home, occurrence=occurrence
         )
         elsewhere = bool(bucket) and bucket != home
@@ -135,7 +133,7 @@ def _check_placement(ledger: Ledger, incoming: str) -> list[Violation]:
         elif folder != run.rel or (
             not elsewhere
             and key.startswith(incoming)
-            and events.classify(key, incoming) == events.IGNORED
+            and layout.classify(key, incoming) == layout.IGNORED
         ):
             out.append(
                 Violation(
@@ -145,7 +143,7 @@ def _check_placement(ledger: Ledger, incoming: str) -> list[Violation]:
                 )
             )
         version_id = m.input.get("version_id")
-        identity = service.input_identity(version_id, str(m.input.get("etag") or ""))
+        identity = _manifest_input(m).identity
         model = (m.model.get("name"), m.model.get("version"))
         # a version id names one version of one object; an ETag only content, so with the key
         owner = (*model, identity) if version_id else (*model, key, identity)
@@ -173,11 +171,11 @@ def _check_inputs(ledger: Ledger, *, all_versions: bool, incoming: str) -> list[
     name, version = ledger.production
     out = []
     for inp in ledger.inputs:
-        if events.classify(inp.key, incoming) == events.IGNORED:
+        obj = inp.obj
+        if layout.classify(obj.key, incoming) == layout.IGNORED:
             continue  # a folder marker: not a file
-        identity = service.input_identity(inp.version_id, inp.etag)
-        there = committed.get(events.result_folder(inp.key, incoming, ledger.scored), set())
-        subject = f"{inp.key}?versionId={inp.version_id}" if inp.version_id else inp.key
+        there = committed.get(layout.result_folder(obj.key, incoming, ledger.scored), set())
+        subject = f"{obj.key}?versionId={obj.version_id}" if obj.version_id else obj.key
         if inp.is_latest:
             # the model the input asked for in its metadata, else production (scorer.pinning)
             choice = pinning.choose(
@@ -185,7 +183,7 @@ def _check_inputs(ledger: Ledger, *, all_versions: bool, incoming: str) -> list[
                 (name, version),
                 lambda n: ledger.model_versions.get(n, set()),
             )
-            if refs.run_id(choice.name, choice.version, identity) not in there:
+            if str(RunId.of(choice.name, choice.version, obj)) not in there:
                 whose = (
                     f"the model its metadata asks for, {choice.ref}"
                     if choice.source == pinning.OBJECT_METADATA and choice.refusal is None
@@ -195,8 +193,8 @@ def _check_inputs(ledger: Ledger, *, all_versions: bool, incoming: str) -> list[
                     Violation("INPUT_PENDING", subject, f"no terminal manifest from {whose}")
                 )
         elif all_versions:
-            digest = service.identity_digest(identity)
-            if not any(r.endswith(f"-{digest}") for r in there):
+            digest = layout.identity_digest(obj.identity)
+            if not any(r.digest == digest for r in map(RunId.parse, there) if r is not None):
                 out.append(
                     Violation("INPUT_PENDING", subject, "older version never reached a manifest")
                 )
@@ -215,7 +213,7 @@ def _check_run(run: RunFacts, model_versions: Mapping[str, set[int]]) -> list[Vi
     m = run.manifest
     if m is None:
         names = ", ".join(sorted(run.objects)) or "an open upload"
-        return [*out, Violation("OUTPUT_WITHOUT_MANIFEST", where, f"{names} but no manifest.json")]
+        return [*out, Violation("OUTPUT_WITHOUT_MANIFEST", where, f"{names} but no {MANIFEST}")]
 
     def bad(code: str, message: str) -> None:
         out.append(Violation(code, where, message))
@@ -253,13 +251,13 @@ def _check_run(run: RunFacts, model_versions: Mapping[str, set[int]]) -> list[Vi
             continue
         if obj.sha256 != entry.get("sha256"):
             bad("SHA256", f"{fname} sha256 {str(obj.sha256)[:12]}… != manifest's")
-        expect = m.rows_scored if fname == "predictions.csv" else m.rows_rejected
+        expect = m.rows_scored if fname == PREDICTIONS else m.rows_rejected
         if obj.records is not None and obj.records != expect:
             bad("OUTPUT_ROWS", f"{fname} holds {obj.records} records, manifest claims {expect}")
-    if m.rows_scored and "predictions.csv" not in listed:
-        bad("OUTPUT_MISSING", f"{m.rows_scored} rows scored but no predictions.csv listed")
+    if m.rows_scored and PREDICTIONS not in listed:
+        bad("OUTPUT_MISSING", f"{m.rows_scored} rows scored but no {PREDICTIONS} listed")
     # events.json is the run-event marker (scorer.notify), written after the commit
-    for fname in sorted(set(run.objects) - set(listed) - {"manifest.json", notify.MARKER}):
+    for fname in sorted(set(run.objects) - set(listed) - {MANIFEST, notify.MARKER}):
         bad("UNLISTED_OUTPUT", f"{fname} exists but the manifest does not list it")
     if run.open_uploads:
         bad("OPEN_UPLOAD", f"{run.open_uploads} multipart upload(s) left open after the commit")
@@ -271,13 +269,19 @@ def _counted(m: Manifest) -> bool:
     return m.status != "failed" or (m.reason or {}).get("code") in _COUNTED_FAILURES
 
 
+def _manifest_input(m: Manifest) -> ObjectVersion:
+    """The input version a manifest names (its etag is the one its run id came from)."""
+    inp = m.input
+    return ObjectVersion.of(
+        inp.get("bucket") or "", inp.get("key") or "", inp.get("version_id"), inp.get("etag")
+    )
+
+
 def _check_identity(run: RunFacts, m: Manifest, bad: Any) -> None:
-    inp, model = m.input, m.model
+    model = m.model
     try:
-        expected = refs.run_id(
-            str(model.get("name")),
-            int(model.get("version") or 0),
-            service.input_identity(inp.get("version_id"), str(inp.get("etag") or "")),
+        expected = str(
+            RunId.of(str(model.get("name")), int(model.get("version") or 0), _manifest_input(m))
         )
     except (DropscoreError, TypeError, ValueError) as exc:
         bad("RUN_ID_MISMATCH", f"manifest names no valid model/input ({exc})")
@@ -286,62 +290,11 @@ def _check_identity(run: RunFacts, m: Manifest, bad: Any) -> None:
         bad("RUN_ID_MISMATCH", f"model+input in the manifest give run {expected}")
 
 
-# --- independent record count -------------------------------------------------------------------
-_csv_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _unlimited_fields() -> Iterator[None]:
-    # the scorer uses the csv field limit to refuse huge cells; outputs may hold a cell at that
-    # limit plus a safety apostrophe, so the checker lifts it while it counts
-    with _csv_lock:
-        old = csv.field_size_limit()
-        csv.field_size_limit(sys.maxsize)
-        try:
-            yield
-        finally:
-            csv.field_size_limit(old)
-
-
-def count_records(fh: IO[bytes] | io.RawIOBase, delimiter: str = ",") -> int:
-    """Data records in a CSV byte stream (gzip or plain): non-blank records after the header;
-    ``delimiter``: the dialect the run read the file in (its manifest's ``input.dialect``).
-
-    Python's csv module over the whole text, not the scorer's streaming reader: a blank line is
-    not a record (the scorer's rule), quoted newlines stay inside their record.
-    """
-    raw: io.BufferedReader = io.BufferedReader(fh if isinstance(fh, io.RawIOBase) else _Raw(fh))
-    if gunzip.is_gzip(raw.peek(2)):  # the scorer's decompressor: linear, bounded, bomb rule
-        raw = io.BufferedReader(gunzip.Gunzip(raw.read), gunzip.READ_SIZE)
-    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-    with _unlimited_fields():
-        n = sum(1 for rec in csv.reader(text, delimiter=delimiter) if rec)
-    return max(n - 1, 0)
-
-
-class _Raw(io.RawIOBase):
-    """Any readable binary stream as a RawIOBase; with ``digest``, hashes what passes through."""
-
-    def __init__(self, src: IO[bytes], digest: Any = None) -> None:
-        self._src = src
-        self._digest = digest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: Any) -> int:
-        data = self._src.read(len(buf))
-        if self._digest is not None:
-            self._digest.update(data)
-        buf[: len(data)] = data
-        return len(data)
-
-
 # --- the S3 adapter -----------------------------------------------------------------------------
 def _hash_and_count(url: str, count: bool) -> tuple[str, int | None]:
     digest = hashlib.sha256()
     with storage.open_read(url) as fh:
-        tee = _Raw(fh, digest)
+        tee = Tee(fh, digest)
         records = count_records(tee) if count else None
         while tee.read(1 << 20):
             pass
@@ -352,8 +305,8 @@ def gather(
     bucket: str,
     settings: service.Settings,
     *,
-    incoming: str = events.INCOMING,
-    scored: str = events.SCORED,
+    incoming: str = layout.INCOMING,
+    scored: str = layout.SCORED,
     listed: list[InputVersion] | None = None,
 ) -> Ledger:
     """``listed``: filled with the inputs as soon as they are listed (for an interruption's
@@ -361,13 +314,8 @@ def gather(
     registry = settings.registry_for(bucket)
     prod = registry.resolve(refs.ModelRef.parse(settings.model))
     inputs = [
-        InputVersion(
-            key=key,
-            version_id=None if v.get("VersionId") in (None, "null") else v["VersionId"],
-            etag=str(v.get("ETag", "")).strip('"'),
-            is_latest=bool(v.get("IsLatest")),
-        )
-        for key, v, marker in storage.list_versions(bucket, incoming)
+        InputVersion(ObjectVersion.listed(bucket, v), is_latest=bool(v.get("IsLatest")))
+        for _key, v, marker in storage.list_versions(bucket, incoming)
         if not marker
     ]
     inputs = [_with_request(bucket, inp) for inp in inputs]
@@ -382,15 +330,14 @@ def gather(
     runs: dict[str, RunFacts] = {}
     stray: list[str] = []
     for key in sorted(counts):
-        rel, _, fname = key[len(scored) :].rpartition("/")
-        rel, _, run_id = rel.rpartition("/")
-        if not refs.is_run_id(run_id) or not rel:
+        found = layout.run_file(key, scored)
+        if found is None:
             stray.append(key)
             continue
         if key not in latest_live and counts[key] == 1:
             continue  # cannot happen: one version that is not live
-        run = runs.setdefault(f"{rel}/{run_id}", RunFacts(rel=rel, run_id=run_id))
-        run.objects[fname] = StoredObject(key=key, versions=counts[key])
+        run = runs.setdefault(found.folder, RunFacts(rel=found.rel, run_id=found.run_id))
+        run.objects[found.name] = StoredObject(key=key, versions=counts[key])
     for run in runs.values():
         interrupt.check()
         _read_run(bucket, scored, run)
@@ -402,7 +349,7 @@ def gather(
         for page in pages:
             for up in page.get("Uploads", []):
                 rel, _, _fname = up["Key"][len(scored) :].rpartition("/")
-                rel, _, run_id = rel.rpartition("/")
+                rel, _, run_id = rel.rpartition("/")  # any upload counts, a run's or not
                 run = runs.setdefault(f"{rel}/{run_id}", RunFacts(rel=rel, run_id=run_id))
                 run.open_uploads += 1
     names = {prod.name} | {
@@ -435,27 +382,26 @@ def _with_request(bucket: str, inp: InputVersion) -> InputVersion:
     if not inp.is_latest:
         return inp
     try:
-        info = storage.head(f"s3://{bucket}/{inp.key}", inp.version_id)
+        info = storage.head(inp.obj.url, inp.obj.version_id)
     except ObjectMissing:
         return inp
-    wanted = pinning.requested(info.metadata)
-    return InputVersion(inp.key, inp.version_id, inp.etag, inp.is_latest, wanted)
+    return InputVersion(inp.obj, inp.is_latest, pinning.requested(info.metadata))
 
 
 def _read_run(bucket: str, scored: str, run: RunFacts) -> None:
     base = f"s3://{bucket}/{scored}{run.prefix}"
-    if "manifest.json" in run.objects:
+    if MANIFEST in run.objects:
         try:
-            run.manifest = Manifest.from_json(storage.read_bytes(f"{base}/manifest.json"))
+            run.manifest = Manifest.from_json(storage.read_bytes(f"{base}/{MANIFEST}"))
         except ObjectMissing:  # deleted: only older versions or a delete marker are left
-            run.manifest_error = "manifest.json was deleted"
+            run.manifest_error = f"{MANIFEST} was deleted"
         except (ValueError, TypeError) as exc:
             run.manifest_error = f"not a manifest ({exc})"
     for fname, obj in list(run.objects.items()):
-        if fname == "manifest.json":
+        if fname == MANIFEST:
             continue
         try:
-            sha, records = _hash_and_count(f"{base}/{fname}", count=fname in OUTPUT_NAMES)
+            sha, records = _hash_and_count(f"{base}/{fname}", count=fname in layout.OUTPUT_FILES)
         except ObjectMissing:
             sha, records = None, None
         except (UnicodeDecodeError, csv.Error, FileRefused):

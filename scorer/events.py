@@ -1,40 +1,18 @@
 """Parse what starts a run — an EventBridge event, an S3 notification, an SQS message or the
-environment an input transformer fills — once, into an ObjectRef (pure)."""
+environment an input transformer fills — once, into an ObjectVersion (pure)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 from scorer.errors import BadArgument
+from scorer.layout import ObjectVersion
 
-INCOMING = "incoming/"
-SCORED = "scored/"
-SUFFIXES = (".csv.gz", ".csv")  # matched case-insensitively: "a.CSV" is an input too
-
-#: What a key under incoming/ is (``classify``): scored, refused by its name, or not a file.
-INPUT, UNSUPPORTED, IGNORED = "input", "unsupported", "ignored"
-
-#: S3 refuses keys longer than this many UTF-8 bytes (moto does not enforce it).
-S3_KEY_LIMIT = 1024
-#: Results of inputs whose readable folder S3 or the UI could not hold live here, by hash.
-HASHED = "_hashed/"
-#: Results of a job's sources outside incoming/ (another prefix or bucket): _sources/<bucket>/…
-SOURCES = "_sources/"
-#: Results of one occurrence of an ``all`` job: _jobs/<job>/<occurrence>/<folder of the input>
-JOBS = "_jobs/"
-_RESERVED = (HASHED, SOURCES, JOBS)
-# refs.run_id: a name of at most 64 characters, "-v", at most 9 digits, "-", 16 hex digits
-_LONGEST_RUN_ID = 64 + 2 + 9 + 1 + 16
-_LONGEST_OUTPUT_NAME = len("predictions.csv")
-#: One segment of a readable result folder: no separators, no '..', no control characters
-#: (the UI's run links use the same rule, see catalog.check_run_path).
-SEGMENT = re.compile(r"^(?!\.{1,2}$)[^/\\\x00-\x1f\x7f]{1,255}$")
+log = logging.getLogger("dropscore.events")
 
 
 class NotAnEvent(BadArgument):
@@ -43,52 +21,42 @@ class NotAnEvent(BadArgument):
     code = "NOT_AN_EVENT"
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectRef:
-    """One version of one object. ``key`` is always decoded (S3 events URL-encode it)."""
-
-    bucket: str
-    key: str
-    version_id: str | None = None  # None for unversioned buckets ("null" is normalised away)
-    etag: str = ""
-    #: the key exactly as the event carried it, when that differs from ``key``: checked before
-    #: the object is called gone, in case a bridge delivered it unencoded
-    key_as_given: str | None = field(default=None, compare=False)
-
-    @property
-    def url(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    def __str__(self) -> str:
-        return self.url + (f"?versionId={self.version_id}" if self.version_id else "")
-
-
-def _version(value: Any) -> str | None:
-    text = str(value or "").strip()
-    return None if text in ("", "null") else text
-
-
-def _ref(bucket: Any, key: Any, version: Any, etag: Any, raw_keys: bool) -> ObjectRef:
+def _ref(bucket: Any, key: Any, version: Any, etag: Any, raw_keys: bool) -> ObjectVersion:
     given = str(key)
     decoded = given if raw_keys else unquote_plus(given)
-    return ObjectRef(
-        bucket=str(bucket),
-        key=decoded,
-        version_id=_version(version),
-        etag=str(etag or "").strip('"'),
-        key_as_given=given if given != decoded else None,
+    return ObjectVersion.of(
+        bucket, decoded, version, etag, key_as_given=given if given != decoded else None
     )
 
 
-def parse(message: Any) -> ObjectRef:
-    """The first object of an event (an EventBridge event names exactly one)."""
-    return parse_all(message)[0]
+def parse(message: Any) -> ObjectVersion:
+    """The one object an event names (an EventBridge event names exactly one). A notification
+    naming several is refused, never read as its first: use ``parse_all`` for those."""
+    found = parse_all(message)
+    if len(found) != 1:
+        raise NotAnEvent(
+            f"the message names {len(found)} objects, not one; each must be scored "
+            "(scorer event and watch score every one)"
+        )
+    return found[0]
 
 
-def parse_all(message: Any, *, raw_keys: bool = False) -> list[ObjectRef]:
+def parse_all(message: Any, *, raw_keys: bool = False) -> list[ObjectVersion]:
     """Every object an EventBridge event, an S3 notification, or an SQS message carrying
     either names. Keys are URL-decoded once, as AWS encodes them ('+' for a space);
-    ``raw_keys``: the sender put keys in unencoded (moto's EventBridge does)."""
+    ``raw_keys``: the sender put keys in unencoded (moto's EventBridge does). A record that
+    names no created object is left out with a warning saying why; NotAnEvent when none does."""
+    found, skipped = parse_records(message, raw_keys=raw_keys)
+    for why in skipped:
+        log.warning("event record not scored", extra={"why": why})
+    if not found:
+        raise NotAnEvent(skipped[0] if len(skipped) == 1 else "; ".join(skipped))
+    return found
+
+
+def parse_records(message: Any, *, raw_keys: bool = False) -> tuple[list[ObjectVersion], list[str]]:
+    """(objects, why each other record was left out): one bad record of a notification never
+    costs the others their run. NotAnEvent when the message itself is not an event."""
     if isinstance(message, (str, bytes)):
         try:
             message = json.loads(message)
@@ -106,28 +74,37 @@ def parse_all(message: Any, *, raw_keys: bool = False) -> list[ObjectRef]:
             etag = obj.get("etag", obj.get("eTag"))
             return [
                 _ref(detail["bucket"]["name"], obj["key"], obj.get("version-id"), etag, raw_keys)
-            ]
+            ], []
         except (KeyError, TypeError, AttributeError) as exc:
             raise NotAnEvent(f"the event has no bucket/object ({exc})") from exc
     records = message.get("Records")
-    if isinstance(records, list) and records:
-        out: list[ObjectRef] = []
-        for record in records:
+    if not isinstance(records, list) or not records:
+        raise NotAnEvent("not an S3 Object Created event (no 'detail' or 'Records')")
+    out: list[ObjectVersion] = []
+    skipped: list[str] = []
+    for n, record in enumerate(records, 1):
+        try:
             if isinstance(record, dict) and "body" in record:  # SQS → Lambda style envelope
-                out += parse_all(record["body"], raw_keys=raw_keys)
+                found, why = parse_records(record["body"], raw_keys=raw_keys)
+                out += found
+                skipped += [f"record {n}: {w}" for w in why]
                 continue
-            try:
-                s3 = record["s3"]
-                obj = s3["object"]
-                bucket, version = s3["bucket"]["name"], obj.get("versionId")
-                out.append(_ref(bucket, obj["key"], version, obj.get("eTag"), raw_keys))
-            except (KeyError, TypeError, AttributeError) as exc:
-                raise NotAnEvent(f"the S3 notification has no bucket/object ({exc})") from exc
-        return out
-    raise NotAnEvent("not an S3 Object Created event (no 'detail' or 'Records')")
+            name = str(record.get("eventName") or "ObjectCreated:")
+            if not name.startswith("ObjectCreated:"):
+                skipped.append(f"record {n}: event '{name}' is not an object creation")
+                continue
+            s3 = record["s3"]
+            obj = s3["object"]
+            bucket, version = s3["bucket"]["name"], obj.get("versionId")
+            out.append(_ref(bucket, obj["key"], version, obj.get("eTag"), raw_keys))
+        except NotAnEvent as exc:
+            skipped.append(f"record {n}: {exc.message}")
+        except (KeyError, TypeError, AttributeError) as exc:
+            skipped.append(f"record {n}: the S3 notification has no bucket/object ({exc})")
+    return out, skipped
 
 
-def eventbridge_event(ref: ObjectRef) -> dict[str, Any]:
+def eventbridge_event(ref: ObjectVersion) -> dict[str, Any]:
     """The "Object Created" event AWS would deliver for ``ref``: the key URL-encoded as S3
     encodes it (form style: '+' for a space, %2B for '+', '/' kept). The local bridge hands
     this to ``scorer event``, so keys are decoded exactly once on every path."""
@@ -143,7 +120,7 @@ def eventbridge_event(ref: ObjectRef) -> dict[str, Any]:
     }
 
 
-def from_environment(env: Mapping[str, str]) -> ObjectRef:
+def from_environment(env: Mapping[str, str]) -> ObjectVersion:
     """What the EventBridge input transformer puts into the task's environment."""
     bucket = env.get("DROPSCORE_BUCKET", "").strip()
     key = env.get("DROPSCORE_KEY", "")
@@ -153,76 +130,3 @@ def from_environment(env: Mapping[str, str]) -> ObjectRef:
             "DROPSCORE_KEY (URL-encoded, as EventBridge sends it)"
         )
     return _ref(bucket, key, env.get("DROPSCORE_VERSION_ID"), "", raw_keys=False)
-
-
-def classify(key: str, incoming: str = INCOMING) -> str:
-    """INPUT (``.csv``/``.csv.gz`` in any case: scored), UNSUPPORTED (any other name under
-    incoming/: refused with a terminal manifest) or IGNORED (outside incoming/, or a folder
-    marker: a key ending in '/')."""
-    if not key.startswith(incoming) or key.endswith("/") or len(key) == len(incoming):
-        return IGNORED
-    return INPUT if key.lower().endswith(SUFFIXES) else UNSUPPORTED
-
-
-def is_input_key(key: str, incoming: str = INCOMING) -> bool:
-    return classify(key, incoming) == INPUT
-
-
-def relative_name(key: str, incoming: str = INCOMING) -> str:
-    """``incoming/a/b.csv.gz`` → ``a/b``: an input's name under ``scored/``."""
-    rel = key[len(incoming) :] if key.startswith(incoming) else key
-    for suffix in SUFFIXES:
-        if rel.lower().endswith(suffix):
-            return rel[: -len(suffix)]
-    return rel
-
-
-def result_folder(
-    key: str,
-    incoming: str = INCOMING,
-    scored: str = SCORED,
-    *,
-    bucket: str | None = None,
-    home: str | None = None,
-    occurrence: str | None = None,
-) -> str:
-    """The folder under ``scored/`` that holds every run of ``key``: its relative name when
-    that is a readable path whose outputs fit S3's key limit, else ``_hashed/<sha256>`` of the
-    key (the manifest inside names the full key). The one place that decides it.
-
-    A job's source outside ``incoming/`` of the ``home`` bucket (another prefix, or ``bucket``
-    elsewhere) lives under ``_sources/<bucket>/<key>``; ``occurrence`` (``<job>/<id>``, from an
-    ``all`` job) puts the folder under ``_jobs/<job>/<id>/`` so each occurrence scores anew."""
-    base = f"{JOBS}{occurrence}/" if occurrence else ""
-    own = bucket is None or (bucket == home and key.startswith(incoming))
-    if own:
-        rel = relative_name(key, incoming)
-        whole = key[len(incoming) :] if key.startswith(incoming) else key
-    else:
-        rel = SOURCES + f"{bucket}/" + relative_name(key, "")
-        whole = f"s3://{bucket}/{key}"  # never the hash of an input under incoming/
-    segments = rel.split("/")
-    longest = f"{scored}{base}{rel}/{'r' * _LONGEST_RUN_ID}/{'o' * _LONGEST_OUTPUT_NAME}"
-    readable = (
-        all(SEGMENT.fullmatch(s) and s.strip() == s for s in segments)
-        # those names are reserved for hashed, job-source and job-occurrence folders
-        and (not own or f"{segments[0]}/" not in _RESERVED)
-        and len(longest.encode()) <= S3_KEY_LIMIT
-    )
-    if readable:
-        return base + rel
-    return base + HASHED + hashlib.sha256(whole.encode()).hexdigest()
-
-
-def job_occurrence(folder: str) -> tuple[str, str, str] | None:
-    """``_jobs/<job>/<id>/<rest>`` → (job, occurrence id, rest); None for any other folder."""
-    if not folder.startswith(JOBS):
-        return None
-    parts = folder[len(JOBS) :].split("/", 2)
-    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and all(parts) else None
-
-
-def output_prefix(
-    bucket: str, key: str, run_id: str, incoming: str = INCOMING, scored: str = SCORED
-) -> str:
-    return f"s3://{bucket}/{scored}{result_folder(key, incoming, scored)}/{run_id}"

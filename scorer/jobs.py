@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from typing import Any
 
-from scorer import events, notify, refs, runs, schedules, service, storage
+from scorer import layout, notify, refs, runs, schedules, service, storage
 from scorer.errors import (
     BadArgument,
     DropscoreError,
@@ -30,6 +30,7 @@ from scorer.errors import (
     StorageUnavailable,
     VersionExists,
 )
+from scorer.layout import ObjectVersion, RunId
 
 log = logging.getLogger("dropscore.jobs")
 
@@ -520,7 +521,7 @@ def run(
     matched = [o for o in storage.list_objects(f"s3://{source.bucket}/{source.prefix}")]
     keys = [storage.split_s3(o.url)[1] for o in matched]
     keys = [k for k in keys if source.matches(k)]
-    csvs = [k for k in keys if k.lower().endswith(events.SUFFIXES)]
+    csvs = [k for k in keys if k.lower().endswith(layout.SUFFIXES)]
     where = f"{job.name}/{occ.id}" if job.mode == "all" else None
 
     def one(key: str) -> RunLine:
@@ -567,13 +568,12 @@ def _score_one(
 ) -> RunLine:
     url = f"s3://{src_bucket}/{key}"
     info = storage.head(url)
-    identity = service.input_identity(info.version_id, info.etag)
-    run_id = refs.run_id(model.card.name, model.card.version, identity)
-    folder = events.result_folder(
+    src = ObjectVersion.of(src_bucket, key, info.version_id, info.etag)
+    run_id = str(RunId.of(model.card.name, model.card.version, src))
+    folder = layout.result_folder(
         key, settings.incoming, settings.scored, bucket=src_bucket, home=home, occurrence=occurrence
     )
     out = f"s3://{home}/{settings.scored}{folder}/{run_id}"
-    src = runs.InputRef(url=url, version_id=info.version_id, bucket=src_bucket, key=key)
     result = runs.score(
         src,
         out,

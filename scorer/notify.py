@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import quote
 
-from scorer import events, interrupt, refs, storage
+from scorer import interrupt, layout, storage
 from scorer.errors import (
     DropscoreError,
     EventsUnavailable,
@@ -60,11 +60,11 @@ def run_detail(manifest: Manifest, out: str, ui_url: str | None = None) -> dict[
     """The ``detail`` of a run's events: enough to act on without opening the manifest."""
     inp = manifest.input or {}
     model = manifest.model or {}
-    links: dict[str, str] = {"manifest": storage.join(out, "manifest.json")}
+    links: dict[str, str] = {"manifest": storage.join(out, layout.MANIFEST)}
     for name, entry in sorted((manifest.outputs or {}).items()):
         links[name] = str(entry.get("url") or storage.join(out, f"{name}.csv"))
     if ui_url and storage.is_s3(out):
-        rel_run = out.split("/", 3)[3].removeprefix(events.SCORED)
+        rel_run = out.split("/", 3)[3].removeprefix(layout.SCORED)
         links["run_page"] = f"{ui_url.rstrip('/')}/runs?run={quote(rel_run, safe='/')}"
     detail: dict[str, Any] = {
         "run_id": manifest.run_id,
@@ -214,18 +214,18 @@ def announce(manifest: Manifest, out: str, bus: str | None, ui_url: str | None =
     return True
 
 
-def unannounced(bucket: str, scored: str = events.SCORED) -> list[str]:
+def unannounced(bucket: str, scored: str = layout.SCORED) -> list[str]:
     """Run folders (s3://…) with a manifest but no marker (one listing of scored/)."""
     seen: dict[str, set[str]] = {}
     for obj in storage.list_objects(f"s3://{bucket}/{scored}"):
-        folder, _, name = obj.url.rpartition("/")
-        if name in ("manifest.json", MARKER) and refs.is_run_id(folder.rsplit("/", 1)[-1]):
-            seen.setdefault(folder, set()).add(name)
-    return sorted(f for f, names in seen.items() if names == {"manifest.json"})
+        found = layout.run_file(storage.split_s3(obj.url)[1], scored)
+        if found is not None and found.name in (layout.MANIFEST, MARKER):
+            seen.setdefault(obj.url.rpartition("/")[0], set()).add(found.name)
+    return sorted(f for f, names in seen.items() if names == {layout.MANIFEST})
 
 
 def resend_missing(
-    bucket: str, bus: str | None, ui_url: str | None = None, scored: str = events.SCORED
+    bucket: str, bus: str | None, ui_url: str | None = None, scored: str = layout.SCORED
 ) -> tuple[int, int]:
     """The sweep's half of at-least-once: send the events of every committed run that owes
     them (its manifest names a bus) and has no marker. Returns (sent, still missing)."""
@@ -234,7 +234,7 @@ def resend_missing(
     sent = missing = 0
     for folder in unannounced(bucket, scored):
         try:
-            manifest = Manifest.from_json(storage.read_bytes(storage.join(folder, "manifest.json")))
+            manifest = Manifest.from_json(storage.read_bytes(storage.join(folder, layout.MANIFEST)))
         except (ObjectMissing, ValueError, TypeError):
             continue  # the ledger checker reports unreadable manifests
         if manifest.event_bus is None:

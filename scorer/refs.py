@@ -1,8 +1,7 @@
-"""Names of the units of work: model references and run ids (pure)."""
+"""Model references and the names they hold (pure); run ids are in ``scorer.layout``."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -47,22 +46,3 @@ class ModelRef:
         if self.version is not None:
             return f"{self.name}@{self.version}"
         return f"{self.name}:{self.alias}"
-
-
-def run_id(model_name: str, model_version: int, input_identity: str) -> str:
-    """Deterministic run id: the same input version scored by the same model → the same id.
-
-    ``input_identity`` is the object's version id, or its ETag/sha256 where there is none.
-    """
-    check_name(model_name)  # the id becomes an S3 prefix / directory: never '/' or '..'
-    if model_version < 1:
-        raise BadArgument(f"model version {model_version} is not a version; versions start at 1")
-    digest = hashlib.sha256(input_identity.encode()).hexdigest()[:16]
-    return f"{model_name}-v{model_version}-{digest}"
-
-
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-v[0-9]+-[0-9a-f]{16}$")
-
-
-def is_run_id(text: str) -> bool:
-    return bool(RUN_ID_RE.fullmatch(text))

@@ -36,6 +36,7 @@ from scorer.errors import (
     PromotionConflict,
     VersionExists,
 )
+from scorer.layout import ALIASES
 from scorer.promotion import Promotion
 from scorer.refs import DEFAULT_ALIAS, ModelRef, check_name
 
@@ -115,7 +116,7 @@ class Registry:
 
     def aliases(self, name: str) -> dict[str, int]:
         out = {}
-        for obj in storage.list_objects(self._path(name, "aliases") + "/"):
+        for obj in storage.list_objects(self._path(name, ALIASES) + "/"):
             alias = obj.url.rsplit("/", 1)[-1].removesuffix(".json")
             try:
                 out[alias] = int(json.loads(storage.read_bytes(obj.url))["version"])
@@ -136,7 +137,7 @@ class Registry:
             return card
         alias = ref.alias or DEFAULT_ALIAS
         try:
-            raw = json.loads(storage.read_bytes(self._path(ref.name, "aliases", f"{alias}.json")))
+            raw = json.loads(storage.read_bytes(self._path(ref.name, ALIASES, f"{alias}.json")))
             version = int(raw["version"])
         except ObjectMissing as exc:
             if not self.versions(ref.name):
@@ -159,7 +160,7 @@ class Registry:
     def _alias_records(self, name: str) -> dict[str, Any]:
         """Each alias's record as written by ``promote`` (unreadable ones left out)."""
         out = {}
-        for obj in storage.list_objects(self._path(name, "aliases") + "/"):
+        for obj in storage.list_objects(self._path(name, ALIASES) + "/"):
             try:
                 out[obj.url.rsplit("/", 1)[-1].removesuffix(".json")] = json.loads(
                     storage.read_bytes(obj.url)
@@ -318,7 +319,7 @@ class Registry:
         caller looked at it, e.g. since the Models page compared against it."""
         check_name(alias, "alias")
         card = self.card(name, version)  # refuses unknown versions
-        url = self._path(name, "aliases", f"{alias}.json")
+        url = self._path(name, ALIASES, f"{alias}.json")
         try:
             raw, etag = storage.read_with_etag(url)
             before: int | None = _version_of(_loads(raw))

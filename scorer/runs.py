@@ -10,6 +10,7 @@ with DESTINATION_IN_USE: nothing there is overwritten and nothing is claimed as 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gc
 import logging
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scorer import __version__, alerts, cost, dialect, interrupt, output, storage, taskinfo
+from scorer import __version__, alerts, cost, dialect, interrupt, layout, output, storage, taskinfo
 from scorer.batches import BatchResult, Distributions, Totals, score_batch
 from scorer.budget import Budget, Limits
 from scorer.card import ModelCard
@@ -33,6 +34,7 @@ from scorer.errors import (
     StorageUnavailable,
     VersionExists,
 )
+from scorer.layout import ObjectVersion
 from scorer.manifest import Manifest, decide_status
 from scorer.reader import CsvStream
 from scorer.registry import LoadedModel
@@ -42,7 +44,6 @@ from scorer.workers import auto_workers, fork_safe, scored_in_order
 log = logging.getLogger("dropscore.scorer")
 
 BATCH_ROWS = 32768
-OUTPUT_FILES = ("predictions.csv", "rejected.csv")
 Progress = Callable[[int, int], None]  # (bytes read so far, rows so far)
 
 
@@ -50,14 +51,6 @@ Progress = Callable[[int, int], None]  # (bytes read so far, rows so far)
 class RunResult:
     manifest: Manifest
     already_done: bool  # a terminal manifest was there before this run
-
-
-@dataclass(frozen=True, slots=True)
-class InputRef:
-    url: str
-    version_id: str | None = None
-    bucket: str = ""
-    key: str = ""
 
 
 def summary_line(result: RunResult) -> str:
@@ -80,7 +73,7 @@ def _alert_text(alert: dict[str, Any]) -> str:
 
 
 def manifest_url(out: str) -> str:
-    return storage.join(out, "manifest.json")
+    return storage.join(out, layout.MANIFEST)
 
 
 def read_manifest(out: str) -> Manifest | None:
@@ -118,7 +111,7 @@ def destination_conflict(existing: Manifest, run_id: str, model: str, out: str) 
 
 
 def score(
-    src: InputRef,
+    src: ObjectVersion,
     out: str,
     model: LoadedModel,
     run_id: str,
@@ -149,15 +142,9 @@ def score(
 
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
-    manifest = new_manifest(
-        src,
-        run_id,
-        model,
-        etag=info.etag if info else "",
-        size=info.size if info else None,
-        started=started.isoformat(),
-        event_bus=event_bus,
-    )
+    # the manifest records the ETag and size the HEAD gave (none for a local file's run)
+    src = dataclasses.replace(src, etag=info.etag if info else "", size=info.size if info else None)
+    manifest = new_manifest(src, run_id, model, started=started.isoformat(), event_bus=event_bus)
     # the model and the libraries are long-lived: keep them out of the cyclic collector's
     # full passes, which otherwise rescan them every few batches (a third of the CPU time)
     gc.freeze()
@@ -204,7 +191,7 @@ def _refuse_leftovers(out: str, manifest: Manifest) -> None:
     """An output this run does not write but that is there is not this run's: a run of the same
     input and model writes the same files with the same bytes (create-only + identical_ok)."""
     listed = {str(e.get("url", "")).rsplit("/", 1)[-1] for e in manifest.outputs.values()}
-    unwritten = set(OUTPUT_FILES) - listed
+    unwritten = set(layout.OUTPUT_FILES) - listed
     folder = _folder(out)
     found = sorted(
         name
@@ -246,7 +233,7 @@ def _abort_stale_uploads(out: str) -> None:
 
 
 def _stream(
-    src: InputRef,
+    src: ObjectVersion,
     out: str,
     model: LoadedModel,
     manifest: Manifest,
@@ -280,8 +267,8 @@ def _stream(
         )
         plan = dialect.plan_file(stream, card)
         manifest.input["dialect"] = plan.dialect
-        pred_url = storage.join(out, "predictions.csv")
-        rej_url = storage.join(out, "rejected.csv")
+        pred_url = storage.join(out, layout.PREDICTIONS)
+        rej_url = storage.join(out, layout.REJECTED)
         asked = workers
         if workers is None:
             workers = auto_workers(manifest.input.get("bytes"))
@@ -305,16 +292,14 @@ def _stream(
         ):
             pred_out.write(output.header_line(output.prediction_columns(plan.header, card)))
             rej_out.write(output.header_line(list(output.REJECTED_HEADER)))
-            for result in results:
+
+            def each() -> None:  # before a batch is written: it was read, so the count is
                 interrupt.check()
                 budget.check()
-                pred_out.write(result.predictions)
-                if result.rejected:
-                    rej_out.write(result.rejected)
-                totals.add(result)
-                dist.merge(result.distributions)
                 if progress:
                     progress(stream.bytes_in, stream.rows_read)
+
+            collect(results, pred_out.write, rej_out.write, totals, dist, each)
             manifest.input["sha256"] = stream.drain()
             expected = manifest.input.get("bytes")
             if expected is not None and stream.bytes_in != expected:
@@ -346,6 +331,27 @@ def _stream(
                 manifest.outputs["rejected"] = _output_entry(rej_url, rej_out)
             else:
                 rej_out.discard()
+
+
+def collect(
+    results: Iterable[BatchResult],
+    predictions: Callable[[bytes], object],
+    rejected: Callable[[bytes], object],
+    totals: Totals,
+    dist: Distributions,
+    each: Callable[[], None] | None = None,
+) -> None:
+    """The one loop over scored batches (file runs and the Python API): their rows to the
+    outputs in order, their counts into ``totals`` and ``dist``; ``each`` runs before each
+    batch is written (a stop request, the budget, progress)."""
+    for result in results:
+        if each is not None:
+            each()
+        predictions(result.predictions)
+        if result.rejected:
+            rejected(result.rejected)
+        totals.add(result)
+        dist.merge(result.distributions)
 
 
 def account(
@@ -434,27 +440,20 @@ def _finish(manifest: Manifest, t0: float) -> None:
 
 
 def new_manifest(
-    src: InputRef,
-    run_id: str,
-    model: LoadedModel,
-    *,
-    etag: str,
-    size: int | None,
-    started: str,
-    event_bus: str | None,
+    src: ObjectVersion, run_id: str, model: LoadedModel, *, started: str, event_bus: str | None
 ) -> Manifest:
-    """A run's manifest as it starts (``failed`` until the run says otherwise); ``etag`` is the
-    one its run id was derived from, so the checker can verify it."""
+    """A run's manifest as it starts (``failed`` until the run says otherwise); ``src.etag`` is
+    the one its run id was derived from, so the checker can verify it."""
     return Manifest(
         run_id=run_id,
         status="failed",
         input={
             "url": src.url,
             "bucket": src.bucket,
-            "key": src.key,
+            "key": src.key if src.bucket else "",  # a local file is named by its url only
             "version_id": src.version_id,
-            "etag": etag,
-            "bytes": size,
+            "etag": src.etag,
+            "bytes": src.size,
             "sha256": None,
         },
         model=model_entry(model),

@@ -10,10 +10,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scorer import cost, events, notify, pinning, refs, runs, storage, taskinfo
+from scorer import cost, layout, notify, pinning, refs, runs, storage, taskinfo
 from scorer.budget import Limits
 from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone
-from scorer.events import ObjectRef
+from scorer.layout import ObjectVersion, RunId
 from scorer.registry import LoadedModel, Registry
 
 log = logging.getLogger("dropscore.scorer")
@@ -25,10 +25,10 @@ DEFAULT_MODEL = "claims"
 class Settings:
     """Configuration entered once (CLI flags / DROPSCORE_* env) and passed down."""
 
-    registry: str | None = None  # default: s3://<bucket>/models
+    registry: str | None = None  # default: s3://<bucket>/models (layout.MODELS)
     model: str = DEFAULT_MODEL  # NAME, NAME@VERSION or NAME:ALIAS
-    incoming: str = events.INCOMING
-    scored: str = events.SCORED
+    incoming: str = layout.INCOMING
+    scored: str = layout.SCORED
     engine: str = "auto"  # auto | plan | pipeline, see Registry.load
     max_rejected_rate: float | None = None  # a run rejecting more ends failed; None: off
     limits: Limits = field(default_factory=Limits)  # the per-file budget, see scorer.budget
@@ -38,38 +38,22 @@ class Settings:
     ui_url: str | None = None  # the UI's base URL, for the run-page link in events
 
     def registry_for(self, bucket: str) -> Registry:
-        return Registry(self.registry or f"s3://{bucket}/models")
+        return Registry(self.registry or f"s3://{bucket}/{layout.MODELS}")
 
 
 def load_model(registry: Registry, model: str, engine: str = "auto") -> LoadedModel:
     return registry.load(registry.resolve(refs.ModelRef.parse(model)), engine=engine)
 
 
-def input_identity(version_id: str | None, etag: str) -> str:
-    """What makes an input version unique: its version id, else its ETag."""
-    return f"v:{version_id}" if version_id else f"e:{etag.strip(chr(34))}"
-
-
-def run_path(
-    key: str,
-    version_id: str | None,
-    etag: str,
-    model_name: str,
-    model_version: int,
-    settings: Settings,
-) -> str:
+def run_path(obj: ObjectVersion, model_name: str, model_version: int, settings: Settings) -> str:
     """``<result folder>/<run id>`` under scored/ of one input version scored by one model:
     the one place the UI learns where a run will appear."""
-    run_id = refs.run_id(model_name, model_version, input_identity(version_id, etag))
-    return f"{events.result_folder(key, settings.incoming, settings.scored)}/{run_id}"
-
-
-def identity_digest(identity: str) -> str:
-    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+    run_id = RunId.of(model_name, model_version, obj)
+    return layout.run_key(obj.key, run_id, settings.incoming, settings.scored)
 
 
 def score_object(
-    ref: ObjectRef,
+    ref: ObjectVersion,
     settings: Settings,
     model: LoadedModel | None = None,
     progress: runs.Progress | None = None,
@@ -81,20 +65,22 @@ def score_object(
     SOURCE_GONE — but only after the key exactly as the event gave it was tried too.
     """
     candidates = [ref.key, *([ref.key_as_given] if ref.key_as_given else [])]
-    if all(events.classify(k, settings.incoming) == events.IGNORED for k in candidates):
+    if all(layout.classify(k, settings.incoming) == layout.IGNORED for k in candidates):
         log.info("not under incoming/ or a folder marker; ignored", extra={"object": str(ref)})
         return None
     registry = settings.registry_for(ref.bucket)
     if model is None:
         model = load_model(registry, settings.model, settings.engine)
     ref, info = _locate(ref, candidates)
-    kind = events.classify(ref.key, settings.incoming)
-    if kind == events.IGNORED:
+    kind = layout.classify(ref.key, settings.incoming)
+    if kind == layout.IGNORED:
         return None
     if info is None:
-        version_id, etag = ref.version_id, ref.etag or f"gone:{ref.key}"
+        src = dataclasses.replace(ref, etag=ref.etag or f"gone:{ref.key}")
     else:
-        version_id, etag = ref.version_id or info.version_id, info.etag
+        src = ObjectVersion.of(
+            ref.bucket, ref.key, ref.version_id or info.version_id, info.etag, info.size
+        )
     # the version the uploader asked for (its object metadata), else the configured model
     choice = pinning.choose(
         info.metadata if info is not None else None,
@@ -107,20 +93,18 @@ def score_object(
     ):
         model = registry.load(registry.card(choice.name, choice.version), engine=settings.engine)
     model = dataclasses.replace(model, origin=tuple(choice.manifest_fields().items()))
-    run_id = refs.run_id(model.card.name, model.card.version, input_identity(version_id, etag))
-    out = events.output_prefix(ref.bucket, ref.key, run_id, settings.incoming, settings.scored)
-    src = runs.InputRef(url=ref.url, version_id=version_id, bucket=ref.bucket, key=ref.key)
+    run_id = str(RunId.of(model.card.name, model.card.version, src))
+    out = layout.output_prefix(ref.bucket, ref.key, run_id, settings.incoming, settings.scored)
     if choice.refusal is not None:
-        size = info.size if info else None
-        result = refuse(src, etag, size, out, model, run_id, choice.refusal, settings.event_bus)
+        result = refuse(src, out, model, run_id, choice.refusal, settings.event_bus)
     elif info is None:
-        what = f"version {version_id} of " if version_id else ""
+        what = f"version {src.version_id} of " if src.version_id else ""
         gone = SourceGone(
             f"{what}'{ref.url}' no longer exists (deleted before it was scored); "
             "upload it again to score it"
         )
-        result = refuse(src, etag, None, out, model, run_id, gone, settings.event_bus)
-    elif kind == events.UNSUPPORTED:
+        result = refuse(src, out, model, run_id, gone, settings.event_bus)
+    elif kind == layout.UNSUPPORTED:
         name = ref.key.rsplit("/", 1)[-1]
         unsupported = FileRefused(
             f"'{name}' is not a .csv or .csv.gz file, so it was not read; only .csv and "
@@ -129,7 +113,7 @@ def score_object(
             f"{settings.incoming}",
             code="UNSUPPORTED_EXTENSION",
         )
-        result = refuse(src, etag, info.size, out, model, run_id, unsupported, settings.event_bus)
+        result = refuse(src, out, model, run_id, unsupported, settings.event_bus)
     else:
         result = runs.score(
             src,
@@ -161,7 +145,7 @@ def score_object(
     return result
 
 
-def _locate(ref: ObjectRef, keys: list[str]) -> tuple[ObjectRef, storage.ObjectInfo | None]:
+def _locate(ref: ObjectVersion, keys: list[str]) -> tuple[ObjectVersion, storage.ObjectInfo | None]:
     """The object the event names: its decoded key, else the key exactly as given (a bridge
     that sent it unencoded), each only if it is the event's version (or ETag). ``None`` when
     neither exists: the object is gone."""
@@ -180,9 +164,7 @@ def _locate(ref: ObjectRef, keys: list[str]) -> tuple[ObjectRef, storage.ObjectI
 
 
 def refuse(
-    src: runs.InputRef,
-    etag: str,
-    size: int | None,
+    src: ObjectVersion,
     out: str,
     model: LoadedModel,
     run_id: str,
@@ -197,9 +179,7 @@ def refuse(
         return runs.RunResult(existing, already_done=True)
     now = dt.datetime.now(dt.UTC).isoformat()
     task = taskinfo.current()
-    manifest = runs.new_manifest(
-        src, run_id, model, etag=etag, size=size, started=now, event_bus=event_bus
-    )
+    manifest = runs.new_manifest(src, run_id, model, started=now, event_bus=event_bus)
     manifest.reason = {"code": error.code, "message": error.message}
     manifest.finished_at = now
     manifest.task = task.as_dict()
@@ -207,10 +187,10 @@ def refuse(
     return runs.commit(out, manifest, model)
 
 
-def local_identity(path: str) -> str:
+def local_version(path: str) -> ObjectVersion:
     """A local file has no version id: its content hash stands in for the ETag."""
     digest = hashlib.sha256()
     with open(Path(path), "rb") as fh:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
-    return input_identity(None, digest.hexdigest())
+    return ObjectVersion("", path, None, digest.hexdigest())

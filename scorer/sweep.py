@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
-from scorer import events, notify, pinning, refs, runs, service, storage
+from scorer import layout, notify, pinning, runs, service, storage
 from scorer.errors import DropscoreError, ObjectMissing
-from scorer.events import ObjectRef
+from scorer.layout import ObjectVersion, RunId
 from scorer.registry import LoadedModel, Registry
 
 log = logging.getLogger("dropscore.sweep")
@@ -26,50 +26,40 @@ log = logging.getLogger("dropscore.sweep")
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    ref: ObjectRef
+    ref: ObjectVersion
     reason: str  # "no manifest" | "stale"
 
 
-def list_inputs(bucket: str, incoming: str = events.INCOMING) -> list[ObjectRef]:
+def list_inputs(bucket: str, incoming: str = layout.INCOMING) -> list[ObjectVersion]:
     """The latest version of every object under incoming/ (CSVs and, to be refused with a
     terminal manifest, any other file; folder markers are not files)."""
-    out: list[ObjectRef] = []
-    for key, v, is_marker in storage.list_versions(bucket, incoming):
-        kind = events.classify(key, incoming)
-        if not is_marker and v.get("IsLatest") and kind != events.IGNORED:
-            vid = v.get("VersionId")
-            out.append(
-                ObjectRef(
-                    bucket=bucket,
-                    key=key,
-                    version_id=None if vid in (None, "null") else vid,
-                    etag=str(v.get("ETag", "")).strip('"'),
-                )
-            )
+    out = [
+        ObjectVersion.listed(bucket, v)
+        for key, v, is_marker in storage.list_versions(bucket, incoming)
+        if not is_marker and v.get("IsLatest") and layout.classify(key, incoming) != layout.IGNORED
+    ]
     return sorted(out, key=lambda r: r.key)
 
 
-def committed_runs(bucket: str, scored: str = events.SCORED) -> set[tuple[str, str]]:
-    """(relative name, run id) of every committed manifest under scored/."""
+def committed_runs(bucket: str, scored: str = layout.SCORED) -> set[tuple[str, str]]:
+    """(result folder, run id) of every committed manifest under scored/."""
     done = set()
     for obj in storage.list_objects(f"s3://{bucket}/{scored}"):
-        key = storage.split_s3(obj.url)[1][len(scored) :]
-        rel, _, tail = key.rpartition("/")
-        rel, _, run = rel.rpartition("/")
-        if tail == "manifest.json" and refs.is_run_id(run):
-            done.add((rel, run))
+        found = layout.run_file(storage.split_s3(obj.url)[1], scored)
+        if found is not None and found.name == layout.MANIFEST:
+            done.add((found.rel, found.run_id))
     return done
 
 
 def find_pending(
-    inputs: list[ObjectRef],
+    inputs: list[ObjectVersion],
     done: set[tuple[str, str]],
     model_name: str,
     model_version: int,
     *,
     rescore_stale: bool,
-    incoming: str = events.INCOMING,
-    scored: str = events.SCORED,
+    incoming: str = layout.INCOMING,
+    scored: str = layout.SCORED,
     requested: Mapping[str, tuple[str, int]] | None = None,
 ) -> list[Pending]:
     """Pure decision: which inputs still need a run. ``requested``: key → the model an input
@@ -79,15 +69,13 @@ def find_pending(
         by_rel.setdefault(rel, set()).add(run)
     pending = []
     for ref in inputs:
-        identity = service.input_identity(ref.version_id, ref.etag)
-        rel = events.result_folder(ref.key, incoming, scored)
-        runs_there = by_rel.get(rel, set())
+        rel = layout.result_folder(ref.key, incoming, scored)
+        runs_there = [r for r in map(RunId.parse, by_rel.get(rel, set())) if r is not None]
         name, version = (requested or {}).get(ref.key, (model_name, model_version))
-        current = refs.run_id(name, version, identity)
+        current = RunId.of(name, version, ref)
         if current in runs_there:
             continue
-        digest = service.identity_digest(identity)
-        any_model = any(r.endswith(f"-{digest}") for r in runs_there)
+        any_model = any(r.same_input(current) for r in runs_there)
         if any_model and not rescore_stale:
             continue
         pending.append(Pending(ref, "stale" if any_model else "no manifest"))
@@ -95,7 +83,7 @@ def find_pending(
 
 
 def _requested(
-    inputs: list[ObjectRef], model: LoadedModel, registry: Registry
+    inputs: list[ObjectVersion], model: LoadedModel, registry: Registry
 ) -> dict[str, tuple[str, int]]:
     """key → the model each input's metadata asks for (the configured one when none)."""
     versions = cache(registry.versions)

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from scorer import catalog, schema, storage, validate
+from scorer import catalog, layout, schema, storage, validate
 from scorer.card import Feature, ModelCard
 from scorer.errors import DropscoreError
 from scorer.manifest import Manifest
@@ -149,7 +149,7 @@ def manifest(bucket: str, key: str, scored: str) -> Manifest | None:
 
 @st.cache_data(ttl=3600, max_entries=512, show_spinner=False)
 def _manifest(bucket: str, key: str, scored: str) -> Manifest:
-    return catalog.read_manifest(catalog.check_run_path(bucket, key), scored)
+    return catalog.read_manifest(layout.check_run_path(bucket, key), scored)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from scorer.errors import BadArgument
-from scorer.events import INCOMING, SCORED
+from scorer.layout import INCOMING, MODELS, SCORED
 from scorer.refs import ModelRef
 
 Mode = Literal["local", "aws"]
@@ -16,7 +16,7 @@ Mode = Literal["local", "aws"]
 @dataclass(frozen=True, slots=True)
 class UISettings:
     bucket: str = "dropscore"
-    registry: str = "s3://dropscore/models"
+    registry: str = f"s3://dropscore/{MODELS}"
     model: str = "claims"  # NAME, NAME@VERSION or NAME:ALIAS: the batch path's model
     mode: Mode = "local"
     allowed: tuple[str, ...] = ()  # e-mail addresses or domains ("example.com")
@@ -45,7 +45,7 @@ class UISettings:
         ModelRef.parse(model)  # refuse a malformed reference at start, not on first use
         return cls(
             bucket=bucket,
-            registry=env.get("DROPSCORE_REGISTRY", "").strip() or f"s3://{bucket}/models",
+            registry=env.get("DROPSCORE_REGISTRY", "").strip() or f"s3://{bucket}/{MODELS}",
             model=model,
             mode=mode,  # type: ignore[arg-type]  # checked above
             allowed=_entries(env.get("DROPSCORE_UI_ALLOWED", "")),

@@ -20,7 +20,8 @@ from urllib.parse import quote_plus
 import pytest
 from infra_support import ROOT, client, resolve
 
-from scorer import events
+from scorer import events, layout
+from scorer.layout import ObjectVersion
 
 SCORER_DOCKERFILE = ROOT / "Dockerfile.scorer"
 
@@ -71,7 +72,7 @@ def delivered_keys(sqs: Any, queue_url: str, until: str) -> list[str]:
     raise AssertionError(f"the sentinel {until} never arrived; got {keys}")
 
 
-IN, UN, NO = events.INPUT, events.UNSUPPORTED, events.IGNORED
+IN, UN, NO = layout.INPUT, layout.UNSUPPORTED, layout.IGNORED
 ROUTING = [
     ("incoming/a/b.csv", True, IN, "a CSV in a subfolder of incoming starts a run"),
     ("incoming/c.csv", True, IN, "a CSV directly in incoming starts a run"),
@@ -102,7 +103,7 @@ def test_event_pattern_routes_every_object_under_incoming(
     assert keys.count(sentinel) == 1
     # the scorer's own notion agrees with the rule: what is routed is scored or refused
     # (a folder marker is not a file), and nothing else under incoming/ exists
-    assert events.classify(key) == kind
+    assert layout.classify(key) == kind
 
 
 def test_event_from_another_bucket_is_not_routed(routed, s3, moto_endpoint, bucket) -> None:
@@ -220,7 +221,7 @@ def test_transformer_puts_bucket_key_and_version_into_the_scorer_environment(
         "DROPSCORE_KEY": encoded,
         "DROPSCORE_VERSION_ID": "3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
     }
-    assert events.from_environment(env) == events.ObjectRef(
+    assert events.from_environment(env) == ObjectVersion(
         bucket="drop-bucket", key=key, version_id="3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
     )
 

@@ -3,22 +3,28 @@ the ``scorer check`` command over a real S3 API."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import gzip
 import io
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from scorer import events, refs, service
+from scorer import layout, service
 from scorer.__main__ import main
-from scorer.check import InputVersion, Ledger, RunFacts, StoredObject, count_records, evaluate
+from scorer.check import InputVersion, Ledger, RunFacts, StoredObject, evaluate
+from scorer.counting import count_records
+from scorer.layout import ObjectVersion, RunId
 from scorer.manifest import Manifest
 
-IDENTITY = service.input_identity("v1", "etag1")
-RUN = refs.run_id("claims", 1, IDENTITY)
+IDENTITY = ObjectVersion("b", "incoming/a.csv", "v1", "etag1").identity
+RUN = str(RunId.of("claims", 1, IDENTITY))
 
 
 def clean() -> Ledger:
@@ -47,7 +53,7 @@ def clean() -> Ledger:
         input_records=10,
     )
     return Ledger(
-        inputs=[InputVersion("incoming/a.csv", "v1", "etag1", is_latest=True)],
+        inputs=[InputVersion(ObjectVersion("b", "incoming/a.csv", "v1", "etag1"), is_latest=True)],
         runs=[run],
         stray=[],
         model_versions={"claims": {1}},
@@ -88,7 +94,9 @@ def _new_production(ledger: Ledger) -> None:
 
 
 def _add_input(ledger: Ledger) -> None:
-    ledger.inputs.append(InputVersion("incoming/b.csv.gz", "v9", "e9", is_latest=True))
+    ledger.inputs.append(
+        InputVersion(ObjectVersion("b", "incoming/b.csv.gz", "v9", "e9"), is_latest=True)
+    )
 
 
 def _twin(ledger: Ledger) -> None:
@@ -98,7 +106,7 @@ def _twin(ledger: Ledger) -> None:
     m.status, m.reason = "failed", {"code": "SOURCE_GONE", "message": "…"}
     m.rows_in = m.rows_scored = m.rows_rejected = 0
     m.outputs = {}
-    folder = events.result_folder("incoming/c  /a b.csv")
+    folder = layout.result_folder("incoming/c  /a b.csv")
     ledger.runs.append(RunFacts(rel=folder, run_id=RUN, manifest=m, objects={}))
 
 
@@ -209,7 +217,9 @@ def test_a_refused_file_is_not_held_to_the_independent_count() -> None:
 
 def test_superseded_versions_are_checked_only_when_asked() -> None:
     ledger = clean()
-    ledger.inputs.append(InputVersion("incoming/a.csv", "v0", "e0", is_latest=False))
+    ledger.inputs.append(
+        InputVersion(ObjectVersion("b", "incoming/a.csv", "v0", "e0"), is_latest=False)
+    )
     assert evaluate(ledger) == []
     assert [v.code for v in evaluate(ledger, all_versions=True)] == ["INPUT_PENDING"]
 
@@ -245,11 +255,10 @@ def test_count_records_agrees_with_pandas_on_a_regular_file() -> None:
 def test_scorer_check_command_is_clean_then_names_each_violation(
     s3: Any, bucket: str, s3_registry: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from scorer.events import ObjectRef
     from tests.reliability.conftest import put, sample_csv
 
     put(s3, bucket, "incoming/ok.csv", sample_csv(20))
-    result = service.score_object(ObjectRef(bucket, "incoming/ok.csv"), service.Settings())
+    result = service.score_object(ObjectVersion(bucket, "incoming/ok.csv"), service.Settings())
     assert result is not None
     assert main(["check", "--bucket", bucket]) == 0
     put(s3, bucket, "incoming/late.csv", sample_csv(5))
@@ -265,14 +274,13 @@ def test_scorer_check_command_is_clean_then_names_each_violation(
 def test_deleted_outputs_and_manifests_are_reported_not_crashed_on(
     s3: Any, bucket: str, s3_registry: str
 ) -> None:
-    from scorer.events import ObjectRef
     from tests.reliability.conftest import ledger, put, sample_csv
 
     for name in ("a", "b"):
         put(s3, bucket, f"incoming/{name}.csv", sample_csv(10) + b"x,male,1,1,no,se\n")
     settings = service.Settings()
-    a = service.score_object(ObjectRef(bucket, "incoming/a.csv"), settings)
-    b = service.score_object(ObjectRef(bucket, "incoming/b.csv"), settings)
+    a = service.score_object(ObjectVersion(bucket, "incoming/a.csv"), settings)
+    b = service.score_object(ObjectVersion(bucket, "incoming/b.csv"), settings)
     assert a is not None
     assert b is not None
     s3.delete_object(Bucket=bucket, Key=a.manifest.outputs["rejected"]["key"])
@@ -290,15 +298,64 @@ def test_deleted_outputs_and_manifests_are_reported_not_crashed_on(
 def test_the_checker_counts_a_semicolon_file_in_the_dialect_it_was_scored_in(
     s3: Any, bucket: str, s3_registry: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from scorer.events import ObjectRef
     from tests.reliability.conftest import put, sample_csv
 
     frame = pd.read_csv(io.BytesIO(sample_csv(20)), dtype=str, keep_default_na=False)
     # a quoted newline that is not a line's first field: read with ',' it ends a record early
     frame.iloc[3, -1] = "south\neast"
     put(s3, bucket, "incoming/eu.csv", frame.to_csv(index=False, sep=";").encode())
-    result = service.score_object(ObjectRef(bucket, "incoming/eu.csv"), service.Settings())
+    result = service.score_object(ObjectVersion(bucket, "incoming/eu.csv"), service.Settings())
     assert result is not None
     assert result.manifest.input["dialect"]["delimiter"] == ";"
     assert result.manifest.rows_in == 20
     assert main(["check", "--bucket", bucket]) == 0, capsys.readouterr().out
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from([*'ab,;" \n\r', "\r\n", "é"]), max_size=40).map("".join),
+    st.sampled_from([",", ";"]),
+)
+def test_the_count_follows_the_csv_modules_rules(text: str, delimiter: str) -> None:
+    """Quotes open only at a cell's start, doubled quotes, quoted newlines, blank lines, a
+    quote left open at the end: the count is the csv module's."""
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    assert count_records(io.BytesIO(text.encode()), delimiter) == max(
+        sum(1 for r in rows if r) - 1, 0
+    )
+
+
+def test_a_cell_longer_than_the_readers_limit_is_counted_while_scoring_keeps_its_limit() -> None:
+    """The reader refuses cells over its limit through the csv module's process-wide field
+    limit; the checker counts longer cells without lifting it, even for a moment: a scoring
+    thread reading while the checker counts still has its limit."""
+    limit = csv.field_size_limit()
+    body = b'id,text\n1,"' + b"x" * (4 * limit) + b'"\n2,b\n'
+    reading, go_on = threading.Event(), threading.Event()
+
+    class Paused(io.RawIOBase):
+        """The file, paused half-way until the other thread has looked at the limit."""
+
+        def __init__(self) -> None:
+            self.data = io.BytesIO(body)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buf: Any) -> int:
+            if self.data.tell() > len(body) // 2:
+                reading.set()
+                go_on.wait(10)
+            chunk = self.data.read(min(len(buf), 4096))
+            buf[: len(chunk)] = chunk
+            return len(chunk)
+
+    counted: list[int] = []
+    worker = threading.Thread(target=lambda: counted.append(count_records(Paused())))
+    worker.start()
+    assert reading.wait(10)
+    seen_meanwhile = csv.field_size_limit()
+    go_on.set()
+    worker.join(10)
+    assert seen_meanwhile == limit
+    assert counted == [2]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from scorer import service, storage
-from scorer.events import ObjectRef
+from scorer.layout import ObjectVersion
 from tests.reliability.conftest import (
     cli_proc,
     ledger,
@@ -48,7 +48,7 @@ def reference(
     src.write_bytes(big_csv)
     out = src.parent / "out"
     runs.score(
-        runs.InputRef(url=str(src)),
+        ObjectVersion("", str(src)),
         str(out),
         model,
         "claims-v1-0000000000000000",
@@ -86,7 +86,7 @@ def test_sigkill_then_rerun_gives_one_manifest_and_identical_predictions(
     before = ledger(bucket)
     assert any(v.startswith("INPUT_PENDING incoming/crash/big.csv") for v in before)
 
-    rerun = service.score_object(ObjectRef(bucket, key, version), service.Settings())
+    rerun = service.score_object(ObjectVersion(bucket, key, version), service.Settings())
     assert rerun is not None
     assert not rerun.already_done
     m = rerun.manifest

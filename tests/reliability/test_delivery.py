@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from scorer import service, sweep
-from scorer.events import ObjectRef
+from scorer.layout import ObjectVersion
 from tests.reliability.conftest import (
     ROOT,
     cli_proc,
@@ -70,7 +70,7 @@ def test_8_duplicate_runs_racing_in_threads_write_each_object_once(
     version = put(s3, bucket, "incoming/race.csv", sample_csv(5000))
     settings = service.Settings()
     model = service.load_model(settings.registry_for(bucket), settings.model)
-    ref = ObjectRef(bucket, "incoming/race.csv", version)
+    ref = ObjectVersion(bucket, "incoming/race.csv", version)
     with ThreadPoolExecutor(8) as pool:
         results = list(
             pool.map(lambda _: service.score_object(ref, settings, model=model), range(8))
@@ -90,9 +90,9 @@ def test_two_versions_of_one_key_arriving_out_of_order_are_each_scored_once(
     v1 = put(s3, bucket, key, sample_csv(30, seed=1))
     v2 = put(s3, bucket, key, sample_csv(50, seed=2))
     settings = service.Settings()
-    second = service.score_object(ObjectRef(bucket, key, v2), settings)
-    first = service.score_object(ObjectRef(bucket, key, v1), settings)
-    late_dup = service.score_object(ObjectRef(bucket, key, v2), settings)
+    second = service.score_object(ObjectVersion(bucket, key, v2), settings)
+    first = service.score_object(ObjectVersion(bucket, key, v1), settings)
+    late_dup = service.score_object(ObjectVersion(bucket, key, v2), settings)
     assert second
     assert first
     assert late_dup
@@ -112,8 +112,8 @@ def test_an_event_for_a_key_deleted_before_the_task_runs_is_terminal(
     marked = put(s3, bucket, "incoming/marked.csv", sample_csv(12))
     s3.delete_object(Bucket=bucket, Key="incoming/marked.csv")  # a delete marker; version kept
     settings = service.Settings()
-    r_gone = service.score_object(ObjectRef(bucket, "incoming/gone.csv", gone), settings)
-    r_marked = service.score_object(ObjectRef(bucket, "incoming/marked.csv", marked), settings)
+    r_gone = service.score_object(ObjectVersion(bucket, "incoming/gone.csv", gone), settings)
+    r_marked = service.score_object(ObjectVersion(bucket, "incoming/marked.csv", marked), settings)
     assert r_gone
     assert r_marked
     assert (r_gone.manifest.status, r_gone.manifest.reason) == (
@@ -130,7 +130,7 @@ def test_the_sweep_after_lost_events_and_a_crashed_run_leaves_a_clean_ledger(
     settings = service.Settings()
     for i in range(6):
         put(s3, bucket, f"incoming/lost/{i}.csv", sample_csv(20 + i, seed=i))
-    delivered = ObjectRef(bucket, "incoming/lost/0.csv")
+    delivered = ObjectVersion(bucket, "incoming/lost/0.csv")
     assert service.score_object(delivered, settings)
     # a run that died after its predictions but before its manifest: outputs without a manifest
     done = manifests(s3, bucket)
@@ -239,12 +239,12 @@ def test_an_input_replaced_between_its_head_and_its_read_is_not_scored_as_the_ol
     seen = storage.head(f"s3://{bucket}/{key}")
     s3.put_object(Bucket=bucket, Key=key, Body=sample_csv(20, seed=2))
     monkeypatch.setattr(storage, "head", lambda url, version_id=None: seen)  # the HEAD raced
-    stale = service.score_object(ObjectRef(bucket, key), settings, model=model)
+    stale = service.score_object(ObjectVersion(bucket, key), settings, model=model)
     monkeypatch.undo()
     assert stale is not None
     assert stale.manifest.status == "failed"
     assert (stale.manifest.reason or {}).get("code") == "SOURCE_GONE"
-    fresh = service.score_object(ObjectRef(bucket, key), settings, model=model)
+    fresh = service.score_object(ObjectVersion(bucket, key), settings, model=model)
     assert fresh is not None
     assert (fresh.manifest.status, fresh.manifest.rows_in) == ("ok", 20)
     assert fresh.manifest.input["etag"] != seen.etag

@@ -20,8 +20,9 @@ from typing import Any
 import boto3
 import pytest
 
-from scorer import catalog, cliutil, events, interrupt, service, storage
+from scorer import catalog, cliutil, events, interrupt, layout, service, storage
 from scorer.__main__ import main
+from scorer.layout import ObjectVersion
 from tests.reliability.conftest import ledger, manifests, put, sample_csv
 from tests.reliability.faultproxy import FaultProxy
 from tests.scorer.test_events import eventbridge
@@ -56,7 +57,7 @@ def put_all(s3: Any, bucket: str, keys: list[str]) -> dict[str, str]:
     return versions
 
 
-def event_file(tmp_path: Path, ref: events.ObjectRef) -> str:
+def event_file(tmp_path: Path, ref: ObjectVersion) -> str:
     path = tmp_path / f"{uuid.uuid4().hex}.json"
     path.write_text(json.dumps(events.eventbridge_event(ref)))
     return str(path)
@@ -67,7 +68,7 @@ def assert_one_terminal_manifest_each(s3: Any, bucket: str, keys: list[str]) -> 
     by_key: dict[str, list[str]] = {}
     for where, m in found.items():
         by_key.setdefault(m["input"]["key"], []).append(where)
-        out = events.output_prefix(bucket, m["input"]["key"], m["run_id"])
+        out = layout.output_prefix(bucket, m["input"]["key"], m["run_id"])
         assert f"s3://{bucket}/{where}" == f"{out}/manifest.json"  # in its input's folder
         assert m["status"] in ("ok", "failed")
         if m["input"]["key"] in OTHER_KEYS:
@@ -79,7 +80,7 @@ def assert_one_terminal_manifest_each(s3: Any, bucket: str, keys: list[str]) -> 
     assert all(len(v) == 1 for v in by_key.values()), by_key
     listed = s3.list_object_versions(Bucket=bucket, Prefix="scored/")
     for v in listed.get("Versions", []):
-        assert len(v["Key"].encode()) <= events.S3_KEY_LIMIT, v["Key"][:80]
+        assert len(v["Key"].encode()) <= layout.S3_KEY_LIMIT, v["Key"][:80]
     # the UI's run listing shows every run, named by its full input key
     runs = catalog.list_runs(bucket)
     shown = [catalog.summarise(e.path, catalog.read_manifest(e.path)).input for e in runs]
@@ -92,7 +93,7 @@ def test_every_object_under_incoming_ends_in_one_terminal_manifest_on_every_path
 ) -> None:
     keys = CSV_KEYS + OTHER_KEYS
     versions = put_all(s3, bucket, keys)
-    refs = [events.ObjectRef(bucket, k, versions.get(k)) for k in [*keys, MARKER]]
+    refs = [ObjectVersion(bucket, k, versions.get(k)) for k in [*keys, MARKER]]
 
     def by_event() -> None:
         for ref in refs:
@@ -172,7 +173,7 @@ def test_an_event_for_a_deleted_version_is_source_gone_with_a_checkable_run_id(
     key = "incoming/c++/gone.csv"
     version = put(s3, bucket, key, sample_csv(6))
     s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
-    ref = events.ObjectRef(bucket, key, version, "e1")
+    ref = ObjectVersion(bucket, key, version, "e1")
     assert main(["event", "--event", event_file(tmp_path, ref)]) == 2
     ((where, m),) = manifests(s3, bucket).items()
     assert where.startswith("scored/c++/gone/")
@@ -309,3 +310,48 @@ def test_the_checker_does_not_read_inputs_that_were_refused_unread(
               times=99)  # fmt: skip
     assert ledger(bucket) == []
     assert not any(m == "GET" and "/incoming/" in p for m, p in proxy.requests)
+
+
+def test_the_event_command_prints_the_manifest_where_the_configured_prefixes_put_it(
+    s3: Any, bucket: str, s3_registry: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With prefixes other than incoming/ and scored/, the path printed after a run is the
+    manifest that exists (not one under the default prefixes)."""
+    import argparse
+
+    from scorer.__main__ import _event
+
+    key = "in/daily/claims.csv"
+    version = put(s3, bucket, key, sample_csv(6))
+    ref = events.parse(events.eventbridge_event(ObjectVersion(bucket, key, version)))
+    settings = service.Settings(incoming="in/", scored="out/results/")
+    capsys.readouterr()
+    assert _event(argparse.Namespace(event=event_file(tmp_path, ref)), settings) == 0
+    printed = capsys.readouterr().err.strip().splitlines()[-1]
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="out/results/")["Contents"]
+    (where,) = [o["Key"] for o in listed if o["Key"].endswith("/manifest.json")]
+    assert where.startswith("out/results/daily/claims/")
+    assert printed == f"manifest: s3://{bucket}/{where}"
+
+
+def test_the_event_command_scores_every_object_of_a_notification_and_says_why_not_the_rest(
+    s3: Any, bucket: str, s3_registry: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records: list[dict[str, Any]] = []
+    for name in ("one", "two"):
+        v = put(s3, bucket, f"incoming/{name}.csv", sample_csv(6))
+        obj = {"key": f"incoming/{name}.csv", "versionId": v}
+        records.append(
+            {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": obj}}
+        )
+    records.insert(1, {"eventName": "ObjectRemoved:Delete", "s3": records[0]["s3"]})
+    path = tmp_path / "notification.json"
+    path.write_text(json.dumps({"Records": records}))
+    capsys.readouterr()
+    assert main(["event", "--event", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "not scored: record 2: event 'ObjectRemoved:Delete' is not an object creation" in err
+    assert sorted(m["input"]["key"] for m in manifests(s3, bucket).values()) == [
+        "incoming/one.csv",
+        "incoming/two.csv",
+    ]

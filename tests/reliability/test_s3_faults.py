@@ -12,7 +12,7 @@ import pytest
 
 from scorer import service, storage
 from scorer.errors import DropscoreError
-from scorer.events import ObjectRef
+from scorer.layout import ObjectVersion
 from tests.reliability.conftest import (
     ledger,
     manifests,
@@ -71,7 +71,7 @@ def test_a_retryable_error_is_retried_and_the_run_completes(
     version = put(s3, bucket, "incoming/f.csv", sample_csv(ROWS))
     rule = proxy.add(method=method, path=path, kind="status", status=status, code=code, times=3)
     result = service.score_object(
-        ObjectRef(bucket, "incoming/f.csv", version), service.Settings(), model=model
+        ObjectVersion(bucket, "incoming/f.csv", version), service.Settings(), model=model
     )
     assert rule.hits == 3
     assert result is not None
@@ -124,7 +124,7 @@ def test_a_fault_that_persists_leaves_the_input_pending_then_a_rerun_completes(
     version = put(s3, bucket, key, sample_csv(ROWS))
     fault = proxy.add(**rule)
     with pytest.raises(DropscoreError) as err:
-        service.score_object(ObjectRef(bucket, key, version), service.Settings(), model=model)
+        service.score_object(ObjectVersion(bucket, key, version), service.Settings(), model=model)
     assert err.value.exit_code == 1, err.value
     assert fault.hits >= 1
     assert manifests(s3, bucket) == {}
@@ -134,7 +134,9 @@ def test_a_fault_that_persists_leaves_the_input_pending_then_a_rerun_completes(
     # only a refused manifest write may leave outputs behind (the rerun reuses them)
     assert all(v.split()[0] in {"INPUT_PENDING", "OUTPUT_WITHOUT_MANIFEST"} for v in found), found
     fault.times = 0  # the fault clears
-    again = service.score_object(ObjectRef(bucket, key, version), service.Settings(), model=model)
+    again = service.score_object(
+        ObjectVersion(bucket, key, version), service.Settings(), model=model
+    )
     assert again is not None
     assert (again.manifest.status, again.manifest.rows_in) == ("ok", ROWS)
     keys = [k for k, _ in scored_versions(s3, bucket)]
@@ -171,7 +173,7 @@ def test_aws_max_attempts_bounds_the_retries(
     rule = proxy.add(method="GET", path="/incoming/", kind="status", status=503, times=3)
     with pytest.raises(DropscoreError):
         service.score_object(
-            ObjectRef(bucket, "incoming/f.csv", version), service.Settings(), model=model
+            ObjectVersion(bucket, "incoming/f.csv", version), service.Settings(), model=model
         )
     assert rule.hits == 2
     assert manifests(s3, bucket) == {}

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from scorer import alerts, runs
+from scorer.layout import ObjectVersion
 from scorer.registry import LoadedModel
 from tests.scorer.test_s3_runs import cli, eventbridge, manifests
 
@@ -23,7 +24,7 @@ def score_frame_file(
     src = tmp_path / "in.csv"
     frame.to_csv(src, index=False)
     return runs.score(
-        runs.InputRef(url=str(src)), str(tmp_path / "out"), model, "claims-v1-0000000000000000",
+        ObjectVersion("", str(src)), str(tmp_path / "out"), model, "claims-v1-0000000000000000",
         **kw,
     )  # fmt: skip
 
@@ -197,7 +198,7 @@ def test_numbers_written_for_people_get_a_hint(
 ) -> None:
     src = tmp_path / "in.csv"
     src.write_text(f'age,sex,bmi,children,smoker,region\n40,male,"{value}",2,no,southeast\n')
-    runs.score(runs.InputRef(url=str(src)), str(tmp_path / "out"), claims_model, "claims-v1-0")
+    runs.score(ObjectVersion("", str(src)), str(tmp_path / "out"), claims_model, "claims-v1-0")
     [row] = list(csv.DictReader(io.StringIO((tmp_path / "out" / "rejected.csv").read_text())))
     assert row["code"] == "WRONG_TYPE"
     assert row["message"].startswith(f"'bmi' is '{value}', not a number")

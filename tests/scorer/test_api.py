@@ -15,6 +15,7 @@ import pytest
 import scorer
 from scorer import api, runs
 from scorer.errors import FileRefused
+from scorer.layout import ObjectVersion
 from scorer.registry import LoadedModel
 
 
@@ -49,7 +50,7 @@ def test_a_frame_is_scored_exactly_as_the_same_table_in_a_file(
     # the same table saved by pandas and dropped as a file
     src = tmp_path / "same.csv"
     frame.to_csv(src, index=False)
-    run = runs.score(runs.InputRef(url=str(src)), str(tmp_path / "out"), claims_model, "x-v1-0")
+    run = runs.score(ObjectVersion("", str(src)), str(tmp_path / "out"), claims_model, "x-v1-0")
     file_rejected = list(csv.DictReader(io.StringIO((tmp_path / "out/rejected.csv").read_text())))
     file_predictions = pd.read_csv(tmp_path / "out/predictions.csv")
     assert [(r["row_number"], r["code"], r["message"]) for r in file_rejected] == [

@@ -13,6 +13,7 @@ import pytest
 
 from scorer import runs, storage
 from scorer.errors import DestinationInUse
+from scorer.layout import ObjectVersion
 from scorer.manifest import Manifest
 from scorer.registry import LoadedModel
 from tests.scorer.test_s3_runs import cli
@@ -112,7 +113,7 @@ def test_conflict_names_the_model_version_that_holds_the_folder() -> None:
 
 
 def _score(src: Path, out: Path, model: LoadedModel, run_id: str) -> runs.RunResult:
-    return runs.score(runs.InputRef(url=str(src)), str(out), model, run_id, info=None)
+    return runs.score(ObjectVersion("", str(src)), str(out), model, run_id, info=None)
 
 
 @pytest.mark.parametrize(

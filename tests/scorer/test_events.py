@@ -6,7 +6,8 @@ from urllib.parse import quote_plus
 import pytest
 
 from scorer import events
-from scorer.events import NotAnEvent, ObjectRef
+from scorer.events import NotAnEvent
+from scorer.layout import ObjectVersion
 
 
 def eventbridge(key: str, version: str | None = "3HL4kqtJlcpXroDTDmJ", bucket: str = "b") -> dict:
@@ -45,7 +46,7 @@ def eventbridge(key: str, version: str | None = "3HL4kqtJlcpXroDTDmJ", bucket: s
 )
 def test_eventbridge_keys_are_decoded_once(encoded: str, decoded: str) -> None:
     ref = events.parse(json.dumps(eventbridge(encoded)))
-    assert ref == ObjectRef("b", decoded, "3HL4kqtJlcpXroDTDmJ", "abc")
+    assert ref == ObjectVersion("b", decoded, "3HL4kqtJlcpXroDTDmJ", "abc")
 
 
 def test_missing_or_null_version_means_none() -> None:
@@ -64,7 +65,7 @@ def test_s3_notification_and_sqs_envelope() -> None:
             }
         ]
     }
-    assert events.parse(record) == ObjectRef("b", "incoming/a b.csv", "v1")
+    assert events.parse(record) == ObjectVersion("b", "incoming/a b.csv", "v1")
     wrapped = {"Records": [{"body": json.dumps(eventbridge("incoming/z.csv"))}]}
     assert events.parse(wrapped).key == "incoming/z.csv"
 
@@ -75,7 +76,7 @@ def test_environment_from_input_transformer() -> None:
         "DROPSCORE_KEY": "incoming/my+file.csv",
         "DROPSCORE_VERSION_ID": "",
     }
-    assert events.from_environment(env) == ObjectRef("b", "incoming/my file.csv", None)
+    assert events.from_environment(env) == ObjectVersion("b", "incoming/my file.csv", None)
     with pytest.raises(NotAnEvent, match="DROPSCORE_BUCKET"):
         events.from_environment({})
 
@@ -94,22 +95,6 @@ def test_environment_from_input_transformer() -> None:
 def test_poison_messages_are_typed_errors(message: str) -> None:
     with pytest.raises(NotAnEvent):
         events.parse(message)
-
-
-@pytest.mark.parametrize(
-    ("key", "is_input", "rel"),
-    [
-        ("incoming/a/b.csv", True, "a/b"),
-        ("incoming/x.csv.gz", True, "x"),
-        ("incoming/x.txt", False, "x.txt"),
-        ("scored/x.csv", False, "scored/x"),
-        ("incoming/", False, ""),
-    ],
-    ids=["nested-csv", "gzip", "not-csv", "outside-incoming", "prefix-only"],
-)
-def test_inputs_and_relative_names(key: str, is_input: bool, rel: str) -> None:
-    assert events.is_input_key(key) is is_input
-    assert events.relative_name(key) == rel
 
 
 # --- several records, the local bridge, and where results live ---------------------------------
@@ -144,7 +129,7 @@ ODD_KEYS = [
 def test_an_aws_shaped_event_carries_the_key_encoded_and_parses_back_exactly(key: str) -> None:
     """What the local bridge hands `scorer event`: the key encoded as S3 encodes it for AWS
     ('+' for a space, %2B for '+'), so it is decoded exactly once."""
-    ref = ObjectRef("b", key, "v1", "e1")
+    ref = ObjectVersion("b", key, "v1", "e1")
     event = events.eventbridge_event(ref)
     assert event["detail"]["object"]["key"] == quote_plus(key, safe="/")
     assert events.parse(json.dumps(event)) == ref
@@ -156,70 +141,40 @@ def test_a_raw_key_from_the_local_bridge_is_read_as_given() -> None:
     moto = eventbridge("incoming/c++/a+b.csv")
     moto["detail"]["object"]["eTag"] = moto["detail"]["object"].pop("etag")
     (ref,) = events.parse_all(moto, raw_keys=True)
-    assert ref == ObjectRef("b", "incoming/c++/a+b.csv", "3HL4kqtJlcpXroDTDmJ", "abc")
+    assert ref == ObjectVersion("b", "incoming/c++/a+b.csv", "3HL4kqtJlcpXroDTDmJ", "abc")
     decoded = events.parse(moto)
     assert decoded.key == "incoming/c  /a b.csv"
     assert decoded.key_as_given == "incoming/c++/a+b.csv"
 
 
-KINDS = [
-    ("incoming/a.csv", events.INPUT),
-    ("incoming/A.CSV", events.INPUT),
-    ("incoming/b.Csv.GZ", events.INPUT),
-    ("incoming/.csv", events.INPUT),
-    ("incoming//x.csv", events.INPUT),
-    ("incoming/a/.csv.gz", events.INPUT),
-    ("incoming/x.txt", events.UNSUPPORTED),
-    ("incoming/y.xlsx", events.UNSUPPORTED),
-    ("incoming/noext", events.UNSUPPORTED),
-    ("incoming/a.csv.zip", events.UNSUPPORTED),
-    ("incoming/folder/", events.IGNORED),
-    ("incoming/", events.IGNORED),
-    ("scored/x.csv", events.IGNORED),
-    ("models/x.csv", events.IGNORED),
-]
+# --- every record of a notification is scored or said why it is not ----------------------------
+def _record(key: str, name: str = "ObjectCreated:Put") -> dict:
+    obj = {"key": key, "versionId": "v"}
+    return {"eventName": name, "s3": {"bucket": {"name": "b"}, "object": obj}}
 
 
-@pytest.mark.parametrize(("key", "kind"), KINDS, ids=[k for k, _ in KINDS])
-def test_every_key_under_incoming_is_an_input_unsupported_or_a_folder_marker(
-    key: str, kind: str
+def test_one_object_is_never_read_from_a_notification_that_names_several() -> None:
+    """``parse`` gives exactly one object: a notification naming three is refused, never read
+    as its first record (the other two were silently dropped)."""
+    message = {"Records": [_record(f"incoming/f{i}.csv") for i in range(3)]}
+    with pytest.raises(NotAnEvent, match="3 objects"):
+        events.parse(message)
+
+
+def test_a_bad_record_does_not_drop_the_good_ones_and_says_why(
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    assert events.classify(key) == kind
-
-
-RUN = "claims-v123456789-0123456789abcdef"
-FOLDER_KEYS = [
-    *ODD_KEYS,
-    "incoming/.csv",
-    "incoming//x.csv",
-    "incoming/a/.csv.gz",
-    "incoming/ lead/x.csv",
-    "incoming/a/../b.csv",
-    "incoming/_hashed/" + "0" * 64 + ".csv",
-    "incoming/x.txt",
-    "incoming/" + "k" * 991 + ".csv",
-    "incoming/" + "ü" * 500 + ".csv",
-    "incoming/" + "/".join(["d" * 200] * 5) + ".csv",
-]
-
-
-@pytest.mark.parametrize("key", FOLDER_KEYS, ids=[k[:40] for k in FOLDER_KEYS])
-def test_every_input_gets_a_result_folder_s3_and_the_ui_accept(key: str) -> None:
-    from scorer import catalog
-
-    out = events.output_prefix("b", key, RUN)
-    folder = out.removeprefix("s3://b/scored/")
-    assert catalog.check_run_path("b", folder).url() == out  # the UI lists and opens it
-    for name in ("predictions.csv", "rejected.csv", "manifest.json"):
-        assert len(f"{out}/{name}".removeprefix("s3://b/").encode()) <= events.S3_KEY_LIMIT
-    assert events.result_folder(key) == folder.rpartition("/")[0]
-
-
-def test_ordinary_keys_keep_their_readable_folder_and_odd_ones_are_hashed() -> None:
-    assert events.result_folder("incoming/2026/claims.CSV") == "2026/claims"
-    assert events.result_folder("incoming/a b/ü.csv.gz") == "a b/ü"
-    long = "incoming/" + "k" * 991 + ".csv"
-    assert events.result_folder(long).startswith(events.HASHED)
-    assert events.result_folder("incoming/.csv") != events.result_folder("incoming//.csv")
-    squat = "incoming/" + events.result_folder(long) + ".csv"  # a key naming a hashed folder
-    assert events.result_folder(squat) != events.result_folder(long)
+    records = [
+        _record("incoming/a.csv"),
+        {"s3": {"bucket": {"name": "b"}}},  # no object
+        _record("incoming/gone.csv", "ObjectRemoved:Delete"),
+        _record("incoming/b.csv"),
+    ]
+    with caplog.at_level("WARNING", logger="dropscore.events"):
+        found = events.parse_all({"Records": records})
+    assert [r.key for r in found] == ["incoming/a.csv", "incoming/b.csv"]
+    said = " ".join(r.getMessage() + str(getattr(r, "why", "")) for r in caplog.records)
+    assert "record 2" in said
+    assert "no bucket/object" in said
+    assert "record 3" in said
+    assert "ObjectRemoved:Delete" in said

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from scorer import gunzip, runs, storage
 from scorer.budget import Budget, Limits
-from scorer.check import count_records
+from scorer.counting import count_records
 from scorer.errors import FileRefused
+from scorer.layout import ObjectVersion
 from scorer.registry import LoadedModel
 
 CSV = b"age,sex,bmi,children,smoker,region\n" + b"40,female,29.67,1,no,northwest\n" * 50
@@ -127,7 +128,7 @@ def _score(tmp_path: Path, model: LoadedModel, name: str, data: bytes) -> runs.R
     src = tmp_path / name
     src.write_bytes(data)
     return runs.score(
-        runs.InputRef(url=str(src)),
+        ObjectVersion("", str(src)),
         str(tmp_path / f"out-{name}"),
         model,
         "claims-v1-0000000000000000",

@@ -16,6 +16,7 @@ import pytest
 from scorer import catalog, cliutil, jobs, service
 from scorer.__main__ import main
 from scorer.check import check
+from scorer.layout import ObjectVersion
 from scorer.ticker import Ticker
 from tests.scorer.test_s3_runs import manifests, put_sample
 from training.sample_data import generate
@@ -223,9 +224,9 @@ def test_new_scores_only_what_the_model_version_has_not_scored(
     put_sample(s3, bucket, "incoming/other/c.csv", rows=40, seed=3)
     s3.put_object(Bucket=bucket, Key="incoming/daily/notes.txt", Body=b"not data")
     # a.csv was scored by its event already
-    ref = service.events.ObjectRef(bucket, "incoming/daily/a.csv")
+    ref = ObjectVersion(bucket, "incoming/daily/a.csv")
     head = s3.head_object(Bucket=bucket, Key=ref.key)
-    ref = service.events.ObjectRef(bucket, ref.key, head["VersionId"], head["ETag"].strip('"'))
+    ref = ObjectVersion(bucket, ref.key, head["VersionId"], head["ETag"].strip('"'))
     service.score_object(ref, service.Settings())
     add_job(bucket, "daily", f"s3://{bucket}/incoming/daily/*.csv", "new")
 
@@ -403,7 +404,7 @@ def test_a_glob_only_in_the_last_segment() -> None:
 
 
 def test_job_result_folders_never_meet_an_inputs_own() -> None:
-    from scorer.events import result_folder
+    from scorer.layout import result_folder
 
     # an input of the bucket under incoming/: its usual folder, in a job or not
     assert result_folder("incoming/a/b.csv", bucket="home", home="home") == "a/b"

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from scorer import runs, storage
+from scorer.layout import ObjectVersion
 from scorer.manifest import Manifest
 from scorer.registry import LoadedModel
 from tests.conftest import make_classification_frame
@@ -40,7 +41,7 @@ def score(tmp_path: Path, model: LoadedModel, data: bytes, **kw: int) -> tuple[M
     out = tmp_path / "out"
     card = model.card
     result = runs.score(
-        runs.InputRef(url=str(src)),
+        ObjectVersion("", str(src)),
         str(out),
         model,
         f"{card.name}-v{card.version}-0000000000000000",

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from scorer import catalog, notify, service, sweep
-from scorer.events import ObjectRef
+from scorer.layout import ObjectVersion
 from tests.reliability.conftest import ledger, manifests, put, run_event, sample_csv
 from tests.scorer.test_alerts import far_outside
 
@@ -66,7 +66,7 @@ def test_8_duplicate_triggers_at_once_give_exactly_one_run_completed(
     version = put(s3, bucket, "incoming/dup/claims.csv", sample_csv(300))
     settings = service.Settings(event_bus=bus, ui_url="http://ui.example:8501")
     model = service.load_model(settings.registry_for(bucket), settings.model)
-    ref = ObjectRef(bucket, "incoming/dup/claims.csv", version)
+    ref = ObjectVersion(bucket, "incoming/dup/claims.csv", version)
     with ThreadPoolExecutor(8) as pool:
         results = list(
             pool.map(lambda _: service.score_object(ref, settings, model=model), range(8))
@@ -106,14 +106,16 @@ def test_a_refused_file_sends_run_failed_and_a_drifting_file_run_alert(
     settings = service.Settings(event_bus=bus)
     model = service.load_model(settings.registry_for(bucket), settings.model)
     v1 = put(s3, bucket, "incoming/book.xlsx", b"PK\x03\x04 not a csv")
-    service.score_object(ObjectRef(bucket, "incoming/book.xlsx", v1), settings, model=model)
+    service.score_object(ObjectVersion(bucket, "incoming/book.xlsx", v1), settings, model=model)
     [failed] = received(queue)
     assert failed["detail-type"] == "Run Failed"
     assert failed["detail"]["status"] == "failed"
     assert failed["detail"]["reason"]["code"] == "UNSUPPORTED_EXTENSION"
     body = far_outside(400).to_csv(index=False).encode()
     v2 = put(s3, bucket, "incoming/odd.csv", body)
-    result = service.score_object(ObjectRef(bucket, "incoming/odd.csv", v2), settings, model=model)
+    result = service.score_object(
+        ObjectVersion(bucket, "incoming/odd.csv", v2), settings, model=model
+    )
     assert result is not None
     assert result.manifest.alerts
     got = received(queue)
@@ -130,7 +132,7 @@ def test_an_unreachable_bus_never_fails_a_committed_run_and_the_sweep_sends_it_l
     bus, queue = sink
     version = put(s3, bucket, "incoming/late.csv", sample_csv(50))
     gone = service.Settings(event_bus=f"no-such-bus-{uuid.uuid4().hex[:6]}")
-    result = service.score_object(ObjectRef(bucket, "incoming/late.csv", version), gone)
+    result = service.score_object(ObjectVersion(bucket, "incoming/late.csv", version), gone)
     assert result is not None
     assert result.manifest.status == "ok"
     assert not result.already_done
@@ -151,7 +153,7 @@ def test_with_events_off_nothing_is_sent_or_owed(
     bus, queue = sink
     version = put(s3, bucket, "incoming/quiet.csv", sample_csv(30))
     result = service.score_object(
-        ObjectRef(bucket, "incoming/quiet.csv", version), service.Settings()
+        ObjectVersion(bucket, "incoming/quiet.csv", version), service.Settings()
     )
     assert result is not None
     assert result.manifest.event_bus is None

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scorer import runs, storage
+from scorer.layout import ObjectVersion
 from scorer.reader import CsvStream, parse_unit
 from scorer.registry import LoadedModel
 
@@ -51,7 +52,7 @@ def score(tmp: Path, data: bytes, model: LoadedModel, workers: int) -> dict[str,
     src.write_bytes(data)
     out = tmp / f"out-{workers}"
     result = runs.score(
-        runs.InputRef(url=str(src)),
+        ObjectVersion("", str(src)),
         str(out),
         model,
         "claims-v1-parallel",
@@ -160,7 +161,7 @@ def test_a_model_whose_library_is_not_fork_safe_is_scored_in_one_process(
         src = tmp_path / "in.csv"
         src.write_bytes(data)
         result = runs.score(
-            runs.InputRef(url=str(src)), str(out), model, f"boost-v1-{asked}",
+            ObjectVersion("", str(src)), str(out), model, f"boost-v1-{asked}",
             info=storage.head(str(src)), batch_rows=BATCH, workers=asked,
         )  # fmt: skip
         assert result.manifest.status == "partial"

@@ -10,7 +10,7 @@ import pytest
 
 from scorer import check, pinning, service, sweep
 from scorer.errors import ModelRequestInvalid, ModelRequestNotFound
-from scorer.events import ObjectRef
+from scorer.layout import ObjectVersion
 from scorer.registry import Registry
 from tests.scorer.test_s3_runs import manifests
 
@@ -73,13 +73,13 @@ def _publish_v2(s3: Any, bucket: str, registry: str) -> None:
     assert reg.resolve("claims").version == 2
 
 
-def _put(s3: Any, bucket: str, key: str, model: str | None) -> ObjectRef:
+def _put(s3: Any, bucket: str, key: str, model: str | None) -> ObjectVersion:
     from training.sample_data import generate
 
     body = generate(25, 3).drop(columns=["charges"]).to_csv(index=False).encode()
     extra = {"Metadata": {pinning.METADATA_KEY: model}} if model else {}
     resp = s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)
-    return ObjectRef(bucket, key, resp["VersionId"])
+    return ObjectVersion(bucket, key, resp["VersionId"])
 
 
 def test_an_input_pinned_to_v1_is_scored_by_v1_while_production_is_v2(
@@ -97,7 +97,7 @@ def test_an_input_pinned_to_v1_is_scored_by_v1_while_production_is_v2(
     assert m.model["source"] == "object-metadata"
     assert m.run_id.startswith("claims-v1-")
     # the folder the UI links to is the one the run landed in
-    path = service.run_path(ref.key, ref.version_id, "", "claims", 1, settings)
+    path = service.run_path(ref, "claims", 1, settings)
     assert f"scored/{path}/manifest.json" in manifests(s3, bucket)
     # the sweep, even asked to rescore stale inputs, and the checker agree that it is done
     assert sweep.sweep(bucket, settings, rescore_stale=True) == 0

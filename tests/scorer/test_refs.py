@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scorer.errors import BadArgument
-from scorer.refs import DEFAULT_ALIAS, NAME_RE, ModelRef, check_name, is_run_id, run_id
+from scorer.layout import RunId, is_run_id
+from scorer.refs import DEFAULT_ALIAS, NAME_RE, ModelRef, check_name
+
+
+def run_id(name: str, version: int, identity: str) -> str:
+    return str(RunId.of(name, version, identity))
+
 
 names = st.from_regex(NAME_RE, fullmatch=True).filter(lambda n: ".." not in n)
 versions = st.integers(min_value=1, max_value=10**6)
@@ -157,3 +163,13 @@ def test_run_id_refuses_names_and_versions_that_are_not_path_safe(name: str, ver
 )
 def test_is_run_id_refuses_what_run_id_never_makes(text: str) -> None:
     assert not is_run_id(text)
+
+
+@given(names, versions, st.text())
+def test_a_run_id_parses_back_to_its_model_version_and_input(
+    name: str, version: int, identity: str
+) -> None:
+    rid = RunId.of(name, version, identity)
+    assert RunId.parse(str(rid)) == rid
+    assert (rid.model, rid.version) == (name, version)
+    assert rid.same_input(RunId.of("other", 7, identity))

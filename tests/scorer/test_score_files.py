@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from scorer import runs, storage
+from scorer.layout import ObjectVersion
 from scorer.registry import LoadedModel
 
 GOOD = "age,sex,bmi,children,smoker,region\n"
@@ -26,7 +27,7 @@ def run(tmp_path: Path, model: LoadedModel, data: bytes, name: str = "in.csv") -
     src.write_bytes(data)
     out = tmp_path / "out"
     return runs.score(
-        runs.InputRef(url=str(src)),
+        ObjectVersion("", str(src)),
         str(out),
         model,
         "claims-v1-0000000000000000",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from scorer import service
-from scorer.events import ObjectRef
+from scorer.layout import ObjectVersion
 from tests.conftest import make_classification_frame
 from training.sample_data import TARGET, generate
 
@@ -67,7 +67,7 @@ class Seeded:
 
 def put_and_score(s3, bucket: str, key: str, body: bytes, registry: str, model: str) -> str:  # type: ignore[no-untyped-def]
     resp = s3.put_object(Bucket=bucket, Key=key, Body=body)
-    ref = ObjectRef(bucket, key, resp.get("VersionId"))
+    ref = ObjectVersion(bucket, key, resp.get("VersionId"))
     result = service.score_object(ref, service.Settings(registry=registry, model=model))
     assert result is not None
     rel = key.removeprefix("incoming/").removesuffix(".csv")

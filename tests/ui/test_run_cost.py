@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from scorer import catalog, service, taskinfo
-from scorer.events import ObjectRef
+from scorer.layout import ObjectVersion
 from tests.reliability.conftest import put, sample_csv
 from tests.scorer.test_cost import metadata_endpoint  # noqa: F401 - a fixture
 from tests.ui.conftest import open_page
@@ -25,7 +25,7 @@ def fresh_task() -> Iterator[None]:
 
 
 def score(bucket: str, key: str) -> Any:
-    ref = ObjectRef(bucket, key, None)
+    ref = ObjectVersion(bucket, key, None)
     return service.score_object(ref, service.Settings())
 
 

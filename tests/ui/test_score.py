@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scorer import service
-from scorer.events import ObjectRef
+from scorer.layout import ObjectVersion
 from tests.ui.conftest import open_page
 from tests.ui.support import claims_frame, claims_with_bad_rows, csv_bytes, read_csv
 from ui.widgets import md
@@ -106,7 +106,9 @@ def test_send_to_the_bucket_links_to_the_run_the_batch_path_makes(app, s3, s3_re
     assert key.endswith(".csv")
     link = at.session_state["score.sent"][2]
     # the batch path (what the watcher would run) scores it into exactly that run
-    result = service.score_object(ObjectRef(bucket, key), service.Settings(registry=s3_registry))
+    result = service.score_object(
+        ObjectVersion(bucket, key), service.Settings(registry=s3_registry)
+    )
     assert result is not None
     assert link.endswith("/" + result.manifest.run_id)
     detail = app(page="runs", query={"run": link})
@@ -136,7 +138,7 @@ def test_the_bucket_scores_the_version_previewed_not_production(app, s3, s3_regi
     assert any(f"scored with claims@{old}" in s.value for s in at.success)
     [key] = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="incoming/")["Contents"]]
     link = at.session_state["score.sent"][2]
-    result = service.score_object(ObjectRef(bucket, key), settings)  # as the event path runs
+    result = service.score_object(ObjectVersion(bucket, key), settings)  # as the event path runs
     assert result is not None
     assert result.manifest.model["version"] == old
     assert result.manifest.model["requested"] == f"claims@{old}"

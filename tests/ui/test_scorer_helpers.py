@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scorer import catalog, drift, explain
+from scorer import drift, explain, layout
 from scorer.card import Feature, ModelCard, PredictionBaseline
 from scorer.errors import BadArgument
 
@@ -116,7 +116,7 @@ def test_a_category_spelled_otherwise_is_explained_as_the_seen_one() -> None:
     ids=["nested", "flat", "space inside a name"],
 )
 def test_run_paths_from_links(key: str) -> None:
-    path = catalog.check_run_path("b", key)
+    path = layout.check_run_path("b", key)
     assert path.key == key
     assert path.url() == f"s3://b/scored/{key}"
 
@@ -135,4 +135,4 @@ def test_run_paths_from_links(key: str) -> None:
 )  # fmt: skip
 def test_run_paths_that_could_leave_scored_are_refused(key: str) -> None:
     with pytest.raises(BadArgument):
-        catalog.check_run_path("b", key)
+        layout.check_run_path("b", key)

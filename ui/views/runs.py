@@ -9,7 +9,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from scorer import catalog, cost, drift, events
+from scorer import catalog, cost, drift, layout
 from scorer.card import ModelCard
 from scorer.errors import BadArgument, DropscoreError
 from scorer.manifest import Manifest
@@ -180,7 +180,7 @@ def _detail(settings: UISettings, key: str) -> None:
         del st.query_params[RUN_PARAM]
         st.rerun()
     try:
-        path = catalog.check_run_path(settings.bucket, key)
+        path = layout.check_run_path(settings.bucket, key)
     except BadArgument as exc:
         st.error(widgets.md(exc.message), icon=":material/block:")
         return
@@ -204,7 +204,7 @@ def _detail(settings: UISettings, key: str) -> None:
         f"`{path.run_id}` · model **{widgets.md(name)} v{widgets.md(version)}** · started "
         f"{m.started_at[:19].replace('T', ' ')} UTC"
     )
-    job = events.job_occurrence(path.rel)
+    job = layout.job_occurrence(path.rel)
     if job is not None:  # a run of one occurrence of an 'all' job
         st.page_link(
             state.page("schedules"),
@@ -354,7 +354,7 @@ def _psi_chart(frame: pd.DataFrame) -> alt.LayerChart:
     return (bars + rules).properties(height=alt.Step(32))
 
 
-def _predictions(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
+def _predictions(settings: UISettings, path: layout.RunPath, m: Manifest) -> None:
     url = catalog.output_url(path, m, "predictions", settings.scored)
     if url is None:
         st.info("No predictions: no row could be scored.")
@@ -364,7 +364,7 @@ def _predictions(settings: UISettings, path: catalog.RunPath, m: Manifest) -> No
     preview_table(preview.frame)
 
 
-def _rejected(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
+def _rejected(settings: UISettings, path: layout.RunPath, m: Manifest) -> None:
     if not m.rows_rejected:
         st.info("No rows were rejected.")
         return
@@ -385,9 +385,7 @@ def _rejected(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
     st.dataframe(preview.frame, hide_index=True)
 
 
-def _row_warnings(
-    settings: UISettings, path: catalog.RunPath, m: Manifest, card: ModelCard
-) -> None:
+def _row_warnings(settings: UISettings, path: layout.RunPath, m: Manifest, card: ModelCard) -> None:
     url = catalog.output_url(path, m, "predictions", settings.scored)
     if url is None:
         return
@@ -408,7 +406,7 @@ def _row_warnings(
     )
 
 
-def _downloads(settings: UISettings, path: catalog.RunPath, m: Manifest) -> None:
+def _downloads(settings: UISettings, path: layout.RunPath, m: Manifest) -> None:
     stem = path.rel.rsplit("/", 1)[-1]
     for name, label in (("predictions", "Predictions CSV"), ("rejected", "Rejected rows CSV")):
         url = catalog.output_url(path, m, name, settings.scored)

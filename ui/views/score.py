@@ -17,7 +17,7 @@ from typing import IO
 import pandas as pd
 import streamlit as st
 
-from scorer import api, events, pinning, service, storage
+from scorer import api, layout, pinning, service, storage
 from scorer.card import ModelCard
 from scorer.errors import BadArgument, FileRefused
 from scorer.manifest import Manifest
@@ -53,7 +53,7 @@ def safe_stem(file_name: str) -> tuple[str, str]:
     """(stem, suffix) of an uploaded file's name, reduced to characters safe in an S3 key."""
     base = file_name.replace("\\", "/").rsplit("/", 1)[-1].strip()
     lower = base.lower()
-    suffix = next((s for s in events.SUFFIXES if lower.endswith(s)), "")
+    suffix = next((s for s in layout.SUFFIXES if lower.endswith(s)), "")
     if not suffix:
         raise BadArgument(f"'{base[:80]}' is not a .csv or .csv.gz file")
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", base[: -len(suffix)]).strip("-._")[:80]
@@ -339,9 +339,8 @@ def _send(settings: UISettings, name: str, content: bytes, upload_id: str, card:
             url, content, create_only=True, metadata=pinning.metadata_for(card.name, card.version)
         )
         info = storage.head(url)
-        run_key = service.run_path(
-            key, info.version_id, info.etag, card.name, card.version, _scorer_settings(settings)
-        )
+        obj = layout.ObjectVersion.of(settings.bucket, key, info.version_id, info.etag)
+        run_key = service.run_path(obj, card.name, card.version, _scorer_settings(settings))
         sent = (upload_id, key, run_key)
         st.session_state[state.SENT_UPLOAD] = sent
     _, key, run_key = sent
