@@ -13,6 +13,7 @@ Three layers keep a worker from outliving its run:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -408,3 +409,60 @@ def _running(ecs: Any, cluster: str, task_ids: list[str]) -> set[str]:
             if status not in _AFTER_RUNNING and desired != "stopped":
                 alive.add(task["taskArn"].rsplit("/", 1)[-1])
     return alive
+
+
+@contextlib.contextmanager
+def fargate_cluster(
+    config: FargateConfig,
+    *,
+    run_id: str,
+    n: int,
+    environ: Mapping[str, str],
+    ecs: Any = None,
+    scheduler_port: int = SCHEDULER_PORT,
+    connect_timeout: float = START_TIMEOUT_S,
+) -> Iterator[str]:
+    """A Dask scheduler in this process, listening on this task's private address, and ``n``
+    Fargate workers connected to it: yields the scheduler's address for ``distributed.Client``.
+    When the block ends, however it ends, the workers are stopped and the scheduler closes."""
+    from distributed import Client, LocalCluster
+
+    me = coordinator_from_metadata(environ)
+    with contextlib.ExitStack() as stack:
+        # 0.0.0.0: the workers reach it on the task's private IP (the security groups decide
+        # who); no dashboard, and the scheduler's HTTP endpoint on loopback only; no local
+        # workers: the work goes to Fargate
+        cluster = stack.enter_context(
+            LocalCluster(
+                n_workers=0,
+                host="0.0.0.0",  # noqa: S104
+                scheduler_port=scheduler_port,
+                protocol="tcp",
+                processes=True,
+                dashboard_address="127.0.0.1:0",
+                scheduler_kwargs={"dashboard": False},
+            )
+        )
+        address = me.scheduler_address(scheduler_port)
+        workers = stack.enter_context(  # exits first: workers stop before the scheduler closes
+            FargateWorkers(
+                config,
+                scheduler=address,
+                run_id=run_id,
+                n=n,
+                coordinator=me.arn,
+                ecs=ecs,
+                start_timeout=connect_timeout,
+            )
+        )
+        with Client(cluster) as client:
+            try:
+                client.wait_for_workers(len(workers.task_arns), timeout=connect_timeout)
+            except TimeoutError as exc:
+                have = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+                raise WorkersUnavailable(
+                    f"{have} of {len(workers.task_arns)} Dask workers connected to the "
+                    f"scheduler at {address} within {connect_timeout:g} s; check the subnets' "
+                    "routes and that the scorer and worker security groups are the stack's"
+                ) from exc
+        yield str(cluster.scheduler_address)

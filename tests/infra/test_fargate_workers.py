@@ -14,9 +14,15 @@ import dataclasses
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
+import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -296,3 +302,121 @@ def test_stop_orphans_stops_the_workers_of_a_dead_coordinator_only(
     assert sorted(stop_orphans(config, run_id="r-live", ecs=ecs)) == sorted(kept)
     assert statuses(ecs, config, kept) == ["STOPPED"] * 2
     ecs.stop_task(cluster=config.cluster, task=alive)
+
+
+# --- the whole coordinator: a scheduler here, Fargate workers connected to it --------------------
+@pytest.fixture
+def metadata(moto_endpoint: str, stack: Stack, config: FargateConfig, ecs: Any) -> Iterator[str]:
+    """The ECS task metadata endpoint of a coordinator task (a moto task) whose private IP is
+    this machine's loopback, served over real HTTP."""
+    coordinator = start_coordinator(ecs, stack, config)
+    doc = {
+        "TaskARN": coordinator,
+        "Containers": [{"Name": "scorer", "Networks": [{"IPv4Addresses": ["127.0.0.1"]}]}],
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(json.dumps(doc).encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v4/task-1"
+    server.shutdown()
+    ecs.stop_task(cluster=config.cluster, task=coordinator)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_containers_here(ecs: Any, processes: list[subprocess.Popen[bytes]]) -> None:
+    """Stand in for Fargate's container runtime: after each RunTask, run the task's container
+    command (the worker definition's entry point `dask worker` + the override) on this machine,
+    on free ports instead of the fixed ones (this machine is shared)."""
+
+    def started(params: dict[str, Any], **_: Any) -> None:
+        (override,) = params["overrides"]["containerOverrides"]
+        command = list(override["command"])
+        for flag in ("--worker-port", "--nanny-port"):
+            command[command.index(flag) + 1] = str(free_port())
+        dask = str(Path(sys.executable).parent / "dask")
+        processes.append(
+            subprocess.Popen([dask, "worker", *command], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        )  # fmt: skip
+
+    ecs.meta.events.register("provide-client-params.ecs.RunTask", started)
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_fargate_cluster_runs_work_on_the_workers_it_started_then_stops_them(
+    config: FargateConfig, ecs: Any, metadata: str
+) -> None:
+    from distributed import Client
+
+    processes: list[subprocess.Popen[bytes]] = []
+    run_containers_here(ecs, processes)
+    calls = record_run_task(ecs)
+    try:
+        with (
+            fargate.fargate_cluster(
+                config,
+                run_id="r-cluster",
+                n=2,
+                environ={fargate.METADATA_ENV: metadata},
+                ecs=ecs,
+                scheduler_port=free_port(),
+                connect_timeout=120,
+            ) as address,
+            Client(address) as client,
+        ):
+            names = {w["name"] for w in client.scheduler_info()["workers"].values()}
+            assert names == {c["overrides"]["containerOverrides"][0]["command"][2]
+                             for c in calls}  # fmt: skip
+            assert client.submit(sum, [1, 2, 3]).result(timeout=60) == 6
+        # every task of this run is stopped: none is left for the sweep to find
+        assert stop_orphans(config, run_id="r-cluster", ecs=ecs) == []
+        # and the worker processes end with their scheduler, cleanly (on Fargate the container
+        # exits and its task stops even if StopTask had failed): ~5 s here
+        assert [proc.wait(timeout=60) for proc in processes] == [0, 0]
+    finally:
+        for proc in processes:
+            proc.kill()
+            proc.wait(10)
+    assert len(calls) == 2
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_workers_that_never_connect_fail_the_run_and_are_stopped(
+    config: FargateConfig, ecs: Any, metadata: str
+) -> None:
+    """RunTask succeeds but no worker reaches the scheduler (a wrong route or group)."""
+    started: list[str] = []
+    ecs.meta.events.register(
+        "after-call.ecs.RunTask",
+        lambda parsed, **_: started.extend(t["taskArn"] for t in parsed.get("tasks", [])),
+    )
+    with (
+        pytest.raises(WorkersUnavailable, match="0 of 1 Dask workers connected") as caught,
+        fargate.fargate_cluster(
+            config,
+            run_id="r-unreachable",
+            n=1,
+            environ={fargate.METADATA_ENV: metadata},
+            ecs=ecs,
+            scheduler_port=free_port(),
+            connect_timeout=3,
+        ),
+    ):
+        pytest.fail("the block must not run without workers")
+    assert caught.value.code == "WORKERS_UNAVAILABLE"
+    assert len(started) == 1
+    assert statuses(ecs, config, started) == ["STOPPED"]
