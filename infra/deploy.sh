@@ -87,14 +87,20 @@ repository_uri() {  # repository_uri LOGICAL_ID -> URI of one of the stack's ECR
     --query 'repositories[0].repositoryUri' --output text
 }
 
-rendered_template() {  # the template without its full-line comments: CloudFormation takes a
-  # template of at most 51,200 bytes inline, and the comments are for people (same resources:
-  # tests/infra/test_deploy_script.py compares the two parsed)
+rendered_template() {  # the template as compact JSON: CloudFormation takes a template of at
+  # most 51,200 bytes inline, and the YAML's comments and indentation are for people (same
+  # resources: tests/infra/test_deploy_script.py compares the two parsed)
   local out
   out="$(mktemp "${TMPDIR:-/tmp}/dropscore-template.XXXXXX")"
-  grep -Ev '^[[:space:]]*#' "$TEMPLATE" > "$out"
+  "$PY" - "$TEMPLATE" "$out" <<'EOF' \
+    || die "cannot render $TEMPLATE (cfn-lint's YAML reader is missing: run 'make install' first)"
+import json, sys
+from cfnlint.decode import cfn_yaml
+with open(sys.argv[2], "w") as fh:
+    json.dump(cfn_yaml.load(sys.argv[1]), fh, separators=(",", ":"))
+EOF
   [ "$(wc -c < "$out")" -le 51200 ] \
-    || die "the template is over 51,200 bytes even without comments; deploy it through S3"
+    || die "the template is over 51,200 bytes even as compact JSON; deploy it through S3 (aws cloudformation deploy --s3-bucket)"
   echo "$out"
 }
 

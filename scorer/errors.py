@@ -151,6 +151,13 @@ class EventsUnavailable(DropscoreError):
     code = "EVENTS_UNAVAILABLE"
 
 
+class WorkersUnavailable(DropscoreError):
+    """Dask worker tasks could not be started or did not reach RUNNING in time (capacity,
+    quota, image pull, network); the run stops and the input stays pending."""
+
+    code = "WORKERS_UNAVAILABLE"
+
+
 class Interrupted(DropscoreError):
     """The run was stopped by a signal before it committed; the input stays pending."""
 

@@ -81,6 +81,8 @@ def make_network(endpoint: str) -> Network:
     ec2 = client("ec2", endpoint)
     octet = uuid.uuid4().int % 200 + 20
     vpc = ec2.create_vpc(CidrBlock=f"10.{octet}.0.0/16")["Vpc"]["VpcId"]
+    # DNS hostnames on, as interface endpoints' private DNS need (and moto's awsvpc RunTask too)
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
     subnets = [
         ec2.create_subnet(
             VpcId=vpc, CidrBlock=f"10.{octet}.{i}.0/24", AvailabilityZone=f"{REGION}{'ab'[i % 2]}"

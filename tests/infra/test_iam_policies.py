@@ -17,7 +17,8 @@ ACCOUNT = "123456789012"
 NAME = "ds"
 BUCKET_ARN = "arn:aws:s3:::bkt"
 CLUSTER_ARN = f"arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/{NAME}"
-UNSCOPABLE = {"ecr:GetAuthorizationToken"}  # IAM offers no resource-level scope for these
+# IAM offers no resource-level scope for these (ListTasks is scoped by its cluster condition)
+UNSCOPABLE = {"ecr:GetAuthorizationToken", "ecs:ListTasks"}
 
 
 def arn_role(suffix: str) -> str:
@@ -36,6 +37,7 @@ REFS: dict[str, Any] = {
     "ScorerExecutionRole.Arn": arn_role("scorer-execution"),
     "UiTaskRole.Arn": arn_role("ui-task"),
     "UiExecutionRole.Arn": arn_role("ui-execution"),
+    "WorkerTaskRole.Arn": arn_role("worker-task"),
     "ScorerRepository.Arn": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{NAME}-scorer",
     "UiRepository.Arn": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{NAME}-ui",
     "ScorerLogGroup.Arn": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/{NAME}/scorer:*",
@@ -124,7 +126,11 @@ def test_resource_star_only_where_nothing_can_be_named(template) -> None:
     assert stars == [
         ("ScorerExecutionRole", "ecr:GetAuthorizationToken"),
         ("UiExecutionRole", "ecr:GetAuthorizationToken"),
+        ("ScorerTaskRole", "ecs:ListTasks"),
     ]
+    for st in role_statements(template, "ScorerTaskRole"):
+        if st["Action"] == "ecs:ListTasks":  # the star is bounded by the cluster
+            assert st["Condition"] == {"ArnEquals": {"ecs:cluster": CLUSTER_ARN}}
 
 
 def test_no_managed_policies_and_every_trust_is_one_service_in_this_account(template) -> None:
@@ -149,6 +155,8 @@ def test_resource_policies_name_a_service_principal_and_a_condition(template) ->
 KEY = f"{BUCKET_ARN}/"
 TD = f"arn:aws:ecs:us-east-1:{ACCOUNT}:task-definition/{NAME}"
 ON_CLUSTER = {"ecs:cluster": CLUSTER_ARN}
+TASK = f"arn:aws:ecs:us-east-1:{ACCOUNT}:task/{NAME}/"
+WORKER_TAG = "aws:ResourceTag/dropscore:role"
 CASES = [
     # role, action, resource, context, allowed, id
     ("ScorerTaskRole", "s3:GetObject", KEY + "incoming/a/b.csv", {}, True,
@@ -297,6 +305,71 @@ CASES = [
      "the scorer cannot read the UI's sign-in secret"),
     ("UiExecutionRole", "secretsmanager:GetSecretValue", REFS["UiSecretArn"], {}, True,
      "ECS reads the UI's sign-in secret"),
+    # Dask workers on Fargate (scorer/fargate.py): the scorer starts, watches and stops them
+    ("ScorerTaskRole", "ecs:RunTask", TD + "-worker:3", ON_CLUSTER, True,
+     "the scorer starts Dask workers of the worker family on the cluster"),
+    ("ScorerTaskRole", "ecs:RunTask", TD + "-worker:3",
+     {"ecs:cluster": f"arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/other"}, False,
+     "the scorer cannot start workers on another cluster"),
+    ("ScorerTaskRole", "ecs:RunTask", TD + "-scorer:3", ON_CLUSTER, False,
+     "the scorer cannot start scorer tasks"),
+    ("ScorerTaskRole", "ecs:RunTask", TD + "-ui:1", ON_CLUSTER, False,
+     "the scorer cannot start the UI family"),
+    ("ScorerTaskRole", "ecs:RunTask", TD + "-worker-evil:1", ON_CLUSTER, False,
+     "the scorer cannot start a look-alike family"),
+    ("ScorerTaskRole", "iam:PassRole", arn_role("worker-task"),
+     {"iam:PassedToService": "ecs-tasks.amazonaws.com"}, True,
+     "the scorer passes the worker's task role to ECS"),
+    ("ScorerTaskRole", "iam:PassRole", arn_role("scorer-execution"),
+     {"iam:PassedToService": "ecs-tasks.amazonaws.com"}, True,
+     "the scorer passes the worker's execution role to ECS"),
+    ("ScorerTaskRole", "iam:PassRole", arn_role("worker-task"),
+     {"iam:PassedToService": "lambda.amazonaws.com"}, False,
+     "the scorer passes the worker's role to no other service"),
+    ("ScorerTaskRole", "iam:PassRole", arn_role("scorer-task"),
+     {"iam:PassedToService": "ecs-tasks.amazonaws.com"}, False,
+     "the scorer cannot pass its own role to a task"),
+    ("ScorerTaskRole", "iam:PassRole", arn_role("ui-task"),
+     {"iam:PassedToService": "ecs-tasks.amazonaws.com"}, False,
+     "the scorer cannot pass the UI's role"),
+    ("ScorerTaskRole", "ecs:StopTask", TASK + "abc",
+     {**ON_CLUSTER, WORKER_TAG: "worker"}, True, "the scorer stops a worker task"),
+    ("ScorerTaskRole", "ecs:StopTask", TASK + "abc", ON_CLUSTER, False,
+     "the scorer cannot stop a task not tagged as a worker (another scorer, the UI)"),
+    ("ScorerTaskRole", "ecs:StopTask", f"arn:aws:ecs:us-east-1:{ACCOUNT}:task/other/abc",
+     {"ecs:cluster": f"arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/other", WORKER_TAG: "worker"},
+     False, "the scorer stops no task on another cluster"),
+    ("ScorerTaskRole", "ecs:DescribeTasks", TASK + "abc", ON_CLUSTER, True,
+     "the scorer watches tasks on its cluster (workers, and whether a coordinator runs)"),
+    ("ScorerTaskRole", "ecs:ListTasks", "*", ON_CLUSTER, True,
+     "the sweep lists the cluster's tasks to find orphan workers"),
+    ("ScorerTaskRole", "ecs:ListTasks", "*",
+     {"ecs:cluster": f"arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/other"}, False,
+     "the sweep lists no other cluster"),
+    ("ScorerTaskRole", "ecs:TagResource", TASK + "abc", {"ecs:CreateAction": "RunTask"}, True,
+     "RunTask may tag the workers it starts"),
+    ("ScorerTaskRole", "ecs:TagResource", TASK + "abc", {}, False,
+     "the scorer cannot retag a running task (e.g. as a worker, to stop it)"),
+    ("WorkerTaskRole", "s3:GetObjectVersion", KEY + "incoming/a/b.csv", {}, True,
+     "a worker reads its shard of an input version"),
+    ("WorkerTaskRole", "s3:GetObject", KEY + "models/claims/3/model.pkl", {}, True,
+     "a worker reads the model"),
+    ("WorkerTaskRole", "s3:PutObject", KEY + "scored/a/b/run/predictions.csv", {}, True,
+     "a worker uploads its part of the outputs"),
+    ("WorkerTaskRole", "s3:GetObject", "arn:aws:s3:::archive/2025/a.csv", {}, True,
+     "a worker reads a job's source in a JobSourceBuckets bucket"),
+    ("WorkerTaskRole", "s3:PutObject", KEY + "incoming/x.csv", {}, False,
+     "a worker cannot write inputs"),
+    ("WorkerTaskRole", "s3:PutObject", KEY + "models/claims/aliases/production.json", {}, False,
+     "a worker cannot promote"),
+    ("WorkerTaskRole", "s3:DeleteObject", KEY + "scored/a/b/run/manifest.json", {}, False,
+     "a worker cannot delete results"),
+    ("WorkerTaskRole", "s3:GetObject", KEY + "jobs/nightly.json", {}, False,
+     "a worker cannot read jobs"),
+    ("WorkerTaskRole", "ecs:RunTask", TD + "-worker:3", ON_CLUSTER, False,
+     "a worker cannot start more workers"),
+    ("WorkerTaskRole", "events:PutEvents", DEFAULT_BUS, {"events:source": "dropscore"}, False,
+     "a worker puts no run events (only the committing coordinator does)"),
 ]  # fmt: skip
 
 
@@ -469,3 +542,59 @@ def test_every_scheduler_and_events_call_is_allowed_to_the_scorer_role(template)
         )
     ]
     assert not denied
+
+
+# --- every ECS call scorer/fargate.py makes is allowed, on the worker family / tasks only -------
+def ecs_calls_in_scorer() -> dict[str, str]:
+    """ECS operations named in the scorer's code (``x.<op>(`` and ``get_paginator("<op>")``),
+    as IAM actions."""
+    import boto3
+    from botocore import xform_name
+
+    model = boto3.client("ecs", region_name="us-east-1").meta.service_model
+    ops = {xform_name(name): f"ecs:{name}" for name in model.operation_names}
+    found = {}
+    for path in sorted(SCORER.glob("*.py")):
+        if path.name in NOT_THE_SCORER_ROLE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute) and node.attr in ops:
+                found[ops[node.attr]] = f"{path.name}:{node.lineno}"
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get_paginator"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value in ops
+            ):
+                found[ops[node.args[0].value]] = f"{path.name}:{node.lineno}"
+    return found
+
+
+# One ECS action → the request it is authorised with, as scorer/fargate.py makes it.
+WORKER_TASK = (TASK + "0123", {**ON_CLUSTER, WORKER_TAG: "worker"})
+ECS_REQUESTS = {
+    "ecs:RunTask": [(TD + "-worker:3", ON_CLUSTER)],
+    "ecs:DescribeTasks": [(TASK + "0123", ON_CLUSTER)],
+    "ecs:StopTask": [WORKER_TASK],
+    "ecs:ListTasks": [("*", ON_CLUSTER)],
+}
+
+
+def test_every_ecs_call_the_scorer_makes_is_allowed_to_its_role(template) -> None:
+    calls = ecs_calls_in_scorer()
+    assert set(calls) == set(ECS_REQUESTS), f"map each ECS call the scorer makes: {calls}"
+    statements = role_statements(template, "ScorerTaskRole")
+    for action, requests in ECS_REQUESTS.items():
+        for resource, context in requests:
+            assert allowed(statements, action, resource, **context), (action, calls[action])
+    # RunTask with tags (fargate.FargateWorkers.start) also needs TagResource on the new task
+    assert allowed(statements, "ecs:TagResource", TASK + "0123", **{"ecs:CreateAction": "RunTask"})
+    # and it passes the worker family's two roles
+    td = template["Resources"]["WorkerTaskDefinition"]["Properties"]
+    for role in (td["TaskRoleArn"], td["ExecutionRoleArn"]):
+        arn = resolve(role, REFS)
+        assert allowed(
+            statements, "iam:PassRole", arn, **{"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+        )

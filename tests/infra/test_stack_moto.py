@@ -286,13 +286,19 @@ TASK_DEFINITIONS = [
     ("ScorerTaskDefinition", "ScorerCpu", "ScorerMemory", "ScorerTaskRole", "ScorerExecutionRole"),
     ("SweepTaskDefinition", "ScorerCpu", "ScorerMemory", "ScorerTaskRole", "ScorerExecutionRole"),
     ("UiTaskDefinition", "UiCpu", "UiMemory", "UiTaskRole", "UiExecutionRole"),
+    ("WorkerTaskDefinition", "WorkerCpu", "WorkerMemory", "WorkerTaskRole", "ScorerExecutionRole"),
 ]
 
 
 @pytest.mark.parametrize(
     ("logical", "cpu", "memory", "task_role", "execution_role"),
     TASK_DEFINITIONS,
-    ids=["scorer runs on Fargate", "sweep runs on Fargate", "UI runs on Fargate"],
+    ids=[
+        "scorer runs on Fargate",
+        "sweep runs on Fargate",
+        "UI runs on Fargate",
+        "Dask worker runs on Fargate",
+    ],
 )
 def test_task_definition_is_fargate_awsvpc_with_its_own_roles(
     template, logical, cpu, memory, task_role, execution_role
@@ -394,11 +400,29 @@ def test_security_groups_are_narrow(moto_endpoint, stack, template) -> None:
     groups = {
         g["GroupId"]: g
         for g in ec2.describe_security_groups(
-            GroupIds=[stack.resources[x] for x in ("ScorerSecurityGroup", "UiSecurityGroup")]
+            GroupIds=[
+                stack.resources[x]
+                for x in ("ScorerSecurityGroup", "UiSecurityGroup", "WorkerSecurityGroup")
+            ]
         )["SecurityGroups"]
     }
-    scorer = groups[stack.resources["ScorerSecurityGroup"]]
-    assert scorer["IpPermissions"] == []  # nothing may connect to a scorer task
+    scorer_sg, worker_sg = (
+        stack.resources["ScorerSecurityGroup"],
+        stack.resources["WorkerSecurityGroup"],
+    )
+
+    def ingress_of(group_id: str) -> list[tuple[int, int, list[str]]]:
+        perms = groups[group_id]["IpPermissions"]
+        assert all(p["IpRanges"] == [] and p.get("Ipv6Ranges", []) == [] for p in perms)
+        return sorted(
+            (p["FromPort"], p["ToPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]])
+            for p in perms
+        )
+
+    # only the Dask workers may connect to a scorer task, and only to its scheduler port; the
+    # workers accept the scheduler (worker and nanny ports) and each other (worker port) only
+    assert ingress_of(scorer_sg) == [(8786, 8786, [worker_sg])]
+    assert ingress_of(worker_sg) == [(8788, 8788, [worker_sg]), (8788, 8789, [scorer_sg])]
     ui = groups[stack.resources["UiSecurityGroup"]]
     (ingress,) = ui["IpPermissions"]
     assert (ingress["FromPort"], ingress["ToPort"]) == (8501, 8501)
@@ -407,9 +431,19 @@ def test_security_groups_are_narrow(moto_endpoint, stack, template) -> None:
         stack.resources["LoadBalancerSecurityGroup"]
     ]
     # egress rules: not applied by moto (it leaves the default allow-all)
-    for logical in ("ScorerSecurityGroup", "UiSecurityGroup"):
+    for logical in ("ScorerSecurityGroup", "UiSecurityGroup", "WorkerSecurityGroup"):
         (egress,) = props(template, logical)["SecurityGroupEgress"]
         assert (egress["IpProtocol"], egress["FromPort"], egress["ToPort"]) == ("tcp", 443, 443)
+    dask_egress = {
+        (e["GroupId"]["Ref"], e["FromPort"], e["ToPort"], e["DestinationSecurityGroupId"]["Ref"])
+        for e in (r["Properties"] for r in template["Resources"].values())
+        if "DestinationSecurityGroupId" in e and e["FromPort"] != 8501
+    }
+    assert dask_egress == {
+        ("ScorerSecurityGroup", 8788, 8789, "WorkerSecurityGroup"),
+        ("WorkerSecurityGroup", 8786, 8786, "ScorerSecurityGroup"),
+        ("WorkerSecurityGroup", 8788, 8788, "WorkerSecurityGroup"),
+    }
     lb_egress = props(template, "LoadBalancerEgressToUi")
     assert (lb_egress["FromPort"], lb_egress["ToPort"]) == (8501, 8501)
     assert lb_egress["DestinationSecurityGroupId"] == {"Ref": "UiSecurityGroup"}

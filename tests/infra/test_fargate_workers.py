@@ -1,0 +1,422 @@
+"""Dask workers on Fargate, against the stack deployed into moto: `FargateWorkers` starts the
+worker family privately with the configuration the stack gives the scorer's tasks, and every task
+it started is STOPPED when the block ends — after success, an exception, or a SIGTERM; tasks
+that stop before running fail the run clearly; `stop_orphans` stops the workers of a coordinator
+that is gone and leaves a live coordinator's alone.
+
+moto starts a Fargate task as RUNNING and, by default, lets it progress to STOPPED as soon as it
+is described; the `tasks_keep_running` fixture makes them stay RUNNING until stopped (moto's
+state manager), the way a healthy worker does."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from infra_support import Stack, client
+
+from scorer import fargate, interrupt
+from scorer.errors import Interrupted, WorkersUnavailable
+from scorer.fargate import FargateConfig, FargateWorkers, stop_orphans
+
+SCHEDULER = "tcp://10.0.0.5:8786"
+
+
+def moto_api(endpoint: str, path: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/state-manager/{path}", data=json.dumps(body).encode(), method="POST"
+    )
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+@pytest.fixture
+def tasks_keep_running(moto_endpoint: str) -> Iterator[None]:
+    transition = {"progression": "manual", "times": 1_000_000}
+    moto_api(moto_endpoint, "set-transition", {"model_name": "ecs::task", "transition": transition})
+    yield
+    moto_api(moto_endpoint, "unset-transition", {"model_name": "ecs::task"})
+
+
+@pytest.fixture
+def ecs(moto_endpoint: str) -> Any:
+    return client("ecs", moto_endpoint)
+
+
+def task_env(endpoint: str, stack: Stack, logical: str) -> dict[str, str]:
+    td = client("ecs", endpoint).describe_task_definition(taskDefinition=stack.resources[logical])[
+        "taskDefinition"
+    ]
+    (container,) = td["containerDefinitions"]
+    return {e["name"]: e["value"] for e in container["environment"]}
+
+
+@pytest.fixture(scope="module")
+def config(moto_endpoint: str, stack: Stack) -> FargateConfig:
+    """Exactly what the stack gives the scorer task, read back from moto's ECS, except for moto's
+    limits: its CloudFormation drops the network mode (asserted on the template in
+    test_stack_moto.py) and its RunTask needs a container-level memory as a number, which the
+    worker's definition (rightly, on Fargate) leaves to the task. So the stack's worker
+    definition is registered once more, as is plus those two, and workers run from that."""
+    ecs = client("ecs", moto_endpoint)
+    stacked = FargateConfig.from_env(task_env(moto_endpoint, stack, "ScorerTaskDefinition"))
+    td = ecs.describe_task_definition(taskDefinition=stacked.task_definition)["taskDefinition"]
+    (container,) = td["containerDefinitions"]
+    copy = ecs.register_task_definition(
+        family=td["family"],
+        containerDefinitions=[{**container, "memory": int(td.get("memory") or 8192)}],
+        volumes=td["volumes"],
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+    )["taskDefinition"]
+    assert copy["family"] == stacked.family
+    return dataclasses.replace(stacked, task_definition=copy["taskDefinitionArn"])
+
+
+def start_coordinator(ecs: Any, stack: Stack, config: FargateConfig) -> str:
+    """A task in moto standing in for the coordinator (the scorer task hosting the scheduler):
+    what matters is its ARN and whether it runs. Its own small family, because moto's RunTask
+    needs a container memory, which the scorer's task definition (rightly) leaves to the task."""
+    family = f"{stack.params['Name']}-coordinator-stand-in"
+    ecs.register_task_definition(
+        family=family,
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+        containerDefinitions=[{"name": "scorer", "image": "scorer", "memory": 512}],
+    )
+    (task,) = ecs.run_task(
+        cluster=config.cluster,
+        taskDefinition=family,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": list(config.subnets),
+                "securityGroups": [stack.resources["ScorerSecurityGroup"]],
+                "assignPublicIp": "DISABLED",
+            }
+        },
+    )["tasks"]
+    return str(task["taskArn"])
+
+
+def statuses(ecs: Any, config: FargateConfig, arns: list[str]) -> list[str]:
+    tasks = ecs.describe_tasks(cluster=config.cluster, tasks=arns)["tasks"]
+    assert len(tasks) == len(arns)
+    return [t["lastStatus"] for t in tasks]
+
+
+def record_run_task(ecs: Any) -> list[dict[str, Any]]:
+    """The RunTask requests as the client sends them (botocore's own event hook)."""
+    calls: list[dict[str, Any]] = []
+    ecs.meta.events.register(
+        "provide-client-params.ecs.RunTask", lambda params, **_: calls.append(dict(params))
+    )
+    return calls
+
+
+def test_the_stack_gives_the_scorer_and_the_sweep_what_workers_need(
+    moto_endpoint: str, stack: Stack
+) -> None:
+    config = FargateConfig.from_env(task_env(moto_endpoint, stack, "ScorerTaskDefinition"))
+    name = stack.params["Name"]
+    assert config.task_definition == stack.resources["WorkerTaskDefinition"]
+    assert config.family == f"{name}-worker"
+    assert config.subnets == tuple(stack.params["PrivateSubnetIds"].split(","))
+    assert config.security_groups == (stack.resources["WorkerSecurityGroup"],)
+    assert (config.max_workers, config.worker_cpu, config.nthreads) == (16, 2048, 2)
+    sweep = FargateConfig.from_env(task_env(moto_endpoint, stack, "SweepTaskDefinition"))
+    assert sweep == config  # the sweep shards big files too, and stops orphans
+    td = client("ecs", moto_endpoint).describe_task_definition(taskDefinition=config.family)
+    (worker,) = td["taskDefinition"]["containerDefinitions"]
+    assert worker["name"] == fargate.CONTAINER  # the name RunTask's override addresses
+    assert worker["entryPoint"] == ["dask", "worker"]
+    assert worker["image"].endswith(f"/{stack.resources['ScorerRepository']}:t1")  # same image
+    assert worker["readonlyRootFilesystem"] is True
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_workers_start_privately_and_are_stopped_after_success(
+    moto_endpoint: str, stack: Stack, config: FargateConfig, ecs: Any
+) -> None:
+    run_id = f"claims@3/{uuid.uuid4().hex}"
+    coordinator = start_coordinator(ecs, stack, config)
+    calls = record_run_task(ecs)
+    with FargateWorkers(
+        config, scheduler=SCHEDULER, run_id=run_id, n=3, coordinator=coordinator, ecs=ecs
+    ) as workers:
+        arns = list(workers.task_arns)
+        assert len(arns) == 3
+        assert statuses(ecs, config, arns) == ["RUNNING"] * 3
+        tasks = ecs.describe_tasks(cluster=config.cluster, tasks=arns, include=["TAGS"])["tasks"]
+    assert statuses(ecs, config, arns) == ["STOPPED"] * 3
+    assert statuses(ecs, config, [coordinator]) == ["RUNNING"]  # only its own workers
+
+    assert len(calls) == 3
+    for i, call in enumerate(calls):
+        assert call["taskDefinition"] == config.task_definition
+        assert call["cluster"] == config.cluster
+        assert call["launchType"] == "FARGATE"
+        assert call["networkConfiguration"] == {
+            "awsvpcConfiguration": {
+                "subnets": list(stack.params["PrivateSubnetIds"].split(",")),
+                "securityGroups": [stack.resources["WorkerSecurityGroup"]],
+                "assignPublicIp": "DISABLED",
+            }
+        }
+        ((override),) = call["overrides"]["containerOverrides"]
+        command = override["command"]
+        assert override["name"] == "worker"
+        assert command[0] == SCHEDULER
+        assert command[command.index("--name") + 1].endswith(f"-{i}")  # Dask names are unique
+        assert command[command.index("--death-timeout") + 1] == str(fargate.DEATH_TIMEOUT_S)
+    # what ECS recorded: the worker family, in a private subnet, tagged with the run
+    for task in tasks:
+        assert task["taskDefinitionArn"] == config.task_definition
+        assert task["group"] == f"family:{config.family}"
+        assert task["startedBy"] == fargate.started_by(run_id, coordinator)
+        tags = {t["key"]: t["value"] for t in task["tags"]}
+        assert tags == {"dropscore:role": "worker", "dropscore:run": run_id,
+                        "dropscore:coordinator": coordinator}  # fmt: skip
+    # the network interfaces ECS attached (moto does not return a task's attachments): in the
+    # workers' group only, in the private subnets, without a public IP
+    enis = client("ec2", moto_endpoint).describe_network_interfaces(
+        Filters=[{"Name": "group-id", "Values": list(config.security_groups)}]
+    )["NetworkInterfaces"]
+    assert len(enis) >= 3
+    for eni in enis:
+        assert [g["GroupId"] for g in eni["Groups"]] == list(config.security_groups)
+        assert eni["SubnetId"] in config.subnets
+        assert "Association" not in eni
+    ecs.stop_task(cluster=config.cluster, task=coordinator)
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_an_exception_inside_the_block_stops_every_worker(
+    stack: Stack, config: FargateConfig, ecs: Any
+) -> None:
+    started: list[str] = []
+
+    def a_run_that_fails() -> None:
+        with FargateWorkers(config, scheduler=SCHEDULER, run_id="r-fail", n=2, ecs=ecs) as w:
+            started.extend(w.task_arns)
+            assert statuses(ecs, config, started) == ["RUNNING"] * 2
+            _ = 1 / 0
+
+    with pytest.raises(ZeroDivisionError):
+        a_run_that_fails()
+    assert statuses(ecs, config, started) == ["STOPPED"] * 2
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_a_sigterm_inside_the_block_stops_every_worker(
+    stack: Stack, config: FargateConfig, ecs: Any
+) -> None:
+    from scorer.__main__ import _on_sigterm  # the CLI's own handler: it raises Interrupted
+
+    started: list[str] = []
+
+    def a_run_that_is_stopped() -> None:
+        with FargateWorkers(config, scheduler=SCHEDULER, run_id="r-term", n=2, ecs=ecs) as w:
+            started.extend(w.task_arns)
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.pause()  # not reached: the handler raises first
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with pytest.raises(Interrupted):
+            a_run_that_is_stopped()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        interrupt.requested.clear()
+    assert len(started) == 2
+    assert statuses(ecs, config, started) == ["STOPPED"] * 2
+
+
+def test_workers_that_stop_before_running_fail_the_run_clearly(
+    stack: Stack, config: FargateConfig, ecs: Any
+) -> None:
+    """Without the fixture moto's tasks end as soon as they are described: like a worker whose
+    image cannot be pulled. The run fails with WORKERS_UNAVAILABLE, and nothing is left."""
+    workers = FargateWorkers(config, scheduler=SCHEDULER, run_id="r-dies", n=2, ecs=ecs)
+    with pytest.raises(WorkersUnavailable, match="stopped before they ran") as caught, workers:
+        pytest.fail("the block must not run without workers")
+    assert caught.value.code == "WORKERS_UNAVAILABLE"
+    assert len(workers.task_arns) == 2
+    assert workers.stopped
+    assert statuses(ecs, config, workers.task_arns) == ["STOPPED"] * 2
+
+
+def test_ecs_refusing_runtask_fails_the_run_clearly(config: FargateConfig, ecs: Any) -> None:
+    wrong = FargateConfig(
+        cluster=config.cluster,
+        task_definition=f"{config.family}-gone:1",
+        subnets=config.subnets,
+        security_groups=config.security_groups,
+    )
+    workers = FargateWorkers(wrong, scheduler=SCHEDULER, run_id="r-none", n=1, ecs=ecs)
+    with pytest.raises(WorkersUnavailable, match="ECS refused to start Dask workers"), workers:
+        pytest.fail("the block must not run without workers")
+    assert workers.task_arns == []
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_stop_orphans_stops_the_workers_of_a_dead_coordinator_only(
+    stack: Stack, config: FargateConfig, ecs: Any
+) -> None:
+    def leave_running(run_id: str, coordinator: str) -> list[str]:
+        # a coordinator killed with SIGKILL: its workers were started and nothing stopped them
+        workers = FargateWorkers(
+            config, scheduler=SCHEDULER, run_id=run_id, n=2, coordinator=coordinator, ecs=ecs
+        )
+        workers.start()
+        workers.wait_running()
+        return workers.task_arns
+
+    dead, alive = start_coordinator(ecs, stack, config), start_coordinator(ecs, stack, config)
+    orphans = leave_running("r-orphaned", dead)
+    kept = leave_running("r-live", alive)
+    ecs.stop_task(cluster=config.cluster, task=dead, reason="killed")
+
+    stopped = stop_orphans(config, ecs=ecs)
+    assert set(orphans) <= set(stopped)
+    assert not set(kept) & set(stopped)
+    assert statuses(ecs, config, orphans) == ["STOPPED"] * 2
+    assert statuses(ecs, config, kept) == ["RUNNING"] * 2
+    assert stop_orphans(config, ecs=ecs) == []  # nothing left to stop
+
+    # a run being redone: every worker of that run, whoever started it
+    assert sorted(stop_orphans(config, run_id="r-live", ecs=ecs)) == sorted(kept)
+    assert statuses(ecs, config, kept) == ["STOPPED"] * 2
+    ecs.stop_task(cluster=config.cluster, task=alive)
+
+
+# --- the whole coordinator: a scheduler here, Fargate workers connected to it --------------------
+@pytest.fixture
+def metadata(moto_endpoint: str, stack: Stack, config: FargateConfig, ecs: Any) -> Iterator[str]:
+    """The ECS task metadata endpoint of a coordinator task (a moto task) whose private IP is
+    this machine's loopback, served over real HTTP."""
+    coordinator = start_coordinator(ecs, stack, config)
+    doc = {
+        "TaskARN": coordinator,
+        "Containers": [{"Name": "scorer", "Networks": [{"IPv4Addresses": ["127.0.0.1"]}]}],
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(json.dumps(doc).encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v4/task-1"
+    server.shutdown()
+    ecs.stop_task(cluster=config.cluster, task=coordinator)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_containers_here(ecs: Any, processes: list[subprocess.Popen[bytes]]) -> None:
+    """Stand in for Fargate's container runtime: after each RunTask, run the task's container
+    command (the worker definition's entry point `dask worker` + the override) on this machine,
+    on free ports instead of the fixed ones (this machine is shared)."""
+
+    def started(params: dict[str, Any], **_: Any) -> None:
+        (override,) = params["overrides"]["containerOverrides"]
+        command = list(override["command"])
+        for flag in ("--worker-port", "--nanny-port"):
+            command[command.index(flag) + 1] = str(free_port())
+        dask = str(Path(sys.executable).parent / "dask")
+        processes.append(
+            subprocess.Popen([dask, "worker", *command], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        )  # fmt: skip
+
+    ecs.meta.events.register("provide-client-params.ecs.RunTask", started)
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_fargate_cluster_runs_work_on_the_workers_it_started_then_stops_them(
+    config: FargateConfig, ecs: Any, metadata: str
+) -> None:
+    from distributed import Client
+
+    processes: list[subprocess.Popen[bytes]] = []
+    run_containers_here(ecs, processes)
+    calls = record_run_task(ecs)
+    try:
+        with (
+            fargate.fargate_cluster(
+                config,
+                run_id="r-cluster",
+                n=2,
+                environ={fargate.METADATA_ENV: metadata},
+                ecs=ecs,
+                scheduler_port=free_port(),
+                connect_timeout=120,
+            ) as address,
+            Client(address) as client,
+        ):
+            names = {w["name"] for w in client.scheduler_info()["workers"].values()}
+            assert names == {c["overrides"]["containerOverrides"][0]["command"][2]
+                             for c in calls}  # fmt: skip
+            assert client.submit(sum, [1, 2, 3]).result(timeout=60) == 6
+        # every task of this run is stopped: none is left for the sweep to find
+        assert stop_orphans(config, run_id="r-cluster", ecs=ecs) == []
+        # and the worker processes end with their scheduler, cleanly (on Fargate the container
+        # exits and its task stops even if StopTask had failed): ~5 s here
+        assert [proc.wait(timeout=60) for proc in processes] == [0, 0]
+    finally:
+        for proc in processes:
+            proc.kill()
+            proc.wait(10)
+    assert len(calls) == 2
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_workers_that_never_connect_fail_the_run_and_are_stopped(
+    config: FargateConfig, ecs: Any, metadata: str
+) -> None:
+    """RunTask succeeds but no worker reaches the scheduler (a wrong route or group)."""
+    started: list[str] = []
+    ecs.meta.events.register(
+        "after-call.ecs.RunTask",
+        lambda parsed, **_: started.extend(t["taskArn"] for t in parsed.get("tasks", [])),
+    )
+    with (
+        pytest.raises(WorkersUnavailable, match="0 of 1 Dask workers connected") as caught,
+        fargate.fargate_cluster(
+            config,
+            run_id="r-unreachable",
+            n=1,
+            environ={fargate.METADATA_ENV: metadata},
+            ecs=ecs,
+            scheduler_port=free_port(),
+            connect_timeout=3,
+        ),
+    ):
+        pytest.fail("the block must not run without workers")
+    assert caught.value.code == "WORKERS_UNAVAILABLE"
+    assert len(started) == 1
+    assert statuses(ecs, config, started) == ["STOPPED"]
