@@ -28,9 +28,9 @@ import pandas as pd
 
 from scorer import categories
 from scorer.card import Feature, ModelCard
+from scorer.model import LoadedModel
 from scorer.plan import EstimatorHead, LinearHead, LogisticHead, Plan
 from scorer.predict import typed_input
-from scorer.registry import LoadedModel
 
 EXACT_LINEAR = "exact (linear)"
 EXACT_LIGHTGBM = "exact (LightGBM SHAP)"

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from scorer import alerts, runs
-from scorer.registry import LoadedModel
+from scorer.model import LoadedModel
 from tests.scorer.test_s3_runs import cli, eventbridge, manifests
 
 

@@ -15,7 +15,7 @@ import pytest
 import scorer
 from scorer import api, runs
 from scorer.errors import FileRefused
-from scorer.registry import LoadedModel
+from scorer.model import LoadedModel
 
 
 def sample(rows: int, seed: int = 7) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from scorer import gunzip, runs, storage
 from scorer.budget import Budget, Limits
 from scorer.check import count_records
 from scorer.errors import FileRefused
-from scorer.registry import LoadedModel
+from scorer.model import LoadedModel
 
 CSV = b"age,sex,bmi,children,smoker,region\n" + b"40,female,29.67,1,no,northwest\n" * 50
 

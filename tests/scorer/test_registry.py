@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from scorer import storage
-from scorer.card import Feature, ModelCard, PredictionBaseline
+from scorer.card import Feature, ModelCard, Notes, PredictionBaseline, TrainingData
 from scorer.errors import (
     BadArgument,
     CardInvalid,
@@ -49,7 +49,7 @@ def card_factory(name: str, *, sha_override: str | None = None) -> CardFactory:
             features=(Feature(name="x", kind="number", min=0.0, max=1.0),),
             metrics={"r2": 0.5},
             estimator="Dummy",
-            training_data={"sha256": "0" * 64, "rows": 100},
+            training_data=TrainingData(sha256="0" * 64, rows=100),
             prediction_baseline=PredictionBaseline(bins=(0.0, 1.0), shares=(1.0,)),
             model_sha256=sha_override or sha,
             libraries={"python": "3.11"},
@@ -596,7 +596,7 @@ def test_an_old_card_without_a_plan_loads_and_says_why_engine_plan_cannot(
 def test_engine_plan_on_a_model_published_without_one_gives_the_reason(registry: Registry) -> None:
     card = registry.publish(
         "m", b"model", lambda v, s: dataclasses.replace(
-            card_factory("m")(v, s), notes={"plan": "not exported: no linear model"}
+            card_factory("m")(v, s), notes=Notes(plan="not exported: no linear model")
         ),
     )  # fmt: skip
     with pytest.raises(PlanUnavailable, match=r"\(not exported: no linear model\)") as info:
