@@ -56,8 +56,9 @@ class PlanEngine:
         return values, score, proba
 
     def fork_safe(self) -> bool:
-        """A numpy-only plan is; an estimator head may have started an OpenMP pool on loading
-        (LightGBM, XGBoost …), and a child forked after that hangs in its first prediction."""
+        """A numpy-only plan is. An estimator head (LightGBM, XGBoost, CatBoost, scikit-learn's
+        histogram boosting …) may start an OpenMP thread pool when loaded, and a child forked
+        after that hangs in its first prediction (seen with LightGBM)."""
         from scorer.plan import EstimatorHead
 
         return not isinstance(self.plan.head, EstimatorHead)
