@@ -46,13 +46,13 @@ class PlanEngine:
     def __init__(self, plan: Plan, estimator: Any = None) -> None:
         self.plan = plan
         # The one place the plan's runtime is built (an estimator head needs its fitted
-        # estimator); ``predict`` below is the one place it is called.
+        # estimator); ``predict`` below is the one place it is called (explain reads it too).
         if estimator is not None:
             plan.bind(estimator)
-        self._runtime = plan
+        self.runtime = plan
 
     def predict(self, x: pd.DataFrame, card: ModelCard) -> Raw:
-        values, score, proba = self._runtime.predict({c: x[c].to_numpy() for c in x.columns})
+        values, score, proba = self.runtime.predict({c: x[c].to_numpy() for c in x.columns})
         return values, score, proba
 
     def fork_safe(self) -> bool:
