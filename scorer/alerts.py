@@ -187,8 +187,8 @@ def run_alerts(
         ]  # fmt: skip
     if rows_scored and distributions:
         pred, features = drift.run_drift(card, distributions)
-        n_train = int(card.training_data.get("rows") or 0)
-        n_holdout = int(card.training_data.get("holdout_rows") or 0)
+        n_train = card.training_data.rows or 0
+        n_holdout = card.training_data.holdout_rows or 0
         found.append(_drift_alert(pred, n_holdout, None))
         found.extend(_drift_alert(f, n_train, f.name) for f in features)
     return [a for a in found if a is not None]

@@ -36,10 +36,12 @@ import numpy as np
 import pandas as pd
 
 from scorer import layout, output, runs, service, storage
-from scorer.batches import Distributions, Totals, score_batch
+from scorer.batches import Totals, score_batch
+from scorer.drift import Distributions
 from scorer.manifest import Manifest
+from scorer.model import LoadedModel
 from scorer.reader import CsvStream
-from scorer.registry import LoadedModel, Registry
+from scorer.registry import Registry
 from scorer.schema import plan_header
 
 __all__ = ["LoadedModel", "Scored", "ScoredFile", "load_model", "score_file", "score_frame"]

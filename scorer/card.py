@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from scorer.errors import CardInvalid
@@ -62,6 +63,116 @@ class PredictionBaseline:
     classes: tuple[str, ...] = ()  # classification: class labels in ``shares`` order
 
 
+# The sections below were written as JSON objects whose keys grew over time: a field that is
+# None was not recorded (an older card) and is left out when the card is written again, so a
+# card.json round-trips to the same bytes.
+
+
+@dataclass(frozen=True, slots=True)
+class DataDialect:
+    """How training read its file: field delimiter and decimal mark."""
+
+    delimiter: str = ","
+    decimal: str = "."
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingData:
+    """The rows the model was trained on (``training_data``)."""
+
+    source: str | None = None  # where training read them (a path or s3:// URL)
+    sha256: str | None = None  # of the file's bytes: same sha, same rows
+    rows: int | None = None  # data records in the file
+    rows_used: int | None = None  # those with a target
+    rows_without_target: int | None = None
+    dialect: DataDialect | None = None  # cards from before it: comma-separated, '.' decimals
+    train_rows: int | None = None
+    holdout_rows: int | None = None  # the rows the metrics were measured on
+    estimators_compared: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TrainingData:
+        raw = dict(raw)
+        if raw.get("dialect") is not None:
+            raw["dialect"] = DataDialect(**raw["dialect"])
+        if raw.get("estimators_compared") is not None:
+            raw["estimators_compared"] = tuple(raw["estimators_compared"])
+        return cls(**raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Notes:
+    """What a reader of the card should know (``notes``), in words."""
+
+    metrics_on: str | None = None  # which rows the metrics come from
+    plan: str | None = None  # whether a scoring plan was exported, or why not
+    category_rule: str | None = None  # how category spellings are matched
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Notes:
+        return cls(**raw)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCheck:
+    """How the scoring plan was checked against the pipeline before publishing."""
+
+    rows: int  # hold-out and edge rows both scored
+    max_abs_diff: float
+    max_rel_diff: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEstimator:
+    """A plan's estimator head: its class and the pickle beside plan.json."""
+
+    class_name: str  # written as "class": the estimator's module and class
+    file: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"class": self.class_name, "file": self.file, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> PlanEstimator:
+        raw = dict(raw)
+        return cls(class_name=raw.pop("class"), **raw)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEntry:
+    """The scoring plan published beside model.pkl (``plan``): plan.json's format and sha256."""
+
+    format: int
+    sha256: str
+    verified: PlanCheck | None = None
+    estimator: PlanEstimator | None = None  # format 2 with a fitted estimator as its head
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> PlanEntry:
+        raw = dict(raw)
+        if raw.get("verified") is not None:
+            raw["verified"] = PlanCheck(**raw["verified"])
+        if raw.get("estimator") is not None:
+            raw["estimator"] = PlanEstimator.from_dict(raw["estimator"])
+        return cls(**raw)
+
+
+def _section(value: Any) -> Any:
+    """A section as its JSON object: fields in order, those never recorded (None) left out."""
+    if isinstance(value, PlanEstimator):
+        return value.to_dict()
+    if isinstance(value, DataDialect | TrainingData | Notes | PlanCheck | PlanEntry):
+        return {
+            f.name: _section(getattr(value, f.name))
+            for f in fields(value)
+            if getattr(value, f.name) is not None
+        }
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ModelCard:
     name: str
@@ -70,17 +181,17 @@ class ModelCard:
     target: str
     created_at: str
     features: tuple[Feature, ...]
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # metric name → hold-out value (r2, mae … or auc, accuracy …)
     estimator: str
-    training_data: dict[str, Any]  # sha256, rows, holdout_rows, source
+    training_data: TrainingData
     prediction_baseline: PredictionBaseline
     model_sha256: str
-    libraries: dict[str, str]
+    libraries: dict[str, str]  # library → version it was trained with
     classes: tuple[str, ...] = ()  # classification: every label the model can predict
     schema: int = CARD_SCHEMA
-    notes: dict[str, Any] = field(default_factory=dict)
-    # the scoring plan published beside model.pkl, if any: {"format", "sha256", "verified"}
-    plan: dict[str, Any] | None = None
+    notes: Notes = Notes()
+    # the scoring plan published beside model.pkl, if any
+    plan: PlanEntry | None = None
     # training columns that are not features (ids): scoring passes them through untouched
     ignored: tuple[IgnoredColumn, ...] = ()
     label_type: LabelType = "str"
@@ -106,11 +217,20 @@ class ModelCard:
         return [f.name for f in self.features]
 
     def to_json(self) -> str:
-        raw = asdict(self)
-        del raw["json_sha256"]
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as its JSON object (the contract: the shape card.json has)."""
+        raw = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "json_sha256"}
+        raw["features"] = [asdict(f) for f in self.features]
+        raw["metrics"], raw["libraries"] = dict(self.metrics), dict(self.libraries)
+        raw["prediction_baseline"] = asdict(self.prediction_baseline)
+        raw["ignored"] = [asdict(i) for i in self.ignored]
+        for name in ("training_data", "notes", "plan"):
+            raw[name] = _section(raw[name])
         if raw["plan"] is None:  # cards without a plan stay readable by scorers that predate it
             del raw["plan"]
-        return json.dumps(raw, indent=2, sort_keys=False, allow_nan=False) + "\n"
+        return raw
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ModelCard:
@@ -136,6 +256,10 @@ class ModelCard:
             raw["classes"] = tuple(raw.get("classes", ()))
             raw["ignored"] = tuple(IgnoredColumn(**i) for i in raw.get("ignored", ()))
             raw["proba_columns"] = tuple(raw.get("proba_columns", ()))
+            raw["training_data"] = TrainingData.from_dict(raw["training_data"])
+            raw["notes"] = Notes.from_dict(raw.get("notes", {}))
+            if raw.get("plan") is not None:
+                raw["plan"] = PlanEntry.from_dict(raw["plan"])
             raw["json_sha256"] = hashlib.sha256(
                 text.encode() if isinstance(text, str) else text
             ).hexdigest()

@@ -1,16 +1,20 @@
 """Drift of a run against its model's training baseline (pure): PSI per feature and prediction.
 
 Everything comes from the card (baseline bins/categories and their shares) and the manifest's
-``distributions`` (counts of the run's values in those same bins), so a drift view never
-re-reads predictions.csv.
+``distributions`` (counts of the run's values in those same bins, counted by ``Distributions``
+while the run scores), so a drift view never re-reads predictions.csv.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
 
 from scorer.card import Feature, ModelCard
 
@@ -178,3 +182,89 @@ def run_drift(
         card, distributions.get("prediction", {}) or {}, moderate=moderate, major=major
     )
     return pred, per_feature
+
+
+# --- counting a run's values in the baseline's bins --------------------------------------------
+class Distributions:
+    """Counts of scored values in the card's baseline bins, for drift views without re-reading.
+
+    A worker's counts come back pickled with their card (a few KB beside a batch's MBs of
+    output): a copy without it could not count another batch."""
+
+    def __init__(self, card: ModelCard) -> None:
+        self.card = card
+        self.features: dict[str, np.ndarray] = {}
+        self.missing: Counter[str] = Counter()
+        self.other: Counter[str] = Counter()
+        for f in card.features:
+            n = len(f.bins) - 1 if f.kind == "number" else len(f.categories)
+            self.features[f.name] = np.zeros(max(n, 0), dtype=np.int64)
+        pb = card.prediction_baseline
+        n_pred = len(pb.classes) if pb.classes else max(len(pb.bins) - 1, 0)
+        self.prediction = np.zeros(n_pred, dtype=np.int64)
+
+    def merge(self, other: Distributions) -> None:
+        for name, counts in other.features.items():
+            self.features[name] += counts
+        self.missing.update(other.missing)
+        self.other.update(other.other)
+        self.prediction += other.prediction
+
+    def add(
+        self, frame: Any, values: np.ndarray, codes: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Count a batch's scored rows; ``codes``: categories as positions in the card's list
+        (-1 unseen, -2 missing), as validation found them, instead of counting the strings."""
+        codes = codes or {}
+        for f in self.card.features:
+            counts = self.features[f.name]
+            code = codes.get(f.name)
+            if code is not None:
+                self.missing[f.name] += int((code == -2).sum())
+                self.other[f.name] += int((code == -1).sum())
+                if len(counts):
+                    counts += np.bincount(code[code >= 0], minlength=len(counts))
+            elif f.kind == "number":
+                vals = _column(frame, f.name).astype(float)
+                self.missing[f.name] += int(np.isnan(vals).sum())
+                vals = vals[~np.isnan(vals)]
+                if len(counts):
+                    idx = np.searchsorted(np.asarray(f.bins[1:-1]), vals, side="right")
+                    counts += np.bincount(idx, minlength=len(counts))
+            else:
+                col = _column(frame, f.name)
+                seen = pd.Series(col, dtype=object).value_counts(dropna=True)
+                self.missing[f.name] += len(col) - int(seen.sum())
+                pos = {c: i for i, c in enumerate(f.categories)}
+                for value, n in seen.items():
+                    i = pos.get(value)
+                    if i is None:
+                        self.other[f.name] += int(n)
+                    else:
+                        counts[i] += int(n)
+        pb = self.card.prediction_baseline
+        if len(self.prediction) and len(values):
+            if pb.classes:
+                seen = pd.Series(values, dtype=object).astype(str).value_counts()
+                for i, c in enumerate(pb.classes):
+                    self.prediction[i] += int(seen.get(c, 0))
+            else:
+                idx = np.searchsorted(np.asarray(pb.bins[1:-1]), values.astype(float), "right")
+                self.prediction += np.bincount(idx, minlength=len(self.prediction))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "prediction": {"counts": self.prediction.tolist()},
+            "features": {
+                name: {
+                    "counts": counts.tolist(),
+                    "missing": int(self.missing[name]),
+                    "other": int(self.other[name]),
+                }
+                for name, counts in self.features.items()
+            },
+        }
+
+
+def _column(frame: Any, name: str) -> np.ndarray:
+    return frame[name].to_numpy() if name in frame else np.array([])

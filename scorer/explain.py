@@ -29,9 +29,9 @@ import pandas as pd
 from scorer import categories
 from scorer.card import Feature, ModelCard
 from scorer.evaluator import Evaluator
+from scorer.model import LoadedModel
 from scorer.plan import EstimatorHead, LinearHead, LogisticHead
 from scorer.predict import typed_input
-from scorer.registry import LoadedModel
 
 EXACT_LINEAR = "exact (linear)"
 EXACT_LIGHTGBM = "exact (LightGBM SHAP)"

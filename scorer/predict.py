@@ -1,17 +1,17 @@
-"""Predictions from a loaded model on a validated frame (used by batch runs and the UI alike)."""
+"""Predictions from a loaded model on a validated frame (used by batch runs and the UI alike),
+and the rows a model refuses, found by halving a batch it refused."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from scorer.card import Feature
-from scorer.registry import LoadedModel
+from scorer.errors import ModelFailed
+from scorer.model import LoadedModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,26 +38,13 @@ def typed_input(features: Sequence[Feature], frame: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame(out, index=frame.index)
 
 
-_locks: dict[int, threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
-def _lock_for(pipeline: Any) -> threading.Lock:
-    """PyCaret's pipeline is not thread-safe (its transformers keep per-call state: two threads
-    predicting at once fail with 'cannot reindex on an axis with duplicate labels'), so calls
-    on one pipeline are serialised. Loaded pipelines live for the process, so ids are stable."""
-    with _locks_guard:
-        return _locks.setdefault(id(pipeline), threading.Lock())
-
-
 def predict(model: LoadedModel, frame: pd.DataFrame, *, typed: bool = False) -> Predictions:
-    """Predictions from the model's scoring plan when it was loaded with one, else from its
-    pipeline; both give the same numbers (the plan is verified against the pipeline).
+    """Predictions from the model's engine: its scoring plan or its pipeline; both give the
+    same numbers (the plan is verified against the pipeline).
 
     ``typed``: the frame comes from validation (numbers float64 with NaN, categories str or
     NaN), so it is used as it is when it has every feature in the card's order.
     """
-    pipeline: Any = model.pipeline
     if typed and list(frame.columns) == model.card.feature_names:
         x = frame
     else:
@@ -65,15 +52,61 @@ def predict(model: LoadedModel, frame: pd.DataFrame, *, typed: bool = False) -> 
     if len(x) == 0:
         empty = np.array([], dtype=object if model.card.task == "classification" else float)
         return Predictions(empty, np.array([], dtype=float) if model.card.classes else None, None)
-    if model.evaluator is not None:  # pure numpy and read-only: no lock needed
-        values, score, proba = model.evaluator.predict({c: x[c].to_numpy() for c in x.columns})
-        return Predictions(values, score, proba)
-    if model.card.task == "regression":
-        with _lock_for(pipeline):
-            values = pipeline.predict(x)
-        return Predictions(np.asarray(values, dtype=float), None, None)
-    with _lock_for(pipeline):
-        proba = np.asarray(pipeline.predict_proba(x), dtype=float)
-    classes = np.asarray(model.card.classes, dtype=object)
-    best = proba.argmax(axis=1)
-    return Predictions(classes[best], proba[np.arange(len(best)), best], proba)
+    values, score, proba = model.engine.predict(x, model.card)
+    return Predictions(values, score, proba)
+
+
+def refused_rows(model: LoadedModel, frame: pd.DataFrame) -> dict[int, tuple[str, str]]:
+    """The rows of ``frame`` the model raises ValueError on, with the column and reason, found
+    by halving (a few dozen calls for a few bad rows in a batch of 32k). If the model refuses
+    even the card's typical row, the model is broken, not the rows: ModelFailed."""
+    typical = pd.DataFrame(
+        {
+            f.name: np.array(
+                [f.typical if f.typical is not None else np.nan],
+                dtype=np.float64 if f.kind == "number" else object,
+            )
+            for f in model.card.features
+        }
+    )
+    try:
+        predict(model, typical, typed=True)
+    except ValueError as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise ModelFailed(
+            f"{model.card.ref} cannot score even its own typical row ({detail}); the model is "
+            "broken, so the input stays pending"
+        ) from exc
+    out: dict[int, tuple[str, str]] = {}
+
+    def search(lo: int, hi: int) -> None:
+        try:
+            predict(model, frame.iloc[lo:hi], typed=True)
+        except ValueError as exc:
+            if hi - lo == 1:
+                out[lo] = _refusal(model, frame.iloc[lo], exc)
+            elif hi - lo <= 16:  # one by one: bounded work even when every row is refused
+                for i in range(lo, hi):
+                    search(i, i + 1)
+            else:
+                mid = (lo + hi) // 2
+                search(lo, mid)
+                search(mid, hi)
+
+    search(0, len(frame))
+    return out
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _refusal(model: LoadedModel, row: pd.Series, exc: ValueError) -> tuple[str, str]:
+    for feat in model.card.features:
+        value = row.get(feat.name)
+        if feat.kind == "number" and isinstance(value, float) and abs(value) > _FLOAT32_MAX:
+            return feat.name, (
+                f"'{feat.name}' is {value:g}, beyond the ±3.4e38 this model can take "
+                "(it computes in float32); check the value"
+            )
+    detail = " ".join(str(exc).split())[:200]
+    return "", f"the model could not score this row ({detail}); check its values"

@@ -155,8 +155,8 @@ def _warnings(current: ModelCard, candidate: ModelCard) -> list[str]:
             f"{b} is worse than {a} on {metric}: {_metric(new)} vs {_metric(old)} "
             f"({float(new) - float(old):+.4g})."  # type: ignore[arg-type]
         )
-    sha_old = current.training_data.get("sha256")
-    sha_new = candidate.training_data.get("sha256")
+    sha_old = current.training_data.sha256
+    sha_new = candidate.training_data.sha256
     if sha_old != sha_new:
         out.append(
             f"The metrics are not directly comparable: {a} and {b} were trained and measured on "
@@ -167,15 +167,15 @@ def _warnings(current: ModelCard, candidate: ModelCard) -> list[str]:
 
 def _facts(card: ModelCard) -> list[tuple[str, str]]:
     data = card.training_data
-    sha = str(data.get("sha256") or "")
+    sha = data.sha256 or ""
     return [
         ("version", f"v{card.version}"),
         ("created (UTC)", card.created_at[:19].replace("T", " ")),
         ("task", f"{card.task} → {card.target}"),
         ("estimator", card.estimator),
-        ("training rows", _count(data.get("rows"))),
+        ("training rows", _count(data.rows)),
         ("training data sha256", f"{sha[:12]}…" if sha else "—"),
-        ("training data source", str(data.get("source") or "—")),
+        ("training data source", data.source or "—"),
     ]
 
 

@@ -5,6 +5,7 @@ version number, so two concurrent publishes never collide), then extras such as 
 card.json last (a version is visible only once its card exists). A model is unpickled only after
 its sha256 matches the card, because unpickling runs code; a scoring plan is read only after its
 sha256 matches ``card.plan``, and a plan's estimator.pkl only after its sha256 matches plan.json.
+What is loaded becomes a ``scorer.model.LoadedModel``: the card and its engine.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from scorer import storage
 from scorer.card import ModelCard
@@ -37,34 +37,18 @@ from scorer.errors import (
     VersionExists,
 )
 from scorer.layout import ALIASES
+from scorer.model import Engine, LoadedModel, PipelineEngine, PlanEngine
 from scorer.promotion import Promotion
 from scorer.refs import DEFAULT_ALIAS, ModelRef, check_name
 
-if TYPE_CHECKING:
-    from scorer.evaluator import Evaluator
-    from scorer.plan import Plan
-
-_cache: dict[tuple[str, str], Any] = {}
+# engines by (registry, version and sha256): a model is verified and unpickled once per process
+_cache: dict[tuple[str, str], Engine] = {}
 _cache_lock = threading.Lock()
 
 ENGINES = ("pipeline", "plan", "auto")  # what Registry.load(engine=…) accepts
 PLAN_FILE = "plan.json"
 _RESERVED = frozenset({"model.pkl", "card.json"})
 ANY_VERSION = object()  # promote(expected_from=…): whatever the alias points at now
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedModel:
-    card: ModelCard
-    pipeline: Any  # the PyCaret/scikit-learn pipeline; None when loaded as a plan
-    evaluator: Evaluator | None = None  # the scoring plan's, when loaded with engine "plan"
-    #: extra facts for the manifest's ``model`` section: why this model (scorer.pinning)
-    origin: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def plan(self) -> Plan | None:
-        """The scoring plan, when loaded with engine "plan"."""
-        return None if self.evaluator is None else self.evaluator.plan
 
 
 class Registry:
@@ -178,16 +162,17 @@ class Registry:
         """
         if engine not in ENGINES:
             raise BadArgument(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-        if engine == "plan" or (engine == "auto" and card.plan):
+        if engine == "plan" or (engine == "auto" and card.plan is not None):
             return self._load_plan(card)
         key = (self.url, f"{card.name}@{card.version}#{card.model_sha256}")
         with _cache_lock:
             if key in _cache:
                 return LoadedModel(card, _cache[key])
-        pipeline = unpickle(self._verified_pickle(card), card)
+        built: Engine = PipelineEngine(unpickle(self._verified_pickle(card), card))
         with _cache_lock:
-            _cache[key] = pipeline
-        return LoadedModel(card, pipeline)
+            # of two threads loading at once, the first engine stays: one lock per pipeline
+            built = _cache.setdefault(key, built)
+        return LoadedModel(card, built)
 
     def _verified_pickle(self, card: ModelCard) -> bytes:
         """model.pkl's bytes, checked against the card (never unpickled here)."""
@@ -217,18 +202,18 @@ class Registry:
         from scorer.plan import EstimatorHead, Plan
 
         info = card.plan
-        if not info:
-            why = card.notes.get("plan") if isinstance(card.notes, dict) else None
+        if info is None:
+            why = card.notes.plan
             raise PlanUnavailable(
                 f"{card.ref} was published without a scoring plan"
                 + (f" ({why})" if why else "")
                 + "; score it with the pipeline engine"
             )
-        expected = str(info.get("sha256", ""))
+        expected = info.sha256
         key = (self.url, f"{card.name}@{card.version}#plan#{expected}")
         with _cache_lock:
             if key in _cache:
-                return LoadedModel(card, None, _cache[key])
+                return LoadedModel(card, _cache[key])
         # a published version is checked whole: a changed or missing model.pkl means the
         # version is not what was published, even though the plan does not need the pickle
         self._verified_pickle(card)
@@ -244,10 +229,10 @@ class Registry:
             # plan.json (checked above) vouches for the estimator's pickle, as the card for it
             file, sha = plan.head.file, plan.head.sha256
             estimator = unpickle(self._verified_file(card, file, sha, PLAN_FILE), card)
-        evaluator = Evaluator(plan, estimator)
+        built: Engine = PlanEngine(Evaluator(plan, estimator))
         with _cache_lock:
-            _cache[key] = evaluator
-        return LoadedModel(card, None, evaluator)
+            built = _cache.setdefault(key, built)
+        return LoadedModel(card, built)
 
     # --- writing --------------------------------------------------------------------------------
     def publish(

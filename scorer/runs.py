@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import gc
 import logging
 import resource
 import time
@@ -22,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from scorer import __version__, alerts, cost, dialect, interrupt, layout, output, storage, taskinfo
-from scorer.batches import BatchResult, Distributions, Totals, score_batch
+from scorer.batches import BatchResult, Totals, score_batch
 from scorer.budget import Budget, Limits
 from scorer.card import ModelCard
+from scorer.drift import Distributions
 from scorer.errors import (
     DestinationInUse,
     DropscoreError,
@@ -36,10 +36,10 @@ from scorer.errors import (
 )
 from scorer.layout import ObjectVersion
 from scorer.manifest import Manifest, decide_status
+from scorer.model import LoadedModel
 from scorer.reader import CsvStream
-from scorer.registry import LoadedModel
 from scorer.schema import HeaderPlan
-from scorer.workers import auto_workers, fork_safe, scored_in_order
+from scorer.workers import auto_workers, fork_safe, freeze_heap, scored_in_order, thaw_heap
 
 log = logging.getLogger("dropscore.scorer")
 
@@ -147,7 +147,7 @@ def score(
     manifest = new_manifest(src, run_id, model, started=started.isoformat(), event_bus=event_bus)
     # the model and the libraries are long-lived: keep them out of the cyclic collector's
     # full passes, which otherwise rescan them every few batches (a third of the CPU time)
-    gc.freeze()
+    freeze_heap()  # counted: runs on other threads share it
     try:
         budget = Budget(limits or Limits())  # started here: the model's loading is not the file's
         _stream(src, out, model, manifest, progress, batch_rows, workers, max_rejected_rate, budget)
@@ -165,7 +165,7 @@ def score(
         log.info("another run committed first", extra={"run_id": run_id})
         return RunResult(theirs, already_done=True)
     finally:
-        gc.unfreeze()
+        thaw_heap()
     _finish(manifest, t0)
     _refuse_leftovers(out, manifest)
     result = commit(out, manifest, model)

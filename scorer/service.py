@@ -14,7 +14,8 @@ from scorer import cost, layout, notify, pinning, refs, runs, storage, taskinfo
 from scorer.budget import Limits
 from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone
 from scorer.layout import ObjectVersion, RunId
-from scorer.registry import LoadedModel, Registry
+from scorer.model import LoadedModel
+from scorer.registry import Registry
 
 log = logging.getLogger("dropscore.scorer")
 

@@ -19,7 +19,8 @@ from functools import cache
 from scorer import layout, notify, pinning, runs, service, storage
 from scorer.errors import DropscoreError, ObjectMissing
 from scorer.layout import ObjectVersion, RunId
-from scorer.registry import LoadedModel, Registry
+from scorer.model import LoadedModel
+from scorer.registry import Registry
 
 log = logging.getLogger("dropscore.sweep")
 

@@ -9,6 +9,7 @@ batches are in flight, so memory stays flat whatever the file's size.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing as mp
 import os
 import queue
@@ -20,8 +21,8 @@ from typing import Any
 
 from scorer.batches import BatchResult, score_batch
 from scorer.errors import DropscoreError
+from scorer.model import LoadedModel
 from scorer.reader import Unit, parse_unit
-from scorer.registry import LoadedModel
 from scorer.schema import HeaderPlan
 
 MAX_WORKERS = 2
@@ -58,18 +59,38 @@ def _safe_to_fork() -> bool:
 
 
 def fork_safe(model: LoadedModel) -> bool:
-    """Whether a forked process can predict with ``model``: a linear scoring plan is numpy
-    only, and neither has a pipeline ending in a scikit-learn linear model an OpenMP pool. Other
-    estimators (LightGBM, XGBoost, CatBoost, scikit-learn's histogram boosting …) may start an
-    OpenMP thread pool when loaded, and a child forked after that hangs in its first prediction
-    (seen with LightGBM)."""
-    from scorer.plan import EstimatorHead
+    """Whether a forked process can predict with ``model`` (see the engines' ``fork_safe``)."""
+    return model.engine.fork_safe()
 
-    if model.plan is not None:
-        return not isinstance(model.plan.head, EstimatorHead)
-    steps = getattr(model.pipeline, "steps", None)
-    estimator = steps[-1][1] if steps else model.pipeline
-    return type(estimator).__module__.startswith("sklearn.linear_model")
+
+_frozen_runs = 0  # runs in this process between freeze_heap() and thaw_heap()
+_frozen_guard = threading.Lock()
+
+
+def freeze_heap() -> None:
+    """Keep what exists now (the model, the libraries) out of the cyclic collector's passes
+    while a run scores: otherwise they are rescanned every few batches (a third of the CPU
+    time), and forked workers would touch, so copy, every page the collector walks.
+
+    ``gc.freeze`` is process-wide and the UI and ``watch`` score runs on threads, so runs share
+    one freeze, counted under a lock: the first run to start freezes, the last to end thaws
+    (one run ending must not thaw the heap under another). A run that starts while the heap is
+    frozen does not freeze again: that would also freeze the other runs' batches in flight,
+    which would then not be collected while runs overlap."""
+    global _frozen_runs
+    with _frozen_guard:
+        if _frozen_runs == 0:
+            gc.freeze()
+        _frozen_runs += 1
+
+
+def thaw_heap() -> None:
+    """The end of a run's ``freeze_heap``: the last run to end unfreezes the heap."""
+    global _frozen_runs
+    with _frozen_guard:
+        _frozen_runs -= 1
+        if _frozen_runs == 0:
+            gc.unfreeze()
 
 
 class WorkerFailed(DropscoreError):

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from scorer import categories
-from scorer.card import LabelType, ModelCard, Task
+from scorer.card import DataDialect, LabelType, ModelCard, Notes, PlanEntry, Task
+from scorer.card import TrainingData as CardTrainingData  # this module's TrainingData: the rows
 from scorer.refs import check_name
 from scorer.registry import PLAN_FILE, Registry
 from scorer.schema import proba_column_names
@@ -345,27 +346,27 @@ def train_and_publish(
             features=features,
             metrics=trained.metrics,
             estimator=trained.estimator,
-            training_data={
-                "source": data.source,
-                "sha256": data.sha256,
-                "rows": len(data.frame) + data.dropped_missing_target,
-                "rows_used": len(data.frame),
-                "rows_without_target": data.dropped_missing_target,
-                "dialect": data.dialect,
-                "train_rows": trained.train_rows,
-                "holdout_rows": trained.holdout_rows,
-                "estimators_compared": list(ests),
-            },
+            training_data=CardTrainingData(
+                source=data.source,
+                sha256=data.sha256,
+                rows=len(data.frame) + data.dropped_missing_target,
+                rows_used=len(data.frame),
+                rows_without_target=data.dropped_missing_target,
+                dialect=DataDialect(**data.dialect),
+                train_rows=trained.train_rows,
+                holdout_rows=trained.holdout_rows,
+                estimators_compared=tuple(ests),
+            ),
             prediction_baseline=baseline,
             model_sha256=model_sha,
             libraries=library_versions(),
             classes=trained.classes,
-            notes={
-                "metrics_on": "hold-out rows the published model never saw",
-                "plan": plan.note,
-                "category_rule": categories.RULE,
-            },
-            plan=plan.card_entry,
+            notes=Notes(
+                metrics_on="hold-out rows the published model never saw",
+                plan=plan.note,
+                category_rule=categories.RULE,
+            ),
+            plan=PlanEntry.from_dict(plan.card_entry) if plan.card_entry else None,
             ignored=chosen_columns.ignored,
             label_type=trained.label_type,
             proba_columns=proba_column_names(

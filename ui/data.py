@@ -17,9 +17,10 @@ from scorer import catalog, layout, schema, storage, validate
 from scorer.card import Feature, ModelCard
 from scorer.errors import DropscoreError
 from scorer.manifest import Manifest
+from scorer.model import LoadedModel
 from scorer.promotion import Promotion
 from scorer.refs import ModelRef
-from scorer.registry import LoadedModel, Registry
+from scorer.registry import Registry
 from ui.formats import fmt_number
 
 LISTING_TTL = 15  # seconds: new models and promotions show up this fast

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from scorer.registry import LoadedModel, Registry
+from scorer.model import LoadedModel
+from scorer.registry import Registry
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 
 from scorer import alerts, runs
 from scorer.layout import ObjectVersion
-from scorer.registry import LoadedModel
+from scorer.model import LoadedModel
 from tests.scorer.test_s3_runs import cli, eventbridge, manifests
 
 

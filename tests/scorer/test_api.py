@@ -16,7 +16,7 @@ import scorer
 from scorer import api, runs
 from scorer.errors import FileRefused
 from scorer.layout import ObjectVersion
-from scorer.registry import LoadedModel
+from scorer.model import LoadedModel
 
 
 def sample(rows: int, seed: int = 7) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from scorer import runs, storage
 from scorer.errors import DestinationInUse
 from scorer.layout import ObjectVersion
 from scorer.manifest import Manifest
-from scorer.registry import LoadedModel
+from scorer.model import LoadedModel
 from tests.scorer.test_s3_runs import cli
 
 HEADER = "age,sex,bmi,children,smoker,region\n"

@@ -70,3 +70,44 @@ def test_bad_engine_or_workers_is_a_usage_error(tmp_path: Path, trained_registry
         assert done.stderr.startswith("error ["), done.stderr
         assert "Traceback" not in done.stderr
         assert not (tmp_path / "out").exists()
+
+
+def test_prediction_needs_neither_storage_nor_the_registry_nor_pycaret() -> None:
+    """scorer.predict and scorer.model are pure: a process that only predicts (a worker, the
+    Python API on a loaded model) imports no storage adapter, no registry and no PyCaret."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys, scorer.predict, scorer.model; "
+        "print(json.dumps([m for m in sys.modules if m.split('.')[0] in ('scorer', 'boto3', "
+        "'pycaret')]))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    loaded = set(json.loads(done.stdout))
+    assert loaded == {"scorer", "scorer.card", "scorer.errors", "scorer.model", "scorer.predict"}
+
+
+@pytest.mark.parametrize("engine", ["plan", "pipeline"])
+def test_a_model_sent_to_another_process_predicts_the_same(
+    trained_registry: str, engine: str
+) -> None:
+    """A loaded model crosses a process boundary by pickling (a spawned process, a cluster
+    worker): the copy predicts the same, and a pipeline copy gets a lock of its own."""
+    import pickle
+
+    import numpy as np
+
+    from scorer.predict import predict
+    from scorer.registry import Registry
+    from training.sample_data import generate
+
+    reg = Registry(trained_registry)
+    model = reg.load(reg.resolve("claims"), engine=engine)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.engine.name == model.engine.name == engine
+    frame = generate(50, seed=8).drop(columns=["charges"])
+    np.testing.assert_array_equal(predict(copy, frame).values, predict(model, frame).values)

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from scorer import explain
+from scorer.model import LoadedModel
 from scorer.predict import predict
-from scorer.registry import LoadedModel, Registry
+from scorer.registry import Registry
 from tests.conftest import make_classification_frame
 from training.sample_data import TARGET, generate
 

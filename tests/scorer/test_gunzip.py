@@ -17,7 +17,7 @@ from scorer.budget import Budget, Limits
 from scorer.counting import count_records
 from scorer.errors import FileRefused
 from scorer.layout import ObjectVersion
-from scorer.registry import LoadedModel
+from scorer.model import LoadedModel
 
 CSV = b"age,sex,bmi,children,smoker,region\n" + b"40,female,29.67,1,no,northwest\n" * 50
 

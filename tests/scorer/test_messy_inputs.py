@@ -16,7 +16,7 @@ import pytest
 from scorer import runs, storage
 from scorer.layout import ObjectVersion
 from scorer.manifest import Manifest
-from scorer.registry import LoadedModel
+from scorer.model import LoadedModel
 from tests.conftest import make_classification_frame
 
 Variant = Callable[[pd.DataFrame], bytes]

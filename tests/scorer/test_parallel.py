@@ -12,8 +12,8 @@ import pytest
 
 from scorer import runs, storage
 from scorer.layout import ObjectVersion
+from scorer.model import LoadedModel
 from scorer.reader import CsvStream, parse_unit
-from scorer.registry import LoadedModel
 
 BATCH = 64  # small batches, so that a few thousand rows make dozens of them
 TIMINGS = {  # and how the run was executed
@@ -166,3 +166,78 @@ def test_a_model_whose_library_is_not_fork_safe_is_scored_in_one_process(
         )  # fmt: skip
         assert result.manifest.status == "partial"
         assert result.manifest.workers == 0
+
+
+def test_counts_sent_back_by_a_worker_keep_their_card() -> None:
+    """A worker's distribution counts cross back pickled; the copy keeps its card, so it can
+    count further batches and be merged into like the original (it used to lose its card)."""
+    import pickle
+
+    import numpy as np
+
+    from scorer.card import ModelCard
+    from scorer.drift import Distributions
+    from tests.conftest import make_classification_frame
+
+    card = ModelCard.from_json((Path(__file__).parent / "data/card_from_main.json").read_bytes())
+    rng = np.random.default_rng(3)
+    batches = [
+        (frame.drop(columns=[card.target]), rng.choice(np.asarray(card.classes), len(frame)))
+        for frame in (make_classification_frame(120, seed=s) for s in (7, 8, 9))
+    ]
+    whole = Distributions(card)
+    for frame, values in batches:
+        whole.add(frame, values)
+    first = Distributions(card)
+    first.add(*batches[0])
+    sent = pickle.loads(pickle.dumps(first))
+    sent.add(*batches[1])
+    last = Distributions(card)
+    last.add(*batches[2])
+    sent.merge(pickle.loads(pickle.dumps(last)))
+    assert sent.as_dict() == whole.as_dict()
+    assert sum(whole.as_dict()["prediction"]["counts"]) == 360
+
+
+@pytest.mark.timeout(120)
+def test_a_run_ending_on_one_thread_leaves_the_heap_frozen_for_a_run_on_another(
+    tmp_path: Path, claims_model: LoadedModel
+) -> None:
+    """A run freezes the cyclic collector's view of the heap (so the model and the libraries
+    are not rescanned every few batches); the UI and watch run runs on threads, so a run that
+    ends must not thaw the heap under another one still scoring."""
+    import gc
+    import threading
+
+    data = messy_csv(400, seed=4)
+    before = gc.get_freeze_count()
+    a_scoring, b_done = threading.Event(), threading.Event()
+    frozen_in_a: list[int] = []
+
+    def progress(_bytes: int, _rows: int) -> None:
+        if not a_scoring.is_set():  # A's first batch: wait for B to run whole, then look
+            a_scoring.set()
+            b_done.wait(60)
+            frozen_in_a.append(gc.get_freeze_count())
+
+    def run(name: str, watch: runs.Progress | None) -> runs.RunResult:
+        src = tmp_path / f"{name}.csv"
+        src.write_bytes(data)
+        return runs.score(
+            runs.InputRef(url=str(src)), str(tmp_path / f"out-{name}"), claims_model,
+            f"claims-v1-{name}", info=storage.head(str(src)), batch_rows=BATCH, workers=0,
+            progress=watch,
+        )  # fmt: skip
+
+    results: dict[str, runs.RunResult] = {}
+    a = threading.Thread(target=lambda: results.update(a=run("a", progress)))
+    a.start()
+    assert a_scoring.wait(60)
+    b = threading.Thread(target=lambda: results.update(b=run("b", None)))
+    b.start()
+    b.join(60)
+    b_done.set()
+    a.join(60)
+    assert results["a"].manifest.status == results["b"].manifest.status == "partial"
+    assert frozen_in_a[0] > before  # B's end did not thaw A's heap
+    assert gc.get_freeze_count() == before  # the last run to end thawed it

@@ -23,12 +23,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scorer.card import Feature
+from scorer.card import Feature, PlanEstimator
 from scorer.errors import PlanInvalid
 from scorer.evaluator import Evaluator
+from scorer.model import LoadedModel
 from scorer.plan import Encode, EstimatorHead, LinearHead, LogisticHead, Plan
 from scorer.predict import Predictions, model_input, predict
-from scorer.registry import LoadedModel, Registry
+from scorer.registry import Registry
 from training.verify import verify
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,10 +143,11 @@ def test_a_plan_is_bit_identical_on_thousands_of_rows(
 def test_the_card_records_what_was_verified(claims_plan: LoadedModel) -> None:
     info = claims_plan.card.plan
     assert info is not None
-    assert info["format"] == 1
-    assert info["verified"]["rows"] > claims_plan.card.training_data["holdout_rows"]
-    assert info["verified"]["max_rel_diff"] <= 1e-9
-    assert claims_plan.card.notes["plan"].startswith("exported")
+    assert info.format == 1
+    assert info.verified is not None
+    assert info.verified.rows > (claims_plan.card.training_data.holdout_rows or 0)
+    assert info.verified.max_rel_diff <= 1e-9
+    assert (claims_plan.card.notes.plan or "").startswith("exported")
     assert claims_plan.pipeline is None
 
 
@@ -336,13 +338,13 @@ def test_an_estimator_plan_names_its_estimator_and_keeps_numpy_preprocessing(
         assert isinstance(plan.head, EstimatorHead)
         assert plan.head.estimator == expected[name]
         assert card.plan is not None
-        assert card.plan["format"] == 2
-        assert card.plan["estimator"] == {
-            "class": expected[name], "file": "estimator.pkl", "sha256": plan.head.sha256,
-        }  # fmt: skip
-        assert card.plan["verified"]["max_rel_diff"] == 0.0
+        assert card.plan.format == 2
+        want = PlanEstimator(expected[name], "estimator.pkl", plan.head.sha256)
+        assert card.plan.estimator == want
+        assert card.plan.verified is not None
+        assert card.plan.verified.max_rel_diff == 0.0
         short = expected[name].rsplit(".", 1)[-1]
-        assert card.notes["plan"].startswith(f"exported (numpy preprocessing + {short}), verified")
+        assert (card.notes.plan or "").startswith(f"exported (numpy preprocessing + {short}), ver")
         assert {type(s).__name__ for s in plan.steps} >= {"ImputeNumbers", "Encode"}
         # the design matrix's columns are the estimator's, in its order
         fitted = [str(c) for c in model.pipeline.steps[-1][1].feature_names_in_]

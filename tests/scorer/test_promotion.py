@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scorer import storage
-from scorer.card import Feature, ModelCard
+from scorer.card import Feature, ModelCard, TrainingData
 from scorer.errors import BadArgument, ObjectChanged, PromotionConflict, VersionExists
 from scorer.promotion import Promotion, check_note, compare
 from scorer.registry import Registry
@@ -25,7 +25,7 @@ def card(version: int, **changes: object) -> ModelCard:
 def publish(reg: Registry, r2: float, sha: str = "0" * 64) -> int:
     def make(version: int, model_sha: str) -> ModelCard:
         base = card_factory("claims")(version, model_sha)
-        return dataclasses.replace(base, metrics={"r2": r2}, training_data={"sha256": sha})
+        return dataclasses.replace(base, metrics={"r2": r2}, training_data=TrainingData(sha256=sha))
 
     return reg.publish("claims", f"model r2={r2} {sha}".encode(), make).version
 
@@ -52,8 +52,8 @@ def test_a_better_candidate_on_the_same_data_has_no_warning() -> None:
 
 
 def test_other_training_data_makes_the_metrics_not_comparable_even_when_better() -> None:
-    old = card(1, metrics={"r2": 0.7}, training_data={"sha256": "1" * 64, "rows": 100})
-    new = card(2, metrics={"r2": 0.9}, training_data={"sha256": "2" * 64, "rows": 5000})
+    old = card(1, metrics={"r2": 0.7}, training_data=TrainingData(sha256="1" * 64, rows=100))
+    new = card(2, metrics={"r2": 0.9}, training_data=TrainingData(sha256="2" * 64, rows=5000))
     (warning,) = compare(old, new).warnings
     assert warning.startswith("The metrics are not directly comparable")
     assert "training data sha256 differs" in warning

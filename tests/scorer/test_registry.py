@@ -19,7 +19,17 @@ import numpy as np
 import pytest
 
 from scorer import storage
-from scorer.card import Feature, ModelCard, PredictionBaseline
+from scorer.card import (
+    DataDialect,
+    Feature,
+    ModelCard,
+    Notes,
+    PlanCheck,
+    PlanEntry,
+    PlanEstimator,
+    PredictionBaseline,
+    TrainingData,
+)
 from scorer.errors import (
     BadArgument,
     CardInvalid,
@@ -49,7 +59,7 @@ def card_factory(name: str, *, sha_override: str | None = None) -> CardFactory:
             features=(Feature(name="x", kind="number", min=0.0, max=1.0),),
             metrics={"r2": 0.5},
             estimator="Dummy",
-            training_data={"sha256": "0" * 64, "rows": 100},
+            training_data=TrainingData(sha256="0" * 64, rows=100),
             prediction_baseline=PredictionBaseline(bins=(0.0, 1.0), shares=(1.0,)),
             model_sha256=sha_override or sha,
             libraries={"python": "3.11"},
@@ -596,7 +606,7 @@ def test_an_old_card_without_a_plan_loads_and_says_why_engine_plan_cannot(
 def test_engine_plan_on_a_model_published_without_one_gives_the_reason(registry: Registry) -> None:
     card = registry.publish(
         "m", b"model", lambda v, s: dataclasses.replace(
-            card_factory("m")(v, s), notes={"plan": "not exported: no linear model"}
+            card_factory("m")(v, s), notes=Notes(plan="not exported: no linear model")
         ),
     )  # fmt: skip
     with pytest.raises(PlanUnavailable, match=r"\(not exported: no linear model\)") as info:
@@ -611,3 +621,79 @@ def test_a_card_without_a_plan_is_written_as_before(registry: Registry) -> None:
     raw = json.loads((Path(registry.url) / "m" / "1" / "card.json").read_text())
     assert "plan" not in raw  # older scorers refuse unknown card fields
     assert ModelCard.from_json(card.to_json()) == card
+
+
+# --- the card's sections: typed, and card.json's shape unchanged ---------------------------------
+CARD_FROM_MAIN = Path(__file__).parent / "data" / "card_from_main.json"
+
+
+@pytest.mark.parametrize("which", ["trained_registry", "nonlinear_registry", "labelled_registry"])
+def test_every_card_training_writes_reads_back_to_the_same_bytes(
+    request: pytest.FixtureRequest, which: str
+) -> None:
+    cards = sorted(Path(request.getfixturevalue(which)).glob("*/*/card.json"))
+    assert len(cards) >= 2
+    for path in cards:
+        blob = path.read_bytes()
+        card = ModelCard.from_json(blob)
+        assert card.to_json().encode() == blob, path
+        assert card.training_data.rows == card.training_data.rows_used  # every row had a target
+        assert card.training_data.dialect == DataDialect(",", ".")
+        assert card.plan is not None
+        assert card.plan.verified is not None
+        assert (card.notes.plan or "").startswith("exported")
+
+
+def test_a_card_written_by_the_previous_scorer_loads_with_typed_sections() -> None:
+    """card_from_main.json: a LightGBM classifier's card written by main before the sections
+    were typed (aa5dafd), every section present."""
+    blob = CARD_FROM_MAIN.read_bytes()
+    card = ModelCard.from_json(blob)
+    assert card.to_json().encode() == blob
+    assert card.json_sha256 == hashlib.sha256(blob).hexdigest()
+    assert card.training_data.holdout_rows == 60
+    assert card.training_data.estimators_compared == ("lightgbm",)
+    assert card.plan == PlanEntry(
+        format=2,
+        sha256="522a7fce337ba537372df1f395cbe5633784d5a739c58a253dee033490d04f77",
+        verified=PlanCheck(rows=585, max_abs_diff=0.0, max_rel_diff=0.0),
+        estimator=PlanEstimator(
+            "lightgbm.sklearn.LGBMClassifier",
+            "estimator.pkl",
+            "03016bd057555c8e0f77b07d94b581904eb9f2f4fe6b95e26b77514a09830f11",
+        ),
+    )
+    assert (card.notes.metrics_on or "").startswith("hold-out rows")
+
+
+def test_an_older_card_without_the_later_keys_loads_and_reads_back_the_same() -> None:
+    """Cards from before the dialect, the scoring plan and the category rule were recorded:
+    what was not recorded is None, and is not written back."""
+    raw = json.loads(CARD_FROM_MAIN.read_bytes())
+    del raw["training_data"]["dialect"], raw["plan"]
+    raw["notes"] = {"metrics_on": raw["notes"]["metrics_on"]}
+    blob = (json.dumps(raw, indent=2) + "\n").encode()
+    card = ModelCard.from_json(blob)
+    assert card.to_json().encode() == blob
+    assert (card.training_data.dialect, card.plan, card.notes.plan) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("section", "value"),
+    [
+        ("training_data", {"rows": 3, "colour": "blue"}),
+        ("notes", {"mood": "good"}),
+        ("plan", {"format": 1}),
+        ("plan", {"format": 2, "sha256": "0" * 64, "estimator": {"file": "e.pkl"}}),
+    ],
+    ids=["unknown training_data key", "unknown note", "plan without sha256", "estimator no class"],
+)
+def test_a_card_section_it_does_not_know_is_refused_as_an_invalid_card(
+    trained_copy: Registry, section: str, value: object
+) -> None:
+    path = Path(trained_copy.url) / "claims" / "1" / "card.json"
+    raw = json.loads(path.read_text())
+    raw[section] = value
+    path.write_text(json.dumps(raw))
+    with pytest.raises(CardInvalid, match="republish"):
+        trained_copy.card("claims", 1)

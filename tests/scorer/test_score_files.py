@@ -15,7 +15,7 @@ import pytest
 
 from scorer import runs, storage
 from scorer.layout import ObjectVersion
-from scorer.registry import LoadedModel
+from scorer.model import LoadedModel
 
 GOOD = "age,sex,bmi,children,smoker,region\n"
 ROW = "40,male,30.5,2,no,southeast\n"

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scorer.card import Feature, ModelCard, PredictionBaseline
+from scorer.card import Feature, ModelCard, PredictionBaseline, TrainingData
 from scorer.errors import FileRefused
 from scorer.reader import CsvStream
 from scorer.schema import plan_header
@@ -27,7 +27,7 @@ CARD = ModelCard(
     ),
     metrics={},
     estimator="x",
-    training_data={},
+    training_data=TrainingData(),
     prediction_baseline=PredictionBaseline(),
     model_sha256="0" * 64,
     libraries={},

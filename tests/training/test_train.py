@@ -303,8 +303,8 @@ def test_train_publish_and_promote_through_the_cli(tmp_path: Path) -> None:
     card = Registry(str(reg)).resolve("claims")
     assert card.version == 1
     assert card.metrics["r2"] > R2_FLOOR
-    assert card.training_data["rows"] == 1000
-    assert card.training_data["estimators_compared"] == ["lr"]
+    assert card.training_data.rows == 1000
+    assert card.training_data.estimators_compared == ("lr",)
 
     # Options also come from DROPSCORE_* variables; no alias this time.
     second = cli("train", *common, env={"DROPSCORE_REGISTRY": str(reg)})
@@ -531,7 +531,7 @@ def test_train_from_s3_data_into_an_s3_registry(bucket: str, s3) -> None:  # typ
     assert len(Registry(f"s3://{bucket}/models").history("claims")) == 1
     reg = Registry(f"s3://{bucket}/models")
     card = reg.resolve("claims")
-    assert card.training_data["source"] == f"s3://{bucket}/data/claims.csv"
+    assert card.training_data.source == f"s3://{bucket}/data/claims.csv"
     assert reg.load(card).card.version == 1
 
 
@@ -586,13 +586,15 @@ def test_a_tree_model_is_published_with_its_estimator_as_the_plan_head(tmp_path:
         progress=said.append,
     )  # fmt: skip
     assert card.plan is not None
-    assert card.notes["plan"].startswith("exported (numpy preprocessing + DecisionTreeRegressor)")
+    note = card.notes.plan or ""
+    assert note.startswith("exported (numpy preprocessing + DecisionTreeRegressor)")
     assert "scoring plan: numpy preprocessing + DecisionTreeRegressor from estimator.pkl" in said
     assert sorted(snapshot(tmp_path / "models")) == [
         "tree/1/card.json", "tree/1/estimator.pkl", "tree/1/model.pkl", "tree/1/plan.json",
     ]  # fmt: skip
     estimator_pkl = (tmp_path / "models" / "tree" / "1" / "estimator.pkl").read_bytes()
-    assert card.plan["estimator"]["sha256"] == hashlib.sha256(estimator_pkl).hexdigest()
+    assert card.plan.estimator is not None
+    assert card.plan.estimator.sha256 == hashlib.sha256(estimator_pkl).hexdigest()
     model = reg.load(card, engine="auto")
     assert model.pipeline is None
     assert model.plan is not None
@@ -627,7 +629,8 @@ def test_a_multiclass_model_with_many_levels_and_gaps_gets_an_exact_plan(tmp_pat
         data_url=str(src), target="kind", name="multi", registry=reg, estimators=("lr",)
     )
     assert card.plan is not None
-    assert card.plan["verified"]["max_rel_diff"] <= 1e-9
+    assert card.plan.verified is not None
+    assert card.plan.verified.max_rel_diff <= 1e-9
     plan = reg.load(card, engine="plan")
     assert plan.plan is not None
     encoders = {s.column: s.encoder for s in plan.plan.steps if isinstance(s, Encode)}

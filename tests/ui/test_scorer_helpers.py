@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scorer import drift, explain, layout
-from scorer.card import Feature, ModelCard, PredictionBaseline
+from scorer.card import Feature, ModelCard, PredictionBaseline, TrainingData
 from scorer.errors import BadArgument
 
 RUN = "claims-v3-0123456789abcdef"
@@ -18,7 +18,7 @@ RUN = "claims-v3-0123456789abcdef"
 def card(features: tuple[Feature, ...], task: str = "regression") -> ModelCard:
     return ModelCard(
         name="m", version=1, task=task, target="y", created_at="2026-01-01T00:00:00+00:00",  # type: ignore[arg-type]
-        features=features, metrics={}, estimator="x", training_data={},
+        features=features, metrics={}, estimator="x", training_data=TrainingData(),
         prediction_baseline=PredictionBaseline(bins=(0.0, 10.0, 20.0), shares=(0.5, 0.5)),
         model_sha256="0" * 64, libraries={},
     )  # fmt: skip

@@ -76,7 +76,7 @@ def render() -> None:
                 "task": card.task,
                 "estimator": card.estimator,
                 "classes": list(card.classes),
-                "training data": card.training_data,
+                "training data": card.to_dict()["training_data"],
                 "libraries": card.libraries,
                 "model.pkl sha256": card.model_sha256,
             }
@@ -98,7 +98,7 @@ def _versions_table(cards: list[ModelCard], aliases: dict[str, int]) -> pd.DataF
             "aliases": ", ".join(sorted(a for a, v in aliases.items() if v == c.version)),
             "created (UTC)": c.created_at[:19].replace("T", " "),
             "estimator": c.estimator,
-            "training rows": c.training_data.get("rows"),
+            "training rows": c.training_data.rows,
         }
         row.update({k: float(f"{float(v):.4g}") for k, v in c.metrics.items()})
         rows.append(row)

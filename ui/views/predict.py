@@ -15,8 +15,8 @@ import streamlit as st
 
 from scorer import api, explain
 from scorer.card import Feature, ModelCard
+from scorer.model import LoadedModel
 from scorer.predict import predict
-from scorer.registry import LoadedModel
 from scorer.schema import probability_columns
 from ui import data, form, state, widgets
 

@@ -21,7 +21,7 @@ from scorer import api, layout, pinning, service, storage
 from scorer.card import ModelCard
 from scorer.errors import BadArgument, FileRefused
 from scorer.manifest import Manifest
-from scorer.registry import LoadedModel
+from scorer.model import LoadedModel
 from scorer.schema import OUTPUT_COLUMNS
 from ui import data, state, widgets
 from ui.settings import UISettings
