@@ -6,6 +6,7 @@ record per line and goes to Arrow's CSV parser as it is (a ``TextUnit``, parsed 
 columns). Anything else goes line by line to Python's csv module, which follows RFC 4180 quoting
 (embedded commas, quotes and newlines) (a ``LineUnit``). Both give the same records, each with its
 row number and the physical line it starts on; units can be parsed in another process.
+The byte source and the rules for lines and quote-free blocks live in ``scorer.csvtext``.
 """
 
 from __future__ import annotations
