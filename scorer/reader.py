@@ -6,14 +6,13 @@ record per line and goes to Arrow's CSV parser as it is (a ``TextUnit``, parsed 
 columns). Anything else goes line by line to Python's csv module, which follows RFC 4180 quoting
 (embedded commas, quotes and newlines) (a ``LineUnit``). Both give the same records, each with its
 row number and the physical line it starts on; units can be parsed in another process.
+The byte source and the rules for lines and quote-free blocks live in ``scorer.csvtext``.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -22,96 +21,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from scorer import gunzip
 from scorer.budget import Budget
+from scorer.csvtext import (
+    BLANK,
+    MAX_FIELD,
+    MAX_LINE,
+    Counting,
+    complete_utf8,
+    count_lines,
+    first_line_end,
+    last_line_end,
+    line_too_long,
+    one_record_per_line,
+    refusal,
+    simple,
+    split_lines,
+)
 from scorer.errors import FileRefused
-from scorer.gunzip import Gunzip, is_gzip
 
-MAX_FIELD = 1024 * 1024  # one cell; a larger one is almost surely not a CSV
-MAX_LINE = 64 * 1024 * 1024  # one physical line
-READ_SIZE = 1024 * 1024
 BLOCK_CHARS = 2 * 1024 * 1024  # text per unit at most (a unit also stops near batch_size rows)
-
-csv.field_size_limit(MAX_FIELD)
-
-_MAGIC = {
-    b"PK\x03\x04": "a ZIP archive (or an Excel .xlsx file); export it as CSV",
-    b"\xd0\xcf\x11\xe0": "an old Excel/Office file; export it as CSV",
-    b"%PDF": "a PDF document, not a CSV",
-    b"\x89PNG": "a PNG image, not a CSV",
-    b"PAR1": "a Parquet file, not a CSV",
-    b"BZh": "bzip2-compressed; use gzip (.csv.gz) or plain CSV",
-    b"\xfd7zXZ": "xz-compressed; use gzip (.csv.gz) or plain CSV",
-}
-
-
-def sniff(first: bytes) -> None:
-    """Refuse well-known non-CSV formats by their first bytes."""
-    if first.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise FileRefused("the file is UTF-16 encoded; save it as UTF-8 CSV", code="NOT_UTF8")
-    for magic, what in _MAGIC.items():
-        if first.startswith(magic):
-            raise FileRefused(f"the file is {what}", code="NOT_CSV")
-
-
-class _Counting:
-    """The object's bytes as chunks: counted and hashed as stored, gunzipped if gzip (see
-    ``scorer.gunzip``: linear, bounded, with the bomb rule), NUL bytes turned into refusals;
-    ``budget`` (if any) sees every read of the source."""
-
-    def __init__(
-        self, source: IO[bytes], compressed_size: int, budget: Budget | None = None
-    ) -> None:
-        self._src = source
-        self._budget = budget
-        self._gunzip: Gunzip | None = None
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.sha256 = hashlib.sha256()  # of the object's bytes as stored
-        self._compressed_size = compressed_size
-        head = self._read_raw(4)
-        if is_gzip(head):
-            max_out = budget.limits.max_decompressed_bytes if budget else gunzip.MAX_OUT
-            self._gunzip = Gunzip(self._read_raw, head=head, max_out=max_out)
-            self._pending = b""
-        else:
-            self._pending = head
-
-    @property
-    def compressed(self) -> bool:
-        return self._gunzip is not None
-
-    @property
-    def trailing_zeros(self) -> int:
-        """Zero bytes after the last gzip member (padding, ignored as ``gzip -d`` does)."""
-        return self._gunzip.trailing_zeros if self._gunzip is not None else 0
-
-    def _read_raw(self, n: int) -> bytes:
-        chunk = self._src.read(n)
-        self.bytes_in += len(chunk)
-        self.sha256.update(chunk)
-        if self._budget is not None:
-            self._budget.check(self.bytes_in)
-        return chunk
-
-    def read_chunk(self) -> bytes:
-        """The next chunk of (decompressed) content; b"" at the end."""
-        if self._pending:
-            data, self._pending = self._pending, b""
-        elif self._gunzip is not None:
-            data = self._gunzip.read(READ_SIZE)
-        else:
-            data = self._read_raw(READ_SIZE)
-        if self.bytes_out == 0:
-            sniff(data[:4])
-        if b"\x00" in data:
-            raise FileRefused(
-                f"the file contains NUL bytes (after {self.bytes_out + data.index(0)} bytes); "
-                "it is binary, not a text CSV",
-                code="BINARY_CONTENT",
-            )
-        self.bytes_out += len(data)
-        return data
 
 
 @dataclass(slots=True)
@@ -197,7 +125,7 @@ class CsvStream:
     ):
         self.batch_size = batch_size
         self.block_chars = block_chars
-        self._raw = _Counting(source, compressed_size, budget)
+        self._raw = Counting(source, compressed_size, budget)
         self._undecoded = b""  # the start of a UTF-8 sequence cut off by a chunk's end
         self._text = ""  # decoded and not yet handed out; always starts at a line's start
         self._started = False  # a BOM is dropped at the very start only
@@ -246,7 +174,7 @@ class CsvStream:
                 self._defer(None)
             return False
         data = self._undecoded + data
-        cut = _complete_utf8(data)
+        cut = complete_utf8(data)
         try:
             text = data[:cut].decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -268,7 +196,7 @@ class CsvStream:
         end = max(self._text.rfind("\n"), self._text.rfind("\r")) + 1
         self._text = self._text[:end]
         if exc is None:
-            line = self._lines + len(self._pending) + _count_lines(self._text) + 1
+            line = self._lines + len(self._pending) + count_lines(self._text) + 1
             exc = FileRefused(
                 f"the file is not UTF-8 text (invalid byte near line {line}); save it as UTF-8 CSV",
                 code="NOT_UTF8",
@@ -284,7 +212,7 @@ class CsvStream:
         """One physical line (with its line end); None at the end."""
         while True:
             final = self._eof or self._deferred is not None
-            cut = _first_line_end(self._text, final=final)
+            cut = first_line_end(self._text, final=final)
             if cut:
                 line, self._text = self._text[:cut], self._text[cut:]
                 return line
@@ -292,7 +220,7 @@ class CsvStream:
                 line, self._text = self._text, ""
                 return line or None
             if len(self._text) > MAX_LINE:
-                raise _line_too_long(self._lines)
+                raise line_too_long(self._lines)
             self._more()
 
     def _take_block(self) -> str:
@@ -309,12 +237,12 @@ class CsvStream:
             if final and len(text) <= want:
                 self._text = ""
                 return text
-            cut = _last_line_end(text, want, final=final)
+            cut = last_line_end(text, want, final=final)
             if cut:
                 self._text = text[cut:]
                 return text[:cut]
             if len(text) > MAX_LINE:
-                raise _line_too_long(self._lines)
+                raise line_too_long(self._lines)
             if not final:  # one line longer than ``want``: read on to its end
                 self._more()
             want = len(self._text)
@@ -323,7 +251,7 @@ class CsvStream:
     def _read_header(self, rule: Callable[[str], str] | None) -> list[str]:
         blank = 0  # empty lines before the header (no record)
         first = self._next_line()
-        while first in _BLANK:
+        while first in BLANK:
             blank += 1
             first = self._next_line()
         if first is None:
@@ -345,7 +273,7 @@ class CsvStream:
         try:
             line = next(reader)
         except csv.Error as exc:
-            raise _refusal(exc, blank + reader.line_num) from exc
+            raise refusal(exc, blank + reader.line_num) from exc
         self._lines = blank + reader.line_num
         # the header's own width and length guess how many characters a batch of rows takes
         self._chars_per_line = max(8.0, sum(map(len, line)) + len(line))
@@ -385,8 +313,8 @@ class CsvStream:
                 if not block:
                     self._raise_deferred()
                     return
-                if not _simple(block):
-                    self._pending = _split_lines(block)
+                if not simple(block):
+                    self._pending = split_lines(block)
                     continue
                 n = block.count("\n") + (not block.endswith("\n"))
                 unit = TextUnit(block, self._lines + 1, self.rows_read + 1, n, self.delimiter)
@@ -407,7 +335,7 @@ class CsvStream:
         pending = self._pending
         size = self.batch_size
         take = pending[:size]
-        if _one_record_per_line(take):
+        if one_record_per_line(take):
             del pending[: len(take)]
             return LineUnit(
                 take, self._lines + 1, self.rows_read + 1, len(take), True, self.delimiter
@@ -423,7 +351,7 @@ class CsvStream:
                         if not block:
                             self._raise_deferred()
                             return
-                        pending.extend(_split_lines(block))
+                        pending.extend(split_lines(block))
                     taken.extend(pending)
                     pending.clear()
                 yield taken[i]
@@ -438,7 +366,7 @@ class CsvStream:
                 if records == size or (not pending and reader.line_num == len(taken)):
                     break
         except csv.Error as exc:
-            raise _refusal(exc, self._lines + reader.line_num) from exc
+            raise refusal(exc, self._lines + reader.line_num) from exc
         used = reader.line_num  # the reader never reads past the record it returns
         if used < len(taken):
             pending[:0] = taken[used:]
@@ -453,7 +381,7 @@ def parse_unit(unit: Unit, *, threads: bool = False) -> Batch:
         if columns is not None:
             return ColumnBatch(columns, unit.first_row, unit.first_line, unit.records)
         unit = LineUnit(
-            _split_lines(unit.text),
+            split_lines(unit.text),
             unit.first_line,
             unit.first_row,
             unit.records,
@@ -478,7 +406,7 @@ def parse_unit(unit: Unit, *, threads: bool = False) -> Batch:
                 records.append(rec)
                 lines.append(line)
     except csv.Error as exc:
-        raise _refusal(exc, unit.first_line - 1 + reader.line_num) from exc
+        raise refusal(exc, unit.first_line - 1 + reader.line_num) from exc
     return RecordBatch(records, rows, lines)
 
 
@@ -511,102 +439,3 @@ def _arrow_columns(text: str, threads: bool, delimiter: str = ",") -> list[pa.Ar
             if longest is not None and longest > MAX_FIELD:  # bytes ≥ characters
                 return None
     return columns
-
-
-_BLANK = ("\n", "\r\n", "\r")
-_EXTRA_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")  # str.splitlines() only
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
-
-
-def _split_lines(text: str) -> list[str]:
-    """Physical lines as a text reader with newline='' gives them (ends on \\n, \\r\\n, \\r)."""
-    if _EXTRA_BREAKS.search(text) is None:
-        return text.splitlines(keepends=True)
-    return _LINE.findall(text)
-
-
-def _simple(text: str) -> bool:
-    """One record per line: no quote, no blank line, every CR part of a CRLF."""
-    if '"' in text or text.startswith(("\n", "\r")) or "\n\n" in text:
-        return False
-    if "\r" not in text:  # the common case: no need to look for CRs
-        return True
-    return "\n\r\n" not in text and text.count("\r") == text.count("\r\n")
-
-
-def _one_record_per_line(lines: list[str]) -> bool:
-    """No quote, no blank line and no line long enough to hold an oversized field."""
-    text = "".join(lines)
-    if '"' in text:
-        return False
-    if any(lines.count(b) for b in _BLANK):
-        return False
-    return len(text) <= MAX_FIELD or max(map(len, lines)) <= MAX_FIELD
-
-
-def _count_lines(text: str) -> int:
-    return text.count("\n") + text.count("\r") - text.count("\r\n")
-
-
-def _first_line_end(text: str, *, final: bool) -> int:
-    """Index just after the first line end of ``text``; 0 if none is certain yet."""
-    n = text.find("\n")
-    r = text.find("\r", 0, n if n >= 0 else len(text))
-    if r < 0:
-        return n + 1
-    if r + 1 < len(text):
-        return r + 2 if text[r + 1] == "\n" else r + 1
-    return r + 1 if final else 0  # a CR at the end may be the first half of a CRLF
-
-
-def _last_line_end(text: str, limit: int, *, final: bool) -> int:
-    """Index just after the last line end that starts before ``limit``; 0 if none."""
-    n = text.rfind("\n", 0, limit)
-    r = text.rfind("\r", 0, limit)
-    if r <= n:
-        return n + 1
-    if r + 1 < len(text):
-        return r + 2 if text[r + 1] == "\n" else r + 1
-    if final:
-        return r + 1
-    return n + 1
-
-
-def _complete_utf8(data: bytes) -> int:
-    """Length of ``data`` without a UTF-8 sequence cut off at its end."""
-    for back in range(1, min(4, len(data)) + 1):
-        byte = data[-back]
-        if byte < 0x80:
-            return len(data)
-        if byte >= 0xC0:  # a lead byte: is its sequence complete?
-            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-            return len(data) if back >= need else len(data) - back
-    return len(data)
-
-
-def _line_too_long(lines: int) -> FileRefused:
-    return FileRefused(
-        f"line {lines + 1} is longer than {MAX_LINE // (1024 * 1024)} MiB; is a quote left open "
-        "or is this not a CSV?",
-        code="FIELD_TOO_LARGE",
-    )
-
-
-def _refusal(exc: csv.Error, line: int) -> FileRefused:
-    """The refusal for a CSV error after ``line`` physical lines were read."""
-    msg = str(exc)
-    if "NUL" in msg:
-        return FileRefused(
-            f"the file contains NUL bytes (line {line}); it is binary, not a text CSV",
-            code="BINARY_CONTENT",
-        )
-    if "field larger" in msg:
-        return FileRefused(
-            f"a value near line {line} is larger than {MAX_FIELD // 1024} KiB; "
-            "is a quote left open?",
-            code="FIELD_TOO_LARGE",
-        )
-    return FileRefused(
-        f"the CSV is malformed near line {line} ({msg}); check the quoting",
-        code="MALFORMED_CSV",
-    )

@@ -80,6 +80,25 @@ def _reset_clients() -> None:
 
 
 @pytest.fixture
+def faulty_store(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """``install(url)``: the real store that serves ``url`` (local or S3) wrapped in a
+    FaultyStore (tests/faultstore.py) for this test; every other store stays as it is."""
+    from scorer import storage
+    from tests.faultstore import FaultyStore
+
+    def install(url: str) -> FaultyStore:
+        choose = storage.for_url
+        inner = choose(url)
+        faulty = FaultyStore(inner)
+        monkeypatch.setattr(
+            storage, "for_url", lambda u: faulty if choose(u) is inner else choose(u)
+        )
+        return faulty
+
+    return install
+
+
+@pytest.fixture
 def bucket(moto_endpoint: str) -> str:
     """A fresh, versioned bucket for one test."""
     import boto3

@@ -449,7 +449,7 @@ def s3_calls_in_scorer() -> dict[str, list[str]]:
     """Every boto3 S3 operation named in the scorer's code: `x.<op>(...)` on a client
     (`client`, `s3_client()`) and `get_paginator("<op>")`, with where each is."""
     found: dict[str, list[str]] = {}
-    for path in sorted(SCORER.glob("*.py")):
+    for path in sorted(SCORER.rglob("*.py")):  # scorer/storage/ is a package
         if path.name in NOT_THE_SCORER_ROLE:
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -519,7 +519,7 @@ def scheduler_and_events_calls() -> dict[str, str]:
         for name in model.operation_names:
             ops[xform_name(name)] = f"{service}:{name}"
     found = {}
-    for path in sorted(SCORER.glob("*.py")):
+    for path in sorted(SCORER.rglob("*.py")):  # scorer/storage/ is a package
         if path.name in NOT_THE_SCORER_ROLE:
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):

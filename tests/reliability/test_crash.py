@@ -1,5 +1,6 @@
-"""Crashes: a real SIGKILL at named points of a real run (DROPSCORE_FAULT, see storage._fault),
-then a rerun; and a real SIGTERM in the middle of a file. The ledger holds after each."""
+"""Crashes: a real SIGKILL at named points of a real run (DROPSCORE_FAULT, see
+storage.base.Settings), then a rerun; and a real SIGTERM in the middle of a file. The ledger
+holds after each."""
 
 from __future__ import annotations
 

@@ -216,14 +216,12 @@ def test_a_burst_of_files_through_watch_with_its_cap_is_all_accounted_for(
 
 
 def test_an_input_replaced_between_its_head_and_its_read_is_not_scored_as_the_old_one(
-    s3: Any, trained_registry: str, monkeypatch: pytest.MonkeyPatch
+    s3: Any, trained_registry: str, faulty_store: Any
 ) -> None:
     """An unversioned bucket: the run id comes from the ETag the HEAD saw; if the object is
     overwritten before the GET, the old content is gone (SOURCE_GONE, terminal) and the new
     content is scored under its own ETag — never the new bytes under the old identity."""
     from pathlib import Path
-
-    from scorer import storage
 
     bucket = f"u-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
@@ -236,16 +234,17 @@ def test_an_input_replaced_between_its_head_and_its_read_is_not_scored_as_the_ol
     model = service.load_model(settings.registry_for(bucket), settings.model)
     key = "incoming/replaced.csv"
     s3.put_object(Bucket=bucket, Key=key, Body=sample_csv(20, seed=1))
-    seen = storage.head(f"s3://{bucket}/{key}")
-    s3.put_object(Bucket=bucket, Key=key, Body=sample_csv(20, seed=2))
-    monkeypatch.setattr(storage, "head", lambda url, version_id=None: seen)  # the HEAD raced
+    newer = sample_csv(20, seed=2)
+    raced = faulty_store(f"s3://{bucket}/{key}").add(  # replaced just after the run's HEAD
+        "head", key, after=lambda: s3.put_object(Bucket=bucket, Key=key, Body=newer)
+    )
     stale = service.score_object(ObjectVersion(bucket, key), settings, model=model)
-    monkeypatch.undo()
+    assert raced.hits == 1
     assert stale is not None
     assert stale.manifest.status == "failed"
     assert (stale.manifest.reason or {}).get("code") == "SOURCE_GONE"
     fresh = service.score_object(ObjectVersion(bucket, key), settings, model=model)
     assert fresh is not None
     assert (fresh.manifest.status, fresh.manifest.rows_in) == ("ok", 20)
-    assert fresh.manifest.input["etag"] != seen.etag
+    assert fresh.manifest.input["etag"] != stale.manifest.input["etag"]
     assert ledger(bucket) == []

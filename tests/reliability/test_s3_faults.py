@@ -1,18 +1,23 @@
 """S3 faults through a fault-injecting proxy in front of the moto server: retryable ones are
 retried with backoff and the run completes; the others leave no manifest, the input pending
-(exit 1), and a later run completes. No manifest ever claims rows that were not written."""
+(exit 1), and a later run completes. No manifest ever claims rows that were not written.
+The last test injects the same kinds of fault into either store (local or S3) through a
+wrapper around it (tests/faultstore.py), at calls the HTTP proxy cannot single out."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scorer import service, storage
-from scorer.errors import DropscoreError
+from scorer import refs, runs, service, storage
+from scorer.errors import DropscoreError, StorageUnavailable
 from scorer.layout import ObjectVersion
+from scorer.registry import Registry
+from tests.faultstore import unavailable
 from tests.reliability.conftest import (
     ledger,
     manifests,
@@ -177,3 +182,66 @@ def test_aws_max_attempts_bounds_the_retries(
         )
     assert rule.hits == 2
     assert manifests(s3, bucket) == {}
+
+
+# --- the same faults on either store, injected by a wrapper around it (tests/faultstore.py) ----
+STORE_FAULTS = [
+    ("the input's read cut mid-stream", dict(call="read", match="incoming/", after_bytes=4096)),
+    ("the first write into predictions.csv", dict(call="write", match="predictions.csv")),
+    ("the commit of predictions.csv", dict(call="commit", match="predictions.csv")),
+    ("the manifest's create-only commit", dict(call="commit", match="manifest.json")),
+    ("the listing of the run folder", dict(call="list_objects", match="scored/")),
+]
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+@pytest.mark.parametrize("fault", [f[1] for f in STORE_FAULTS], ids=[f[0] for f in STORE_FAULTS])
+def test_a_store_fault_leaves_no_manifest_and_nothing_half_written_then_a_rerun_completes(
+    kind: str,
+    fault: dict[str, Any],
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    trained_registry: str,
+    faulty_store: Any,
+) -> None:
+    def score() -> runs.RunResult | None:
+        if kind == "s3":
+            ref = ObjectVersion(bucket, "incoming/fatal.csv", version)
+            return service.score_object(ref, service.Settings(), model=model)
+        run_id = refs.run_id(model.card.name, model.card.version, service.local_identity(src))
+        out = str(tmp_path / "scored" / "fatal" / run_id)
+        return runs.score(runs.InputRef(url=src), out, model, run_id)
+
+    if kind == "s3":
+        s3, bucket = request.getfixturevalue("s3"), request.getfixturevalue("bucket")
+        model = request.getfixturevalue("model")
+        version = put(s3, bucket, "incoming/fatal.csv", sample_csv(ROWS))
+        faulty = faulty_store(f"s3://{bucket}/")
+    else:
+        reg = Registry(trained_registry)
+        model = reg.load(reg.resolve("claims"))
+        (tmp_path / "incoming").mkdir()
+        src = str(tmp_path / "incoming" / "fatal.csv")
+        Path(src).write_bytes(sample_csv(ROWS))
+        faulty = faulty_store(src)
+    injected = faulty.add(**fault, error=unavailable(), times=99)
+    with pytest.raises(StorageUnavailable) as err:
+        score()
+    assert err.value.exit_code == 1  # "retry me": the input stays pending
+    assert injected.hits >= 1
+    if kind == "s3":
+        assert manifests(s3, bucket) == {}
+        assert open_uploads(s3, bucket) == []
+        found = ledger(bucket)
+        assert "INPUT_PENDING" in [v.split()[0] for v in found]
+        assert all(v.split()[0] in {"INPUT_PENDING", "OUTPUT_WITHOUT_MANIFEST"} for v in found)
+    else:
+        left = sorted(p.name for p in (tmp_path / "scored").rglob("*") if p.is_file())
+        assert "manifest.json" not in left
+        assert [n for n in left if n.endswith(".part")] == []  # no temp file left behind
+    faulty.clear()
+    again = score()
+    assert again is not None
+    assert (again.manifest.status, again.manifest.rows_in) == ("ok", ROWS)
+    if kind == "s3":
+        assert ledger(bucket) == []

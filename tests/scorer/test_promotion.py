@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,25 +148,19 @@ def test_training_publish_with_an_alias_is_recorded_too(reg: Registry) -> None:
 
 
 # --- concurrent promotions ------------------------------------------------------------------------
-def test_two_admins_cannot_both_win(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_admins_cannot_both_win(reg: Registry, faulty_store: Any) -> None:
     """Admin B reads the alias (v1), admin A promotes v2 in between, then B writes v3: B's
     conditional write (If-Match on the ETag B read) fails, and only A's promotion is recorded."""
     v1, v2, v3 = publish(reg, 0.8), publish(reg, 0.81), publish(reg, 0.82)
     reg.promote("claims", v1, note="start", by="ops")
-    real = storage.read_with_etag
-    raced = []
-
-    def read_then_rival_promotes(url: str) -> tuple[bytes, str]:
-        seen = real(url)
-        if url.endswith("aliases/production.json") and not raced:
-            raced.append(True)
-            monkeypatch.setattr(storage, "read_with_etag", real)
-            reg.promote("claims", v2, note="A", by="a@example.com")
-        return seen
-
-    monkeypatch.setattr(storage, "read_with_etag", read_then_rival_promotes)
+    rival = faulty_store(reg.url).add(
+        "read_with_etag",
+        "aliases/production.json",
+        after=lambda: reg.promote("claims", v2, note="A", by="a@example.com"),
+    )
     with pytest.raises(PromotionConflict, match="moved by someone else while v3"):
         reg.promote("claims", v3, note="B", by="b@example.com")
+    assert rival.hits == 1
     assert reg.aliases("claims")["production"] == v2
     assert reg.resolve("claims").version == v2
     assert [(p.by, p.moved) for p in reg.history("claims")] == [

@@ -1,0 +1,202 @@
+"""The reader's lower half: the stored bytes as counted, hashed, gunzipped chunks, and the rules
+for cutting CSV text into physical lines and quote-free blocks (one record per line).
+
+The csv module has no per-reader field limit, only the process-wide ``csv.field_size_limit``: it
+is set here once, at import, before any thread reads; no other code may change it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from typing import IO
+
+from scorer import gunzip
+from scorer.budget import Budget
+from scorer.errors import FileRefused
+from scorer.gunzip import Gunzip, is_gzip
+
+MAX_FIELD = 1024 * 1024  # one cell; a larger one is almost surely not a CSV
+MAX_LINE = 64 * 1024 * 1024  # one physical line
+READ_SIZE = 1024 * 1024
+
+csv.field_size_limit(MAX_FIELD)
+
+_MAGIC = {
+    b"PK\x03\x04": "a ZIP archive (or an Excel .xlsx file); export it as CSV",
+    b"\xd0\xcf\x11\xe0": "an old Excel/Office file; export it as CSV",
+    b"%PDF": "a PDF document, not a CSV",
+    b"\x89PNG": "a PNG image, not a CSV",
+    b"PAR1": "a Parquet file, not a CSV",
+    b"BZh": "bzip2-compressed; use gzip (.csv.gz) or plain CSV",
+    b"\xfd7zXZ": "xz-compressed; use gzip (.csv.gz) or plain CSV",
+}
+
+
+def sniff(first: bytes) -> None:
+    """Refuse well-known non-CSV formats by their first bytes."""
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise FileRefused("the file is UTF-16 encoded; save it as UTF-8 CSV", code="NOT_UTF8")
+    for magic, what in _MAGIC.items():
+        if first.startswith(magic):
+            raise FileRefused(f"the file is {what}", code="NOT_CSV")
+
+
+class Counting:
+    """The object's bytes as chunks: counted and hashed as stored, gunzipped if gzip (see
+    ``scorer.gunzip``: linear, bounded, with the bomb rule), NUL bytes turned into refusals;
+    ``budget`` (if any) sees every read of the source."""
+
+    def __init__(
+        self, source: IO[bytes], compressed_size: int, budget: Budget | None = None
+    ) -> None:
+        self._src = source
+        self._budget = budget
+        self._gunzip: Gunzip | None = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.sha256 = hashlib.sha256()  # of the object's bytes as stored
+        self._compressed_size = compressed_size
+        head = self._read_raw(4)
+        if is_gzip(head):
+            max_out = budget.limits.max_decompressed_bytes if budget else gunzip.MAX_OUT
+            self._gunzip = Gunzip(self._read_raw, head=head, max_out=max_out)
+            self._pending = b""
+        else:
+            self._pending = head
+
+    @property
+    def compressed(self) -> bool:
+        return self._gunzip is not None
+
+    @property
+    def trailing_zeros(self) -> int:
+        """Zero bytes after the last gzip member (padding, ignored as ``gzip -d`` does)."""
+        return self._gunzip.trailing_zeros if self._gunzip is not None else 0
+
+    def _read_raw(self, n: int) -> bytes:
+        chunk = self._src.read(n)
+        self.bytes_in += len(chunk)
+        self.sha256.update(chunk)
+        if self._budget is not None:
+            self._budget.check(self.bytes_in)
+        return chunk
+
+    def read_chunk(self) -> bytes:
+        """The next chunk of (decompressed) content; b"" at the end."""
+        if self._pending:
+            data, self._pending = self._pending, b""
+        elif self._gunzip is not None:
+            data = self._gunzip.read(READ_SIZE)
+        else:
+            data = self._read_raw(READ_SIZE)
+        if self.bytes_out == 0:
+            sniff(data[:4])
+        if b"\x00" in data:
+            raise FileRefused(
+                f"the file contains NUL bytes (after {self.bytes_out + data.index(0)} bytes); "
+                "it is binary, not a text CSV",
+                code="BINARY_CONTENT",
+            )
+        self.bytes_out += len(data)
+        return data
+
+
+BLANK = ("\n", "\r\n", "\r")
+_EXTRA_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")  # str.splitlines() only
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def split_lines(text: str) -> list[str]:
+    """Physical lines as a text reader with newline='' gives them (ends on \\n, \\r\\n, \\r)."""
+    if _EXTRA_BREAKS.search(text) is None:
+        return text.splitlines(keepends=True)
+    return _LINE.findall(text)
+
+
+def simple(text: str) -> bool:
+    """One record per line: no quote, no blank line, every CR part of a CRLF."""
+    if '"' in text or text.startswith(("\n", "\r")) or "\n\n" in text:
+        return False
+    if "\r" not in text:  # the common case: no need to look for CRs
+        return True
+    return "\n\r\n" not in text and text.count("\r") == text.count("\r\n")
+
+
+def one_record_per_line(lines: list[str]) -> bool:
+    """No quote, no blank line and no line long enough to hold an oversized field."""
+    text = "".join(lines)
+    if '"' in text:
+        return False
+    if any(lines.count(b) for b in BLANK):
+        return False
+    return len(text) <= MAX_FIELD or max(map(len, lines)) <= MAX_FIELD
+
+
+def count_lines(text: str) -> int:
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def first_line_end(text: str, *, final: bool) -> int:
+    """Index just after the first line end of ``text``; 0 if none is certain yet."""
+    n = text.find("\n")
+    r = text.find("\r", 0, n if n >= 0 else len(text))
+    if r < 0:
+        return n + 1
+    if r + 1 < len(text):
+        return r + 2 if text[r + 1] == "\n" else r + 1
+    return r + 1 if final else 0  # a CR at the end may be the first half of a CRLF
+
+
+def last_line_end(text: str, limit: int, *, final: bool) -> int:
+    """Index just after the last line end that starts before ``limit``; 0 if none."""
+    n = text.rfind("\n", 0, limit)
+    r = text.rfind("\r", 0, limit)
+    if r <= n:
+        return n + 1
+    if r + 1 < len(text):
+        return r + 2 if text[r + 1] == "\n" else r + 1
+    if final:
+        return r + 1
+    return n + 1
+
+
+def complete_utf8(data: bytes) -> int:
+    """Length of ``data`` without a UTF-8 sequence cut off at its end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80:
+            return len(data)
+        if byte >= 0xC0:  # a lead byte: is its sequence complete?
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(data) if back >= need else len(data) - back
+    return len(data)
+
+
+def line_too_long(lines: int) -> FileRefused:
+    return FileRefused(
+        f"line {lines + 1} is longer than {MAX_LINE // (1024 * 1024)} MiB; is a quote left open "
+        "or is this not a CSV?",
+        code="FIELD_TOO_LARGE",
+    )
+
+
+def refusal(exc: csv.Error, line: int) -> FileRefused:
+    """The refusal for a CSV error after ``line`` physical lines were read."""
+    msg = str(exc)
+    if "NUL" in msg:
+        return FileRefused(
+            f"the file contains NUL bytes (line {line}); it is binary, not a text CSV",
+            code="BINARY_CONTENT",
+        )
+    if "field larger" in msg:
+        return FileRefused(
+            f"a value near line {line} is larger than {MAX_FIELD // 1024} KiB; "
+            "is a quote left open?",
+            code="FIELD_TOO_LARGE",
+        )
+    return FileRefused(
+        f"the CSV is malformed near line {line} ({msg}); check the quoting",
+        code="MALFORMED_CSV",
+    )
