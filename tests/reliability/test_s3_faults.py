@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from scorer import refs, runs, service, storage
+from scorer import runs, service, storage
 from scorer.errors import DropscoreError, StorageUnavailable
-from scorer.layout import ObjectVersion
+from scorer.layout import ObjectVersion, RunId
 from scorer.registry import Registry
 from tests.faultstore import unavailable
 from tests.reliability.conftest import (
@@ -208,9 +208,9 @@ def test_a_store_fault_leaves_no_manifest_and_nothing_half_written_then_a_rerun_
         if kind == "s3":
             ref = ObjectVersion(bucket, "incoming/fatal.csv", version)
             return service.score_object(ref, service.Settings(), model=model)
-        run_id = refs.run_id(model.card.name, model.card.version, service.local_identity(src))
-        out = str(tmp_path / "scored" / "fatal" / run_id)
-        return runs.score(runs.InputRef(url=src), out, model, run_id)
+        run_id = RunId.of(model.card.name, model.card.version, service.local_identity(src))
+        out = str(tmp_path / "scored" / "fatal" / str(run_id))
+        return runs.score(ObjectVersion("", src), out, model, str(run_id))
 
     if kind == "s3":
         s3, bucket = request.getfixturevalue("s3"), request.getfixturevalue("bucket")
