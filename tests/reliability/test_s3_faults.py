@@ -208,7 +208,7 @@ def test_a_store_fault_leaves_no_manifest_and_nothing_half_written_then_a_rerun_
         if kind == "s3":
             ref = ObjectVersion(bucket, "incoming/fatal.csv", version)
             return service.score_object(ref, service.Settings(), model=model)
-        run_id = RunId.of(model.card.name, model.card.version, service.local_identity(src))
+        run_id = RunId.of(model.card.name, model.card.version, service.local_version(src))
         out = str(tmp_path / "scored" / "fatal" / str(run_id))
         return runs.score(ObjectVersion("", src), out, model, str(run_id))
 

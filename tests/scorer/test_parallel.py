@@ -224,7 +224,7 @@ def test_a_run_ending_on_one_thread_leaves_the_heap_frozen_for_a_run_on_another(
         src = tmp_path / f"{name}.csv"
         src.write_bytes(data)
         return runs.score(
-            runs.InputRef(url=str(src)), str(tmp_path / f"out-{name}"), claims_model,
+            ObjectVersion("", str(src)), str(tmp_path / f"out-{name}"), claims_model,
             f"claims-v1-{name}", info=storage.head(str(src)), batch_rows=BATCH, workers=0,
             progress=watch,
         )  # fmt: skip
