@@ -75,7 +75,7 @@ def _usage_of(parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str]
     top = parser()
     try:
         args, _ = top.parse_known_args(argv)
-    except (SystemExit, DropscoreError):  # not reached: argv parsed before the error was raised
+    except (SystemExit, DropscoreError):  # raised while parsing (a converter): the top usage
         return f"; see '{top.prog} --help'"
     return f"; see '{chosen(top, args).prog} --help'"
 
