@@ -49,7 +49,7 @@ audit: install  ## vulnerability audit of the locked dependencies (needs PyPI's 
 	  --no-deps --disable-pip --strict --progress-spinner off
 
 demo: install  ## the whole local stack: S3, a model, the watcher, the UI, a first scored file
-	$(PY) -m scorer.demo
+	$(PY) -m devstack.demo
 
 deploy: install  ## build, push and deploy to AWS (needs AWS credentials and Docker)
 	bash infra/deploy.sh deploy

@@ -11,5 +11,5 @@ if [ -n "${DROPSCORE_UI_SECRETS:-}" ]; then
 fi
 # Streamlit buffers an upload up to server.maxUploadSize before the app sees it: the server's
 # limit is the app's own (DROPSCORE_UI_MAX_MB, default 50 as in ui/settings.py), one variable.
-exec streamlit run "${DROPSCORE_UI_APP:-/app/ui/app.py}" \
+exec streamlit run "${DROPSCORE_UI_APP:-/opt/venv/lib/python3.11/site-packages/ui/app.py}" \
   --server.maxUploadSize "${DROPSCORE_UI_MAX_MB:-50}" "$@"

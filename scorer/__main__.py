@@ -17,7 +17,8 @@ from scorer.registry import Registry
 
 ENGINES = ("auto", "plan", "pipeline")
 EPILOG = """exit codes: 0 a terminal manifest exists (ok, partial, or already done)
-            2 the file was refused as a whole (manifest status 'failed' with a reason code)
+            2 the file was refused as a whole (manifest status 'failed' with a reason code),
+              or the command itself was wrong (nothing ran)
             1 anything else; the input stays pending for a retry or the sweep
 
 examples:
@@ -411,7 +412,7 @@ def _check(args: Any, settings: service.Settings) -> int:
 def _jobs(args: Any, settings: service.Settings) -> int:
     import datetime as dt
 
-    from scorer import jobs, schedules
+    from scorer import jobrun, jobs, schedules
 
     if args.jobs_command == "add":
         mirror = jobs.mirror_from(args)
@@ -453,7 +454,7 @@ def _jobs(args: Any, settings: service.Settings) -> int:
         print(f"{len(found)} job(s) in s3://{args.bucket}/{jobs.PREFIX}", file=sys.stderr)
         return 0
     at = schedules.parse_time(args.at) if args.at else None
-    summary, repeated = jobs.run(
+    summary, repeated = jobrun.run(
         args.bucket,
         args.name,
         settings,
@@ -461,9 +462,9 @@ def _jobs(args: Any, settings: service.Settings) -> int:
         concurrency=max(1, args.concurrency),
     )
     if repeated:
-        print(f"already ran: {jobs.summary_line(summary)}", file=sys.stderr)
+        print(f"already ran: {jobrun.summary_line(summary)}", file=sys.stderr)
         return 0
-    print(jobs.summary_line(summary), file=sys.stderr)
+    print(jobrun.summary_line(summary), file=sys.stderr)
     if "event_error" in summary:
         print(f"warning: Job Completed not sent: {summary['event_error']}", file=sys.stderr)
     return 1 if summary["status"] != "complete" else 0
@@ -492,4 +493,4 @@ def _progress_bar(total: int) -> tuple[runs.Progress | None, Any]:
 
 
 if __name__ == "__main__":
-    sys.exit(cliutil.run(main))
+    sys.exit(cliutil.run(main, parser=build_parser))

@@ -1,6 +1,8 @@
 """What every dropscore command line shares: env-var defaults and turning errors into exit codes.
 
-The CLI is the only place that turns an exception into an exit code and a line on stderr.
+The CLI is the only place that turns an exception into an exit code and a line on stderr. A
+command line that is itself wrong (argparse's complaints, ``BadArgument``) exits 2 like a refused
+file — nothing ran and a retry would fail the same way — never 1, which means "retry me".
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from scorer.errors import DropscoreError
+from scorer.codes import Code
+from scorer.errors import BadArgument, DropscoreError
 
 ENV_PREFIX = "DROPSCORE_"
 
@@ -38,13 +41,43 @@ class EnvDefaultsParser(argparse.ArgumentParser):
         return super().add_argument(*names, **kw)
 
     def error(self, message: str) -> NoReturn:
-        """A usage mistake: one line with a code, like every other error (exit 1: retryable)."""
-        print(f"error [USAGE]: {message}; see '{self.prog} --help'", file=sys.stderr)
-        raise SystemExit(1)
+        """A usage mistake: one line with a code, like every other error, and exit 2."""
+        print(f"error [{Code.USAGE}]: {message}; see '{self.prog} --help'", file=sys.stderr)
+        raise SystemExit(BadArgument.exit_code)
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """As argparse's, but an unknown argument is reported by the command it was given to
+        (whose ``--help`` lists what it takes), not by the top-level parser."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            chosen(self, parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
     def add_subparsers(self, **kw: Any) -> Any:
         kw.setdefault("parser_class", _SubParser(self._environ))
         return super().add_subparsers(**kw)
+
+
+def chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command parser ``args`` were parsed by: ``python -m scorer jobs add``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            name = getattr(args, action.dest, None)
+            if name in action.choices:
+                return chosen(action.choices[name], args)
+    return parser
+
+
+def _usage_of(parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str]) -> str:
+    """Where the usage of the command in ``argv`` is, for a BadArgument's line."""
+    top = parser()
+    try:
+        args, _ = top.parse_known_args(argv)
+    except (SystemExit, DropscoreError):  # raised while parsing (a converter): the top usage
+        return f"; see '{top.prog} --help'"
+    return f"; see '{chosen(top, args).prog} --help'"
 
 
 def _SubParser(environ: Mapping[str, str]) -> Callable[..., EnvDefaultsParser]:
@@ -64,8 +97,14 @@ def os_user() -> str:
         return "unknown"
 
 
-def run(main: Callable[[Sequence[str]], int], argv: Sequence[str] | None = None) -> int:
-    """Run a command; a DropscoreError becomes one stderr line and its exit code."""
+def run(
+    main: Callable[[Sequence[str]], int],
+    argv: Sequence[str] | None = None,
+    *,
+    parser: Callable[[], argparse.ArgumentParser] | None = None,
+) -> int:
+    """Run a command; a DropscoreError becomes one stderr line and its exit code. ``parser``
+    (the command's ``build_parser``) lets a BadArgument line point to the command's usage."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get(ENV_PREFIX + "DEBUG", "") in ("1", "true")
     try:
@@ -73,7 +112,8 @@ def run(main: Callable[[Sequence[str]], int], argv: Sequence[str] | None = None)
     except DropscoreError as exc:
         if debug:
             traceback.print_exc()
-        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        usage = _usage_of(parser, args) if parser and isinstance(exc, BadArgument) else ""
+        print(f"error [{exc.code}]: {exc.message}{usage}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -82,7 +122,7 @@ def run(main: Callable[[Sequence[str]], int], argv: Sequence[str] | None = None)
         if debug:
             traceback.print_exc()
         print(
-            f"error [INTERNAL]: unexpected {type(exc).__name__}: {exc}. "
+            f"error [{Code.INTERNAL}]: unexpected {type(exc).__name__}: {exc}. "
             "This is a bug in dropscore; rerun with --debug and report the output.",
             file=sys.stderr,
         )

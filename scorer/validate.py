@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scorer import categories, dialect
+from scorer.codes import Code
 from scorer.reader import ColumnBatch
 from scorer.schema import HeaderPlan
 
@@ -76,8 +77,8 @@ def check_batch(
     widths = np.fromiter(map(len, records), dtype=np.int64, count=n)
     code = np.full(n, None, dtype=object)
     col_of = np.full(n, "", dtype=object)
-    code[widths < plan.width] = "TOO_FEW_FIELDS"
-    code[widths > plan.width] = "TOO_MANY_FIELDS"
+    code[widths < plan.width] = Code.TOO_FEW_FIELDS
+    code[widths > plan.width] = Code.TOO_MANY_FIELDS
     shaped = np.flatnonzero(widths == plan.width)
     shaped_records = records if len(shaped) == n else [records[i] for i in shaped]
     # one transpose in C instead of a list comprehension per column
@@ -149,8 +150,8 @@ def _check(
                 words = _arrow_bool(pc.is_in(pc.utf8_lower(stripped), value_set=_NON_FINITE))
                 non_finite |= bad_type & words
                 bad_type &= ~words
-            _mark(code, col_of, shaped, bad_type, "WRONG_TYPE", feat.name)
-            _mark(code, col_of, shaped, non_finite, "NON_FINITE", feat.name)
+            _mark(code, col_of, shaped, bad_type, Code.WRONG_TYPE, feat.name)
+            _mark(code, col_of, shaped, non_finite, Code.NON_FINITE, feat.name)
             values[empty] = np.nan
             outside = np.zeros(m, dtype=bool)
             if feat.min is not None and feat.max is not None:
@@ -170,7 +171,7 @@ def _check(
             codes[feat.name] = code_of
             values_of[feat.name] = objects
         if not feat.nullable:
-            _mark(code, col_of, shaped, empty, "MISSING_VALUE", feat.name)
+            _mark(code, col_of, shaped, empty, Code.MISSING_VALUE, feat.name)
 
     ok = code == None  # noqa: E711 - elementwise comparison
     valid = np.flatnonzero(ok)
@@ -180,7 +181,7 @@ def _check(
         candidates = pd.DataFrame({name: vals[in_valid] for name, vals in values_of.items()})
         for pos, (column, reason) in refuse(candidates).items():
             row = int(valid[pos])
-            code[row], col_of[row], why[row] = "MODEL_REFUSED", column, reason
+            code[row], col_of[row], why[row] = Code.MODEL_REFUSED, column, reason
         ok = code == None  # noqa: E711
         valid = np.flatnonzero(ok)
     if len(valid) == m:
@@ -196,14 +197,14 @@ def _check(
     for mask, feat in zip(pending, plan.features, strict=True):
         count = int(mask.sum() if in_shaped is None else mask[in_shaped].sum())
         if count:
-            wcode = "OUT_OF_RANGE" if feat.kind == "number" else "UNSEEN_CATEGORY"
+            wcode = Code.OUT_OF_RANGE if feat.kind == "number" else Code.UNSEEN_CATEGORY
             warn[wcode] += count
             col_warn.setdefault(feat.name, Counter())[wcode] += count
     for name, mask in normalised_of.items():
         count = int(mask.sum() if in_shaped is None else mask[in_shaped].sum())
         if count:
-            warn["CATEGORY_NORMALISED"] += count
-            col_warn.setdefault(name, Counter())["CATEGORY_NORMALISED"] += count
+            warn[Code.CATEGORY_NORMALISED] += count
+            col_warn.setdefault(name, Counter())[Code.CATEGORY_NORMALISED] += count
 
     rejections = []
     for i in np.flatnonzero(~ok):
@@ -326,19 +327,19 @@ def _mark(
 
 
 def _message(code: str, column: str, record: list[str], plan: HeaderPlan) -> str:
-    if code == "TOO_FEW_FIELDS":
+    if code == Code.TOO_FEW_FIELDS:
         return f"row has {len(record)} fields, the header has {plan.width}; add the missing ones"
-    if code == "TOO_MANY_FIELDS":
+    if code == Code.TOO_MANY_FIELDS:
         return (
             f"row has {len(record)} fields, the header has {plan.width}; "
             "quote values that contain commas"
         )
     value = record[plan.header.index(column)] if column in plan.header else ""
-    if code == "MISSING_VALUE":
+    if code == Code.MISSING_VALUE:
         return f"'{column}' is empty; the model needs a value (training data had none missing)"
-    if code == "NON_FINITE":
+    if code == Code.NON_FINITE:
         return f"'{column}' is {value.strip()!r}; only finite numbers can be scored"
-    if code == "WRONG_TYPE":
+    if code == Code.WRONG_TYPE:
         # a comma-decimal file has its own reading of '.' and ',' (scorer/dialect.py)
         hint = (
             _number_hint(value.strip())

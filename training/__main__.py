@@ -14,7 +14,12 @@ from scorer.promotion import NO_NOTE, check_note, compare
 from scorer.refs import DEFAULT_ALIAS, check_name
 from scorer.registry import Registry
 
-EPILOG = """examples:
+EPILOG = """exit codes: 0 done
+            2 the training data was refused (TRAINING_DATA), or the command itself was wrong
+              (nothing ran)
+            1 anything else (storage unreachable, training failed …)
+
+examples:
   python -m training sample-data --rows 5000 --out claims.csv --seed 1
   python -m training train --data claims.csv --target charges --name claims \
       --registry ./models --alias production
@@ -218,4 +223,4 @@ def _metrics(metrics: dict[str, float]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(cliutil.run(main))
+    sys.exit(cliutil.run(main, parser=build_parser))

@@ -1,22 +1,17 @@
-"""dropscore's Streamlit app: ``streamlit run ui/app.py`` (from the repository root)."""
+"""dropscore's Streamlit app: ``streamlit run ui/app.py`` (the project is installed, so its
+packages import from anywhere; the image runs the installed copy)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-# `streamlit run ui/app.py` puts ui/ on sys.path, not the repository root that holds scorer/.
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from scorer import storage  # noqa: E402
-from scorer.errors import DropscoreError  # noqa: E402
-from ui import auth, state, widgets  # noqa: E402
-from ui.settings import UISettings  # noqa: E402
-from ui.views import home, models, predict, runs, schedules, score  # noqa: E402
+from scorer import storage
+from scorer.errors import DropscoreError
+from ui import auth, state, widgets
+from ui.settings import UISettings
+from ui.views import home, models, predict, runs, schedules, score
 
 _STATIC = Path(__file__).resolve().parent / "static"
 _LOGO = str(_STATIC / "logo.svg")

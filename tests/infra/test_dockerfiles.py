@@ -86,10 +86,83 @@ def test_runs_as_a_non_root_user_with_writes_confined_to_tmp(path: Path) -> None
     assert all(w != "RUN" for w, _ in stage[users[0] :]), "nothing runs as root after USER"
     env = env_of(path)
     assert env["HOME"] == "/tmp"
-    assert env["PYTHONPATH"] == "/app"
+    assert "PYTHONPATH" not in env, "dropscore is installed in the venv, not found by a path"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     for var in ("MPLCONFIGDIR", "NUMBA_CACHE_DIR", "PYCARET_CUSTOM_LOGGING_PATH"):
         assert env[var].startswith("/tmp/"), var
+
+
+def build_stage(path: Path) -> list[tuple[str, str]]:
+    steps = instructions(path)
+    return steps[: max(i for i, (word, _) in enumerate(steps) if word == "FROM")]
+
+
+@pytest.mark.parametrize("path", DOCKERFILES.values(), ids=DOCKERFILES.keys())
+def test_dropscore_is_installed_as_a_wheel_after_its_dependencies(path: Path) -> None:
+    """Dependencies first (a layer that survives code changes), then the packages' sources and
+    a non-editable install of the project: the runtime stage copies only the venv."""
+    steps = build_stage(path)
+    runs = [i for i, (w, a) in enumerate(steps) if w == "RUN" and "uv sync" in a]
+    assert len(runs) == 2
+    deps, project = (steps[i][1] for i in runs)
+    assert "--no-install-project" in deps
+    assert "--no-install-project" not in project
+    assert "uv sync --frozen --no-dev --no-build --no-editable" in project
+    sources = [a for w, a in steps[runs[0] : runs[1]] if w == "COPY"]
+    for package in PACKAGES:
+        assert f"{package}/ {package}/" in sources, package
+    runtime = " ".join(a for w, a in final_stage(path) if w == "COPY")
+    assert not any(f"{p}/" in runtime for p in PACKAGES), "the code comes with the venv only"
+
+
+PACKAGES = ("scorer", "training", "ui", "devstack")
+
+
+def test_the_wheel_the_images_build_holds_every_package_and_the_ui_entry_point(
+    tmp_path: Path,
+) -> None:
+    """Build the wheel from exactly what the build stage copies, as the image does, and check
+    it holds the packages (with the UI's static files) and the app the UI entry point runs."""
+    import shutil
+    import tomllib
+    import zipfile
+
+    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
+    assert Path(uv).exists(), "uv is needed (make install puts it in .tools/bin)"
+    src = tmp_path / "src"
+    for word, args in build_stage(DOCKERFILES["ui"]):
+        if word == "COPY":
+            for name in args.split()[:-1]:
+                if (ROOT / name).is_dir():
+                    shutil.copytree(
+                        ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__")
+                    )
+                else:
+                    (src / name).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(ROOT / name, src / name)
+    build = subprocess.run(
+        [uv, "build", "--wheel", "--out-dir", str(tmp_path / "dist"), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = (tmp_path / "dist").glob("dropscore-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for package in PACKAGES:
+        assert f"{package}/__init__.py" in names, package
+    assert {
+        "ui/app.py",
+        "ui/static/logo.svg",
+        "scorer/__main__.py",
+        "training/__main__.py",
+    } <= names
+    assert not any(n.startswith("tests/") for n in names)
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"] == "dropscore"
+    # the UI entry point's default is where that wheel puts ui/app.py in the image's venv
+    python = re.search(r"python:(3\.\d+)", one(DOCKERFILES["ui"], "FROM")).group(1)  # type: ignore[union-attr]
+    app = f"/opt/venv/lib/python{python}/site-packages/ui/app.py"
+    assert f'"${{DROPSCORE_UI_APP:-{app}}}"' in (ROOT / "infra" / "ui-entrypoint.sh").read_text()
 
 
 def test_scorer_entry_point_is_scorer_event() -> None:
@@ -154,8 +227,7 @@ def test_ui_entry_point_serves_health_under_production_settings(tmp_path: Path) 
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("STREAMLIT_", "DROPSCORE_"))},
         **env_of(DOCKERFILES["ui"]),
-        "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
-        "PYTHONPATH": str(ROOT),
+        "PATH": f"{VENV_BIN}:{os.environ['PATH']}",  # the venv dropscore is installed in
         "HOME": str(tmp_path),  # the task's /tmp volume
         "STREAMLIT_SERVER_PORT": str(port),
         "STREAMLIT_SERVER_ADDRESS": "127.0.0.1",  # loopback here; 0.0.0.0 in the task

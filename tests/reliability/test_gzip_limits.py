@@ -149,7 +149,7 @@ def test_a_budget_option_that_is_not_a_positive_number_is_a_usage_error(
         "score", str(src), "--registry", trained_registry, "--model", "claims",
         "--out", str(tmp_path / "o"), "--max-cpu-seconds", "0",
     )  # fmt: skip
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a usage error: nothing ran
     assert "error [BAD_ARGUMENT]: --max-cpu-seconds must be a number greater than 0" in proc.stderr
     assert not (tmp_path / "o" / "manifest.json").exists()
 

@@ -116,7 +116,7 @@ def test_moto_delivers_keys_raw_and_the_local_bridge_scores_each_once(
     s3: Any, bucket: str, s3_registry: str
 ) -> None:
     """The demo's own rule and queue on moto; `watch` hands each event on as AWS would."""
-    from scorer.demo import event_pattern
+    from devstack.demo import event_pattern
     from scorer.watch import watch
 
     sqs, evb = boto3.client("sqs"), boto3.client("events")

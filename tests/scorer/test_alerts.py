@@ -162,7 +162,7 @@ def test_max_rejected_rate_below_the_share_passes_and_bad_values_are_refused(
     ok = cli(*args, "--out", str(tmp_path / "a"), "--max-rejected-rate", "0.97")
     assert ok.returncode == 0, ok.stderr
     bad = cli(*args, "--out", str(tmp_path / "b"), "--max-rejected-rate", "20%")
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # a usage error: nothing ran
     assert "error [BAD_ARGUMENT]: --max-rejected-rate" in bad.stderr
     assert not (tmp_path / "b").exists()
 

@@ -66,7 +66,7 @@ def test_bad_engine_or_workers_is_a_usage_error(tmp_path: Path, trained_registry
     base = ["score", str(src), "--registry", trained_registry, "--model", "claims"]
     for flags in (["--engine", "fast"], ["--workers", "many"]):
         done = cli(*base, "--out", str(tmp_path / "out"), *flags)
-        assert done.returncode == 1
+        assert done.returncode == 2  # a usage error: nothing ran
         assert done.stderr.startswith("error ["), done.stderr
         assert "Traceback" not in done.stderr
         assert not (tmp_path / "out").exists()

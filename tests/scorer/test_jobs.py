@@ -1,6 +1,6 @@
 """Scheduled jobs over a real moto server: jobs/NAME.json with conditional writes, the
 EventBridge Scheduler mirror and its rollback, occurrences of 'new' and 'all' jobs, the
-occurrence summary, the Job Completed event, and the local scheduler loop."""
+occurrence summary and the Job Completed event (the local scheduler loop: tests/devstack)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from typing import Any
 import boto3
 import pytest
 
-from scorer import catalog, cliutil, jobs, service
+from scorer import catalog, cliutil, jobrun, jobs, service
 from scorer.__main__ import main
 from scorer.check import check
 from scorer.layout import ObjectVersion
-from scorer.ticker import Ticker
 from tests.scorer.test_s3_runs import manifests, put_sample
 from training.sample_data import generate
 
@@ -354,24 +353,6 @@ def test_one_job_completed_event_per_occurrence(
     assert got[0]["detail"]["totals"]["ok"] == 1
 
 
-def test_the_local_scheduler_fires_a_rate_job_once_per_tick(
-    s3: Any, bucket: str, s3_registry: str
-) -> None:
-    add_job(bucket, "minutely", f"s3://{bucket}/incoming/", "new", "rate(1 minute)")
-    now = [dt.datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)]
-    started: list[tuple[str, dt.datetime]] = []
-    ticker = Ticker(bucket, lambda name, at: started.append((name, at)), clock=lambda: now[0])
-    assert ticker.tick() == []  # first sight: past ticks are not back-filled
-    now[0] += dt.timedelta(seconds=20)
-    assert ticker.tick() == []  # 12:00:50, same tick
-    now[0] += dt.timedelta(seconds=15)
-    assert ticker.tick() == [("minutely", dt.datetime(2026, 6, 1, 12, 1, tzinfo=UTC))]
-    assert ticker.tick() == []  # polled again within the tick: not twice
-    now[0] += dt.timedelta(minutes=1)
-    ticker.tick()
-    assert [at.strftime("%H:%M") for _, at in started] == ["12:01", "12:02"]
-
-
 # --- pure: sources and result folders ---------------------------------------------------------
 @pytest.mark.parametrize(
     ("url", "key", "matches"),
@@ -461,6 +442,6 @@ def test_a_jobs_cost_this_month_adds_up_its_occurrences(s3: Any, bucket: str) ->
     put("20261031T2300Z", "2026-10-31T23:00:05+00:00", 5.0)  # last month: not counted
     put("20261101T0000Z", "2026-11-01T00:00:04+00:00", 0.25)
     put("20261102T0000Z", "2026-11-02T00:00:04+00:00", 0.5)
-    assert jobs.month_cost(bucket, "m", "2026-11") == (0.75, 2, False)
-    assert jobs.month_cost(bucket, "m", "2026-10") == (5.0, 1, False)
-    assert jobs.month_cost(bucket, "nobody", "2026-11") == (0.0, 0, False)
+    assert jobrun.month_cost(bucket, "m", "2026-11") == (0.75, 2, False)
+    assert jobrun.month_cost(bucket, "m", "2026-10") == (5.0, 1, False)
+    assert jobrun.month_cost(bucket, "nobody", "2026-11") == (0.0, 0, False)

@@ -32,7 +32,7 @@ def two_versions(trained_registry: str, tmp_path: Path) -> Path:
 def test_a_blank_note_is_refused_and_writes_nothing(two_versions: Path) -> None:
     before = snapshot(two_versions)
     proc = cli("promote", "claims", "2", "--registry", str(two_versions), "--note", "   ")
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a usage error: nothing ran
     assert_one_error_line(proc.stderr, "BAD_ARGUMENT", "a promotion needs a note saying why")
     assert snapshot(two_versions) == before
 

@@ -96,6 +96,9 @@ def test_cli_refuses_zero_rows_in_one_line(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert proc.returncode != 0
-    assert proc.stderr.splitlines() == ["error [BAD_ARGUMENT]: --rows must be at least 1"]
+    assert proc.returncode == 2  # a usage error: nothing ran
+    assert proc.stderr.splitlines() == [
+        "error [BAD_ARGUMENT]: --rows must be at least 1; "
+        "see 'python -m training sample-data --help'"
+    ]
     assert not out.exists()

@@ -153,6 +153,6 @@ def test_column_options_through_the_cli_and_env_and_what_the_console_says(tmp_pa
     assert "train with --categorical StoreID" in hinted.stderr
 
     unknown = cli("train", *base, "--name", "bad", "--keep", "Idd")
-    assert unknown.returncode == 1
+    assert unknown.returncode == 2  # a usage error: nothing ran
     assert "error [BAD_ARGUMENT]: --keep names 'Idd', not a column" in unknown.stderr
     assert not (tmp_path / "models" / "bad").exists()

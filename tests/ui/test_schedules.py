@@ -7,7 +7,7 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-from scorer import catalog, jobs, service
+from scorer import catalog, jobrun, jobs, service
 from tests.scorer.test_s3_runs import put_sample
 from tests.ui.conftest import APP, TIMEOUT, open_page
 from tests.ui.test_models import ADMIN, ANALYST, aws
@@ -25,7 +25,7 @@ def jobs_table(at: AppTest):  # type: ignore[no-untyped-def]
 def test_jobs_show_schedule_next_and_last_occurrence(app, ui_env, s3) -> None:  # type: ignore[no-untyped-def]
     put_sample(s3, ui_env, "incoming/sched/a.csv", rows=25, seed=3)
     add(ui_env, "nightly")
-    summary, _ = jobs.run(ui_env, "nightly", service.Settings())
+    summary, _ = jobrun.run(ui_env, "nightly", service.Settings())
     at = app(page="schedules")
     assert not at.exception
     assert [t.value for t in at.title] == ["Schedules"]
@@ -56,10 +56,10 @@ def test_run_now_is_for_administrators_only(app, ui_env, monkeypatch) -> None:  
     # "Started …" while it runs, "Ran …" when it was done within the page's wait: either is true
     assert any("a manual occurrence of nightly" in s.value for s in at.success)
     deadline = time.monotonic() + 120
-    while not jobs.occurrences(ui_env, "nightly"):  # the occurrence runs in its own process
+    while not jobrun.occurrences(ui_env, "nightly"):  # the occurrence runs in its own process
         assert time.monotonic() < deadline
         time.sleep(1)
-    [occ] = jobs.occurrences(ui_env, "nightly")
+    [occ] = jobrun.occurrences(ui_env, "nightly")
     assert occ.startswith("manual-")
 
 
@@ -69,7 +69,7 @@ def test_a_run_of_an_all_job_links_to_its_job(app, ui_env, s3) -> None:  # type:
         "monthly", f"s3://{ui_env}/incoming/sched/", "claims", "rate(1 day)", mode="all"
     )
     jobs.add(ui_env, spec, service.Settings(), None)
-    jobs.run(ui_env, "monthly", service.Settings())
+    jobrun.run(ui_env, "monthly", service.Settings())
     [entry] = catalog.list_runs(ui_env)
     at = app(query={"run": entry.path.key})
     open_page(at, "runs")

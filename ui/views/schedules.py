@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from scorer import jobs
+from scorer import jobrun, jobs
 from scorer.errors import DropscoreError
 from ui import state, widgets
 from ui.settings import UISettings
@@ -31,13 +31,13 @@ def _jobs(bucket: str) -> list[jobs.Job]:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _month_cost(bucket: str, name: str, month: str) -> tuple[float, int, bool]:
-    return jobs.month_cost(bucket, name, month)
+    return jobrun.month_cost(bucket, name, month)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def _last(bucket: str, name: str) -> dict[str, Any] | None:
-    found = jobs.occurrences(bucket, name)
-    return jobs.read_occurrence(bucket, name, found[-1]) if found else None
+    found = jobrun.occurrences(bucket, name)
+    return jobrun.read_occurrence(bucket, name, found[-1]) if found else None
 
 
 def render() -> None:

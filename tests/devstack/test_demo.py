@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from tests.conftest import free_port
+from training.sample_data import TARGET, generate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +38,7 @@ def test_demo_stack_scores_a_dropped_file_and_stops_cleanly(tmp_path: Path) -> N
     log = tmp_path / "demo.log"
     with open(log, "wb") as out:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "scorer.demo"],
+            [sys.executable, "-m", "devstack.demo"],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -53,6 +54,8 @@ def test_demo_stack_scores_a_dropped_file_and_stops_cleanly(tmp_path: Path) -> N
         text = log.read_text()
         assert f"aws --endpoint-url {endpoint} s3 cp" in text
         assert "scored: s3://dropscore/scored/demo/first claims/" in text
+        # the first file shows rejected rows too: the three bad rows made from the card
+        assert "status=partial rows_in=503 scored=500 rejected=3" in text
 
         s3 = boto3.client(
             "s3",
@@ -61,11 +64,8 @@ def test_demo_stack_scores_a_dropped_file_and_stops_cleanly(tmp_path: Path) -> N
             aws_access_key_id="x",
             aws_secret_access_key="x",
         )
-        s3.put_object(
-            Bucket="dropscore",
-            Key="incoming/user/drop 1.csv",
-            Body=b"age,sex,bmi,children,smoker,region\n33,female,22.1,0,no,northwest\n",
-        )
+        row = generate(1, seed=5).drop(columns=[TARGET]).to_csv(index=False)
+        s3.put_object(Bucket="dropscore", Key="incoming/user/drop 1.csv", Body=row.encode())
         manifest = None
         deadline = time.monotonic() + 60
         while manifest is None and time.monotonic() < deadline:

@@ -3,13 +3,18 @@
 A moto server (real S3/SQS/EventBridge HTTP APIs) on 127.0.0.1:5055; bucket ``dropscore`` with
 versioning and EventBridge notifications; a rule on ``incoming/`` → an SQS queue (+ DLQ)
 standing in for the RunTask target; a sample model trained and promoted; ``scorer watch``; a
-sweep every few minutes; a local scheduler for jobs (scorer/ticker.py) with one sample job that
+sweep every few minutes; a local scheduler for jobs (devstack/ticker.py) with one sample job that
 fires every minute; the Streamlit UI; and a first file dropped and scored. Ctrl-C stops
 everything it started.
+
+It knows no column: the sample data and its target come from ``training.sample_data``, and the
+first file's bad rows are made from the trained model's card.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -181,8 +186,9 @@ def event_pattern(bucket: str) -> dict[str, Any]:
     }
 
 
-def first_file(path: Path) -> None:
-    """Sample rows plus a few bad ones, so the first result shows rejected rows too."""
+def first_file(path: Path, card: dict[str, Any]) -> None:
+    """Sample rows plus a few bad ones, so the first result shows rejected rows too: a word in
+    the card's first number column, a row cut short, ``inf`` in its last number column."""
     subprocess.run(
         [
             sys.executable,
@@ -200,16 +206,21 @@ def first_file(path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    lines = path.read_text().splitlines()
-    header = lines[0].split(",")
-    bad = [
-        ",".join("abc" if i == 0 else v for i, v in enumerate(lines[1].split(","))),
-        ",".join(lines[2].split(",")[:-2]),
-        ",".join(
-            "inf" if h == "bmi" else v for h, v in zip(header, lines[3].split(","), strict=False)
-        ),
-    ]
-    path.write_text("\n".join([*lines, *bad]) + "\n")
+    numbers = [f["name"] for f in card["features"] if f["kind"] == "number"]
+    with open(path, newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    bad = [dict(zip(header, row, strict=True)) for row in rows[:3]]
+    if numbers:
+        bad[0][numbers[0]] = "abc"  # WRONG_TYPE
+        bad[2][numbers[-1]] = "inf"  # NON_FINITE
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    writer.writerow(bad[0].values())
+    writer.writerow(list(bad[1].values())[:-2])  # TOO_FEW_FIELDS
+    writer.writerow(bad[2].values())
+    path.write_text(out.getvalue())
 
 
 def wait_manifest(s3: Any, prefix: str, seconds: float) -> dict[str, Any] | None:
@@ -258,6 +269,8 @@ def py(*args: str) -> list[str]:
 
 def sample_model(data: Path) -> Path:
     """Train the sample model into a local registry once; later demos reuse it."""
+    from training import sample_data
+
     registry = data / "models"
     if list(registry.glob(f"{MODEL}/*/card.json")):
         say(f"reusing the sample model in {registry} (delete it to retrain)")
@@ -276,7 +289,7 @@ def sample_model(data: Path) -> Path:
             "--data",
             str(train_csv),
             "--target",
-            "charges",
+            sample_data.TARGET,
             "--name",
             MODEL,
             "--registry",
@@ -290,6 +303,14 @@ def sample_model(data: Path) -> Path:
         check=True,
     )
     return registry
+
+
+def production_card(registry: Path) -> dict[str, Any]:
+    """The card of the version the local registry's production alias names."""
+    model = registry / MODEL
+    version = json.loads((model / "aliases" / "production.json").read_text())["version"]
+    card: dict[str, Any] = json.loads((model / str(version) / "card.json").read_text())
+    return card
 
 
 def publish(registry: Path) -> None:
@@ -366,7 +387,7 @@ def run(stack: Stack) -> int:
     threading.Thread(target=job_clock, args=(stack,), daemon=True).start()
 
     first = data / "first claims.csv"
-    first_file(first)
+    first_file(first, production_card(registry))
     s3 = boto3.client("s3")
     s3.upload_file(str(first), BUCKET, "incoming/demo/first claims.csv")
     say("dropped incoming/demo/first claims.csv; waiting for its manifest …")
@@ -443,7 +464,7 @@ def add_sample_job() -> None:
 
 def job_clock(stack: Stack) -> None:
     """The local EventBridge Scheduler: every few seconds, start the occurrences that came due."""
-    from scorer.ticker import Ticker
+    from devstack.ticker import Ticker
 
     def start(name: str, at: Any) -> None:
         threading.Thread(target=run_occurrence, args=(name, at), daemon=True).start()
