@@ -455,11 +455,11 @@ def fargate_cluster(
                 start_timeout=connect_timeout,
             )
         )
-        with Client(cluster) as client:
+        with Client(cluster) as dask_client:
             try:
-                client.wait_for_workers(len(workers.task_arns), timeout=connect_timeout)
+                dask_client.wait_for_workers(len(workers.task_arns), timeout=connect_timeout)
             except TimeoutError as exc:
-                have = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+                have = len(dask_client.scheduler_info(n_workers=-1).get("workers", {}))
                 raise WorkersUnavailable(
                     f"{have} of {len(workers.task_arns)} Dask workers connected to the "
                     f"scheduler at {address} within {connect_timeout:g} s; check the subnets' "

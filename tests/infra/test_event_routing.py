@@ -263,7 +263,16 @@ def container_env(
             for e in props["ContainerDefinitions"][0]["Environment"]
             if not e["Name"].startswith(mirror)
         ],
-        {"Bucket": bucket, "ModelName": "claims", "UiDomainName": "scores.example.org"},
+        {
+            "Bucket": bucket,
+            "ModelName": "claims",
+            "UiDomainName": "scores.example.org",
+            # where Dask workers would run if a file scaled out on Fargate (scorer/fargate.py)
+            "WorkerTaskDefinition": "arn:aws:ecs:us-east-1:1234:task-definition/ds-worker:1",
+            "WorkerSecurityGroup": "sg-0123456789abcdef0",
+            "MaxWorkers": "16",
+            "WorkerCpu": "2048",
+        },
         {"HasUiDomain": True},
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DROPSCORE_")}
