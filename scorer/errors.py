@@ -172,7 +172,7 @@ class WorkersUnavailable(DropscoreError):
     """Dask worker tasks could not be started or did not reach RUNNING in time (capacity,
     quota, image pull, network); the run stops and the input stays pending."""
 
-    code = "WORKERS_UNAVAILABLE"
+    code = Code.WORKERS_UNAVAILABLE
 
 
 class Interrupted(DropscoreError):
