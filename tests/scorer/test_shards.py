@@ -5,8 +5,13 @@ bad rows at and around every shard boundary, with one and two local workers."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -198,4 +203,68 @@ def test_every_unit_its_own_shard_gives_the_same_bytes(
     one = run(tmp_path, data, claims_model, "none", 1)
     sharded = run(tmp_path, data, claims_model, "local:1", 1)
     assert sharded["shards"] >= 2
+    same(sharded, one)
+
+
+def test_an_s3_file_in_shards_gives_the_same_objects(
+    bucket: str, s3: Any, claims_model: LoadedModel, messy: bytes
+) -> None:
+    key = "incoming/big.csv"
+    version = s3.put_object(Bucket=bucket, Key=key, Body=messy)["VersionId"]
+    url = f"s3://{bucket}/{key}"
+    objects = {}
+    for spec in ("none", "local:2"):
+        out = f"s3://{bucket}/scored/big/{spec.replace(':', '-')}"
+        result = runs.score(
+            runs.InputRef(url=url, version_id=version, bucket=bucket, key=key),
+            out,
+            claims_model,
+            "claims-v1-s3-shards",
+            info=storage.head(url, version),
+            batch_rows=BATCH * 8,
+            workers=0,
+            scale=Scale(cluster.parse(spec), 8000),
+        )
+        assert (result.manifest.shards > 1) == (spec != "none")
+        prefix = out.split("/", 3)[3] + "/"
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+        got = {
+            o["Key"][len(prefix) :]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+            for o in listed
+        }
+        manifest = json.loads(got.pop("manifest.json"))
+        for entry in manifest["outputs"].values():
+            entry.pop("url")
+            entry.pop("key")
+        objects[spec] = (got, {k: v for k, v in manifest.items() if k not in TIMINGS})
+        assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert set(objects["none"][0]) == {"predictions.csv", "rejected.csv"}
+    assert objects["local:2"] == objects["none"]
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_the_bytes_stay(
+    tmp_path: Path, claims_model: LoadedModel, messy: bytes
+) -> None:
+    """Dask reschedules the shards of a worker that died; the run still commits once."""
+    one = run(tmp_path, messy, claims_model, "none", 4000)
+    dask = cluster.client(cluster.parse("local:2"))
+    pids = dask.run(os.getpid)
+    killed: list[int] = []
+
+    def kill_one_when_busy() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            busy = [w for w, tasks in dask.processing().items() if tasks]
+            if busy:
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                killed.append(pids[busy[0]])
+                return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_one_when_busy, daemon=True)
+    killer.start()
+    sharded = run(tmp_path, messy, claims_model, "local:2", 4000)
+    killer.join()
+    assert killed, "no worker was busy while the run was scoring"
+    assert sharded["shards"] >= 10
     same(sharded, one)
