@@ -11,6 +11,7 @@ scheduler someone else runs (Fargate workers in AWS).
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -81,13 +82,15 @@ def client(spec: ClusterSpec) -> Any:
             return found
         from distributed import Client, LocalCluster
 
+        # Dask's own INFO lines (scheduler and nanny start/stop) are not the run's story
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         if spec.kind == "local":
             n = spec.workers or max(1, len(os.sched_getaffinity(0)))
             cluster = LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # no fixed port to collide on
                 host="127.0.0.1",
             )
             made = Client(cluster)
