@@ -48,7 +48,14 @@ def _aws_env_first(moto_endpoint: str) -> None:
     """Worker processes inherit the environment when they start: point S3 at moto before."""
 
 
-def run(tmp: Path, data: bytes, model: LoadedModel, spec: str, shard_bytes: int | None) -> dict:
+def run(
+    tmp: Path,
+    data: bytes,
+    model: LoadedModel,
+    spec: str,
+    shard_bytes: int | None,
+    batch_rows: int = BATCH,
+) -> dict:
     src = tmp / "in.csv"
     src.write_bytes(data)
     out = tmp / f"out-{spec.replace(':', '-')}-{random.random()}"
@@ -59,7 +66,7 @@ def run(tmp: Path, data: bytes, model: LoadedModel, spec: str, shard_bytes: int 
         model,
         "claims-v1-shards",
         info=storage.head(str(src)),
-        batch_rows=BATCH,
+        batch_rows=batch_rows,
         workers=0,
         scale=scale,
     )
@@ -268,3 +275,52 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_bytes_stay(
     assert killed, "no worker was busy while the run was scoring"
     assert sharded["shards"] >= 10
     same(sharded, one)
+
+
+@pytest.mark.slow
+def test_a_coordinator_killed_mid_upload_leaves_nothing_and_the_sweep_redoes_it(
+    tmp_path: Path, s3: Any, bucket: str, s3_registry: str, claims_model: LoadedModel
+) -> None:
+    """SIGKILL of the run (the Dask coordinator) after part 1 of predictions.csv: no manifest,
+    no output; its worker processes go with it; the sweep scores the file in shards again, the
+    open upload is aborted, the bytes equal one process's and the ledger checker is clean."""
+    from scorer import service
+    from scorer.storage import MIN_PART_SIZE
+    from scorer.sweep import sweep
+    from tests.reliability.conftest import (
+        ledger,
+        manifests,
+        open_uploads,
+        put,
+        run_event,
+        sample_csv,
+    )
+
+    body = sample_csv(140_000, seed=21)  # ~7 MiB of predictions: two 5 MiB parts
+    reference = run(tmp_path, body, claims_model, "none", None, runs.BATCH_ROWS)["files"]
+    key = "incoming/crash/big.csv"
+    version = put(s3, bucket, key, body)
+    scale_env = {"DROPSCORE_CLUSTER": "local:2", "DROPSCORE_SHARD_OVER_MB": "1"}
+    killed = run_event(
+        bucket,
+        key,
+        version,
+        env={
+            **scale_env,
+            "DROPSCORE_FAULT": "after_part:1",
+            "DROPSCORE_PART_SIZE": str(MIN_PART_SIZE),
+        },
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert "scoring in shards" in killed.stderr
+    assert manifests(s3, bucket) == {}
+    assert open_uploads(s3, bucket), "the kill left an upload open"
+
+    settings = service.Settings(scale=Scale(cluster.parse("local:2"), 1024 * 1024))
+    assert sweep(bucket, settings, rescore_stale=False, concurrency=1) == 0
+    [manifest] = manifests(s3, bucket).values()
+    assert manifest["shards"] >= 2
+    pred = s3.get_object(Bucket=bucket, Key=manifest["outputs"]["predictions"]["key"])
+    assert pred["Body"].read() == reference["predictions.csv"]
+    assert open_uploads(s3, bucket) == []
+    assert ledger(bucket) == []
