@@ -17,9 +17,16 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from scorer.errors import BadArgument
+from scorer.errors import BadArgument, DropscoreError
 
 NONE = "none"
+
+
+class ClusterUnavailable(DropscoreError):
+    """The Dask cluster could not be started or reached, or lost the run's shards for good;
+    the input stays pending."""
+
+    code = "CLUSTER_UNAVAILABLE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,18 +91,24 @@ def client(spec: ClusterSpec) -> Any:
 
         # Dask's own INFO lines (scheduler and nanny start/stop) are not the run's story
         logging.getLogger("distributed").setLevel(logging.WARNING)
-        if spec.kind == "local":
-            n = spec.workers or max(1, len(os.sched_getaffinity(0)))
-            cluster = LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",  # no fixed port to collide on
-                host="127.0.0.1",
-            )
-            made = Client(cluster)
-        else:
-            made = Client(spec.address, timeout="30s")
+        try:
+            if spec.kind == "local":
+                n = spec.workers or max(1, len(os.sched_getaffinity(0)))
+                cluster = LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",  # no fixed port to collide on
+                    host="127.0.0.1",
+                )
+                made = Client(cluster)
+            else:
+                made = Client(spec.address, timeout="30s")
+        except (OSError, TimeoutError, RuntimeError) as exc:
+            raise ClusterUnavailable(
+                f"the Dask cluster '{spec}' could not be started or reached ({exc}); check "
+                "--cluster (or run with --cluster none); the input stays pending"
+            ) from exc
         _clients[spec] = made
         return made
 

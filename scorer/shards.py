@@ -32,6 +32,7 @@ from typing import IO, Any, cast
 from scorer import cluster, storage
 from scorer.batches import BatchResult, score_batch
 from scorer.cluster import ClusterSpec
+from scorer.errors import DropscoreError
 from scorer.manifest import Manifest
 from scorer.reader import CsvStream, LineUnit, TextUnit, Unit, _split_lines, parse_unit
 from scorer.registry import LoadedModel
@@ -195,11 +196,23 @@ def sharded_results(
                 pending.append(dask.submit(score_shard, job, shared, pure=False))
             if not pending:
                 return
-            yield from pending.popleft().result()
+            yield from _result(pending.popleft())
     finally:
         for fut in pending:
             fut.cancel()
         shared.release()
+
+
+def _result(future: Any) -> list[BatchResult]:
+    try:
+        return cast(list[BatchResult], future.result())
+    except DropscoreError:  # a refusal or failure of the scoring itself, as in one process
+        raise
+    except Exception as exc:  # Dask gave up: workers lost too often, the scheduler gone …
+        raise cluster.ClusterUnavailable(
+            f"the Dask cluster lost a shard ({type(exc).__name__}: {exc}); the input stays "
+            "pending for a retry or the sweep"
+        ) from exc
 
 
 def score_shard(job: ShardJob, model: LoadedModel) -> list[BatchResult]:
