@@ -9,7 +9,20 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from scorer import budget, cliutil, events, interrupt, layout, logs, notify, runs, service, storage
+from scorer import (
+    budget,
+    cliutil,
+    cluster,
+    events,
+    interrupt,
+    layout,
+    logs,
+    notify,
+    runs,
+    service,
+    shards,
+    storage,
+)
 from scorer.budget import Limits
 from scorer.errors import BadArgument, Interrupted, ObjectMissing
 from scorer.layout import ObjectVersion, RunId
@@ -59,6 +72,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
         "idle cores for files of 8 MB or more",
     )
     _gate_arg(p)
+    _scale_args(p)  # issue 14
 
     p = sub.add_parser("event", help="score the object named by an S3 event (the Fargate task)")
     p.add_argument(
@@ -70,6 +84,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     _service_args(p)
     _gate_arg(p)
     _budget_args(p)
+    _scale_args(p)  # issue 14
 
     p = sub.add_parser("sweep", help="score every input that has no terminal manifest yet")
     p.add_argument("--bucket", required=True, help="bucket name")
@@ -82,6 +97,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     _service_args(p)
     _gate_arg(p)
     _budget_args(p)
+    _scale_args(p)  # issue 14
 
     p = sub.add_parser(
         "check", help="ledger checker: report every input, run and output that breaks a promise"
@@ -261,6 +277,29 @@ def _budget_args(p: Any) -> None:
     )
 
 
+def _scale_args(p: Any) -> None:
+    p.add_argument(
+        "--cluster",
+        default="none",
+        help="where a file above --shard-over-mb is scored in shards: none (default), "
+        "local[:N] (a local Dask cluster of N processes) or tcp://HOST:PORT (a Dask scheduler)",
+    )
+    p.add_argument(
+        "--shard-over-mb",
+        default="off",
+        metavar="M",
+        help="with --cluster: a file larger than M MB (as stored, not gzip) is split at record "
+        "boundaries into shards of about M MB, scored on the cluster into the same outputs "
+        "(default: off)",
+    )
+
+
+def _scale(args: Any) -> shards.Scale | None:
+    if not hasattr(args, "cluster"):
+        return None
+    return shards.Scale(cluster.parse(args.cluster), cluster.shard_bytes(args.shard_over_mb))
+
+
 def _limits(args: Any) -> Limits:
     return Limits.parse(args.max_input_mb, args.max_decompressed_mb, args.max_cpu_seconds)
 
@@ -300,6 +339,7 @@ def main(argv: Sequence[str]) -> int:
         limits=_limits(args) if hasattr(args, "max_input_mb") else Limits(),
         event_bus=notify.bus_setting(getattr(args, "event_bus", "off")),
         ui_url=str(getattr(args, "ui_url", "")).strip() or None,
+        scale=_scale(args),  # issue 14
     )
     if args.command == "event":
         return _event(args, settings)
@@ -366,6 +406,7 @@ def _score(args: Any) -> int:
             workers=workers,
             max_rejected_rate=max_rejected_rate,
             limits=_limits(args),
+            scale=_scale(args),  # issue 14
         )
     finally:
         close()

@@ -35,6 +35,7 @@ class Manifest:
     peak_memory_mb: float = 0.0  # this process
     workers: int = 0  # forked scoring processes (0: scored in this process)
     workers_peak_memory_mb: float | None = None  # the largest worker's peak
+    shards: int = 0  # Dask shards scored (0: not sharded); when sharded, workers = Dask workers
     # the task that ran it and what that cost, see scorer/cost.py ({} in older manifests)
     task: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)

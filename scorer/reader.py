@@ -152,6 +152,23 @@ class CsvStream:
     def trailing_zeros(self) -> int:
         return self._raw.trailing_zeros
 
+    @property
+    def handed_out(self) -> int:
+        """Offset in the (plain) file of the first byte not yet handed out in a unit — where the
+        next record starts: what was read, less what is held decoded, split or undecoded.
+        scorer.shards cuts shards there (it is exact only between units, where it is read)."""
+        held = (
+            len(self._undecoded)
+            + len(self._text.encode())
+            + sum(len(line.encode()) for line in self._pending)
+        )
+        return self._raw.bytes_out - held
+
+    @property
+    def lines_out(self) -> int:
+        """Physical lines handed out so far (the header's included)."""
+        return self._lines
+
     def drain(self) -> str:
         """Read what is left of the source (after the last record) and return its sha256."""
         while self._raw.read_chunk():

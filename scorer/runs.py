@@ -20,7 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scorer import __version__, alerts, cost, dialect, interrupt, layout, output, storage, taskinfo
+from scorer import (
+    __version__,
+    alerts,
+    cost,
+    dialect,
+    interrupt,
+    layout,
+    output,
+    shards,
+    storage,
+    taskinfo,
+)
 from scorer.batches import BatchResult, Totals, score_batch
 from scorer.budget import Budget, Limits
 from scorer.card import ModelCard
@@ -123,6 +134,7 @@ def score(
     max_rejected_rate: float | None = None,
     limits: Limits | None = None,
     event_bus: str | None = None,
+    scale: shards.Scale | None = None,
 ) -> RunResult:
     """Score ``src`` into ``out``; always ends with exactly one terminal manifest there.
 
@@ -150,7 +162,18 @@ def score(
     freeze_heap()  # counted: runs on other threads share it
     try:
         budget = Budget(limits or Limits())  # started here: the model's loading is not the file's
-        _stream(src, out, model, manifest, progress, batch_rows, workers, max_rejected_rate, budget)
+        _stream(
+            src,
+            out,
+            model,
+            manifest,
+            progress,
+            batch_rows,
+            workers,
+            max_rejected_rate,
+            budget,
+            scale,
+        )
     except (FileRefused, SourceGone) as exc:
         manifest.status = "failed"
         manifest.reason = {"code": exc.code, "message": exc.message}
@@ -242,6 +265,7 @@ def _stream(
     workers: int | None,
     max_rejected_rate: float | None,
     budget: Budget,
+    scale: shards.Scale | None = None,
 ) -> None:
     card = model.card
     budget.check_size(manifest.input.get("bytes"))
@@ -279,11 +303,18 @@ def _stream(
             )
             workers = 0
         results: Iterable[BatchResult]
-        if workers > 0:
+        if shards.applies(scale, stream, manifest.input.get("bytes")):  # issue 14: Dask shards
+            assert scale is not None
+            results = shards.sharded_results(
+                stream, src.url, src.version_id, etag, manifest.input["bytes"], model, plan,
+                scale, batch_rows, manifest,
+            )  # fmt: skip
+            workers = 0  # set by sharded_results: the Dask workers it used
+        elif workers > 0:
             results = scored_in_order(stream.units(), model, plan, workers)
         else:
             results = (score_batch(b, model, plan) for b in stream.batches(threads=True))
-        manifest.workers = workers
+        manifest.workers = workers  # a sharded run records its Dask workers when it starts
         log.debug("scoring", extra={"run_id": manifest.run_id, "workers": workers})
         # create-only: a rerun or a duplicate never makes a second version of an output
         with (

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scorer import cost, layout, notify, pinning, refs, runs, storage, taskinfo
+from scorer import cost, layout, notify, pinning, refs, runs, shards, storage, taskinfo
 from scorer.budget import Limits
 from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone
 from scorer.layout import ObjectVersion, RunId
@@ -37,6 +37,7 @@ class Settings:
     # None: no events (the CLI turns them on, DROPSCORE_EVENT_BUS=off turns them off)
     event_bus: str | None = None
     ui_url: str | None = None  # the UI's base URL, for the run-page link in events
+    scale: shards.Scale | None = None  # issue 14: --cluster / --shard-over-mb
 
     def registry_for(self, bucket: str) -> Registry:
         return Registry(self.registry or f"s3://{bucket}/{layout.MODELS}")
@@ -126,6 +127,7 @@ def score_object(
             max_rejected_rate=settings.max_rejected_rate,
             limits=settings.limits,
             event_bus=settings.event_bus,
+            scale=settings.scale,  # issue 14
         )
     m = result.manifest
     log.info(

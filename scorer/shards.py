@@ -1,0 +1,290 @@
+"""One file scored as shards on Dask workers, with the bytes of one process (issue 14).
+
+The shard plan comes from the reader itself: the run's own ``CsvStream`` cuts the file into
+units, and a unit never splits a record (quoted newlines, CRLF, lone CRs, blank lines and the
+BOM are the reader's business). Reading units is a pass over the bytes: quote-free blocks are
+only counted, and only blocks holding a quote go through the csv module — no validation, no
+prediction, no formatting. A shard ends at the end of a unit once it holds ``shard_bytes``, so
+each shard is ``(byte start, byte end, first row number, first physical line number)``, exact.
+
+A worker reads the header's bytes and then its byte range, as one small CSV, through the same
+``CsvStream`` with its counters set to the shard's first row and line, and scores it with
+``score_batch`` under the plan (dialect, decimal mark) decided once from the whole file's head.
+It hands back the batches' results; the run adds them up in file order exactly as it adds up its
+own batches, so predictions.csv, rejected.csv and every count are the bytes of ``--cluster none``.
+
+A refusal the reader would raise (malformed CSV, not UTF-8, NUL bytes …) is met by the scan, in
+file order, before any shard is scored, and ends the run as it does in one process.
+Gzip is not sharded: the stream cannot be entered mid-way, and staging the decompressed bytes
+would cost a full extra write and read; a .csv.gz is scored by the one process (see README).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, cast
+
+from scorer import cluster, storage
+from scorer.batches import BatchResult, score_batch
+from scorer.cluster import ClusterSpec
+from scorer.csvtext import split_lines
+from scorer.errors import DropscoreError
+from scorer.manifest import Manifest
+from scorer.reader import CsvStream, LineUnit, TextUnit, Unit, parse_unit
+from scorer.registry import LoadedModel
+from scorer.schema import HeaderPlan
+
+log = logging.getLogger("dropscore.scorer")
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """``--cluster`` and ``--shard-over-mb``: files above ``shard_bytes`` (as stored) are split
+    into shards of about that size, scored on ``cluster``."""
+
+    cluster: ClusterSpec
+    shard_bytes: int | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.cluster.kind != cluster.NONE and self.shard_bytes is not None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitShape:
+    """One unit as the run's reader cut it: a worker cuts its lines the same way, because a
+    batch's predictions may differ in the last digit with the batch's rows (BLAS blocking)."""
+
+    skip: int  # blank lines before it that the reader dropped (no record, no unit)
+    lines: int  # physical lines
+    records: int
+    text: bool  # a TextUnit (Arrow), else a LineUnit
+    simple: bool = True  # a LineUnit with one record per line
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    start: int  # byte offset of its first record (in the file as stored: never gzip)
+    end: int  # byte offset just past its last record
+    first_row: int
+    first_line: int
+    units: tuple[UnitShape, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The input as a worker reads it: one object version, and its header's bytes."""
+
+    url: str
+    version_id: str | None
+    if_match: str | None  # the ETag of an unversioned object (its content names the run)
+    header_end: int  # the header's bytes (BOM and blank lines before it included)
+    delimiter: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShardJob:
+    source: Source
+    shard: Shard
+    plan: HeaderPlan
+    batch_rows: int
+
+
+def applies(scale: Scale | None, stream: CsvStream, size: int | None) -> bool:
+    """Whether this run is sharded: a cluster is set, the file is above the threshold and
+    plain (a gzip stream cannot be entered mid-way)."""
+    return (
+        scale is not None
+        and scale.enabled
+        and scale.shard_bytes is not None
+        and size is not None
+        and size > scale.shard_bytes
+        and not stream.compressed
+    )
+
+
+def plan_shards(
+    stream: CsvStream, shard_bytes: int, header_end: int, header_lines: int, size: int
+) -> list[Shard]:
+    """Consume the stream's units and cut them into shards of about ``shard_bytes``."""
+    shards: list[Shard] = []
+    start, first_row, first_line = header_end, 1, header_lines + 1
+    shapes: list[UnitShape] = []
+    next_line = first_line  # where the next unit starts unless the reader dropped blank lines
+    low = start  # a lower bound of the current unit's end: characters ≤ bytes
+    for unit in stream.units():
+        if isinstance(unit, TextUnit):
+            chars, lines = len(unit.text), unit.records
+            shape = UnitShape(unit.first_line - next_line, lines, unit.records, True)
+        else:
+            chars, lines = sum(map(len, unit.lines)), len(unit.lines)
+            shape = UnitShape(unit.first_line - next_line, lines, unit.records, False, unit.simple)
+        shapes.append(shape)
+        next_line = unit.first_line + lines
+        low += chars
+        if low - start < shard_bytes:
+            continue
+        end = stream.handed_out  # exact, computed only where a shard may end
+        low = end
+        if end - start >= shard_bytes:
+            shards.append(Shard(start, end, first_row, first_line, tuple(shapes)))
+            start, first_row, first_line = end, unit.first_row + unit.records, next_line
+            shapes = []
+    shards.append(Shard(start, size, first_row, first_line, tuple(shapes)))
+    return shards
+
+
+def header_of(
+    url: str, version_id: str | None, if_match: str | None, delimiter: str
+) -> tuple[int, int]:
+    """(bytes, physical lines) the header takes, read again from the file's head."""
+    with storage.open_read(url, version_id, if_match=if_match) as fh:
+        head = CsvStream(fh, delimiter=delimiter)
+        return head.handed_out, head.lines_out
+
+
+def sharded_results(
+    stream: CsvStream,
+    url: str,
+    version_id: str | None,
+    if_match: str | None,
+    size: int,
+    model: LoadedModel,
+    plan: HeaderPlan,
+    scale: Scale,
+    batch_rows: int,
+    manifest: Manifest,
+) -> Iterator[BatchResult]:
+    """The file's batch results in file order, the shards scored on the cluster; records the
+    shard count and workers in ``manifest``. At most two shards per worker are in flight or
+    waiting, so the run's memory stays bounded."""
+    assert scale.shard_bytes is not None
+    header_end, header_lines = header_of(url, version_id, if_match, stream.delimiter)
+    source = Source(url, version_id, if_match, header_end, stream.delimiter)
+    shards = plan_shards(stream, scale.shard_bytes, header_end, header_lines, size)
+    dask = cluster.client(scale.cluster)
+    workers = max(1, cluster.worker_count(dask))
+    manifest.shards = len(shards)
+    manifest.workers = workers
+    log.info(
+        "scoring in shards",
+        extra={"run_id": manifest.run_id, "shards": len(shards), "workers": workers},
+    )
+    # pickled once per worker for this run (never forked: see scorer.cluster)
+    shared = dask.scatter(model, broadcast=True, hash=False)
+    jobs = iter(ShardJob(source, s, plan, batch_rows) for s in shards)
+    pending: deque[Any] = deque()
+    try:
+        while True:
+            while len(pending) < 2 * workers and (job := next(jobs, None)) is not None:
+                pending.append(dask.submit(score_shard, job, shared, pure=False))
+            if not pending:
+                return
+            yield from _result(pending.popleft())
+    finally:
+        for fut in pending:
+            fut.cancel()
+        shared.release()
+
+
+def _result(future: Any) -> list[BatchResult]:
+    try:
+        return cast(list[BatchResult], future.result())
+    except DropscoreError:  # a refusal or failure of the scoring itself, as in one process
+        raise
+    except Exception as exc:  # Dask gave up: workers lost too often, the scheduler gone …
+        raise cluster.ClusterUnavailable(
+            f"the Dask cluster lost a shard ({type(exc).__name__}: {exc}); the input stays "
+            "pending for a retry or the sweep"
+        ) from exc
+
+
+def score_shard(job: ShardJob, model: LoadedModel) -> list[BatchResult]:
+    """On a worker: one shard's lines cut into the run reader's units, each scored as the
+    one-process run scores it. (The scan already met every refusal the reader raises.)"""
+    shard = job.shard
+    if not shard.units:
+        return []
+    with _open_range(job.source, shard.start, shard.end) as fh:
+        lines = split_lines(fh.read().decode("utf-8"))
+    results = []
+    pos, line, row = 0, shard.first_line, shard.first_row
+    delimiter = job.source.delimiter
+    for shape in shard.units:
+        pos += shape.skip
+        line += shape.skip
+        taken = lines[pos : pos + shape.lines]
+        unit: Unit
+        if shape.text:
+            unit = TextUnit("".join(taken), line, row, shape.records, delimiter)
+        else:
+            unit = LineUnit(taken, line, row, shape.records, shape.simple, delimiter)
+        results.append(score_batch(parse_unit(unit), model, job.plan))
+        pos += shape.lines
+        line += shape.lines
+        row += shape.records
+    return results
+
+
+def _open_range(source: Source, start: int, end: int) -> IO[bytes]:
+    """Bytes [start, end) of the object version."""
+    url = source.url
+    if storage.is_s3(url):
+        bucket, key = storage.split_s3(url)
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
+        if source.version_id:
+            kwargs["VersionId"] = source.version_id
+        if source.if_match:
+            kwargs["IfMatch"] = f'"{source.if_match.strip(chr(34))}"'
+        with storage.map_storage_errors(url):
+            body = storage.s3_client().get_object(**kwargs)["Body"]
+        return cast(IO[bytes], io.BufferedReader(_Body(body)))
+    if "://" in url:
+        import fsspec
+
+        fh: IO[bytes] = fsspec.open(url, "rb").open()
+    else:
+        fh = open(Path(url), "rb")  # noqa: SIM115 - closed by _Limited
+    fh.seek(start)
+    return cast(IO[bytes], _Limited(fh, end - start))
+
+
+class _Body(io.RawIOBase):
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        data = self._body.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
+class _Limited(io.RawIOBase):
+    def __init__(self, fh: IO[bytes], n: int) -> None:
+        self._fh = fh
+        self._left = n
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        want = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._fh.read(want) if want else b""
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()

@@ -1,0 +1,326 @@
+"""A file scored in shards on Dask workers gives the bytes of one process (issue 14):
+predictions, rejected rows, manifest counts and refusals — quoted newlines, CRLF, blank lines and
+bad rows at and around every shard boundary, with one and two local workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scorer import cluster, runs, storage
+from scorer.errors import BadArgument
+from scorer.registry import LoadedModel
+from scorer.shards import Scale
+
+BATCH = 4  # tiny units, so a shard boundary can fall after any few records
+TIMINGS = {  # and how the run was executed
+    "started_at", "finished_at", "duration_s", "rows_per_s", "peak_memory_mb", "workers",
+    "workers_peak_memory_mb", "shards", "task", "cost",
+}  # fmt: skip
+HEADER = "age,sex,bmi,children,smoker,region,note"
+GOOD = [
+    "19,female,27.9,0,yes,southwest",
+    "33,male,22.7,0,no,northwest",
+    "46,female,33.4,1,no,southeast",
+]
+NOTES = ["", "ok", "=1+1", '"a, b"', '"two\nlines"', '"three\r\nline\nnote"', '"q""uote"', "@x"]
+BLANKS = "\n" * (BATCH + 1)
+BAD = [
+    "forty,male,30.1,1,no,southeast,x",  # wrong type
+    "40,male,inf,1,no,southeast,x",  # non-finite
+    "40,male,30.1",  # too few fields
+    "40,male,30.1,1,no,atlantis,x",  # unseen category
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _aws_env_first(moto_endpoint: str) -> None:
+    """Worker processes inherit the environment when they start: point S3 at moto before."""
+
+
+def run(
+    tmp: Path,
+    data: bytes,
+    model: LoadedModel,
+    spec: str,
+    shard_bytes: int | None,
+    batch_rows: int = BATCH,
+) -> dict:
+    src = tmp / "in.csv"
+    src.write_bytes(data)
+    out = tmp / f"out-{spec.replace(':', '-')}-{random.random()}"
+    scale = Scale(cluster.parse(spec), shard_bytes)
+    result = runs.score(
+        runs.InputRef(url=str(src)),
+        str(out),
+        model,
+        "claims-v1-shards",
+        info=storage.head(str(src)),
+        batch_rows=batch_rows,
+        workers=0,
+        scale=scale,
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    files = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "manifest.json"}
+    for entry in manifest.get("outputs", {}).values():
+        entry.pop("url")
+    return {
+        "shards": result.manifest.shards,
+        "workers": result.manifest.workers,
+        "manifest": {k: v for k, v in manifest.items() if k not in TIMINGS},
+        "files": files,
+    }
+
+
+def same(a: dict, b: dict) -> None:
+    assert a["manifest"] == b["manifest"]
+    assert a["files"] == b["files"]
+
+
+lines_st = st.lists(
+    st.tuples(
+        # "" / "\r": a blank line; BLANKS: more blank lines than a unit's records
+        st.sampled_from([*GOOD, *BAD, "", "\r", BLANKS]),
+        st.sampled_from(NOTES),
+        st.sampled_from(["\n", "\r\n"]),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def build(lines: list[tuple[str, str, str]], bom: bool, crlf_header: bool) -> bytes:
+    text = ("\ufeff" if bom else "") + HEADER + ("\r\n" if crlf_header else "\n")
+    for row, note, end in lines:
+        text += (row + end) if row in ("", "\r", BLANKS) else f"{row},{note}{end}"
+    return text.encode()
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    lines=lines_st,
+    bom=st.booleans(),
+    crlf_header=st.booleans(),
+    shard_bytes=st.integers(min_value=1, max_value=400),
+)
+def test_shards_score_the_bytes_of_one_process(
+    tmp_path_factory: pytest.TempPathFactory,
+    claims_model: LoadedModel,
+    lines: list[tuple[str, str, str]],
+    bom: bool,
+    crlf_header: bool,
+    shard_bytes: int,
+) -> None:
+    tmp = tmp_path_factory.mktemp("prop")
+    data = build(lines, bom, crlf_header)
+    one = run(tmp, data, claims_model, "none", shard_bytes)
+    assert one["shards"] == 0
+    for spec in ("local:1", "local:2"):
+        sharded = run(tmp, data, claims_model, spec, shard_bytes)
+        same(sharded, one)
+        if one["manifest"]["status"] != "failed" and len(data) > shard_bytes:
+            assert sharded["shards"] >= 1
+            assert sharded["workers"] == int(spec[-1])
+
+
+def test_cluster_values_are_checked() -> None:
+    assert str(cluster.parse("local:3")) == "local:3"
+    assert cluster.parse("tcp://10.0.0.5:8786").address == "tcp://10.0.0.5:8786"
+    assert cluster.parse(None).kind == "none"
+    for bad in ("local:0", "local:x", "http://h:1", "tcp://nohost", "lots"):
+        with pytest.raises(BadArgument):
+            cluster.parse(bad)
+    with pytest.raises(BadArgument):
+        cluster.shard_bytes("-1")
+    assert cluster.shard_bytes("off") is None
+    assert cluster.shard_bytes("2") == 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def messy() -> bytes:
+    from tests.scorer.test_parallel import messy_csv
+
+    return messy_csv(1500, seed=11)
+
+
+def test_a_messy_file_in_many_shards_gives_the_same_bytes(
+    tmp_path: Path, claims_model: LoadedModel, messy: bytes
+) -> None:
+    one = run(tmp_path, messy, claims_model, "none", 8000)
+    sharded = run(tmp_path, messy, claims_model, "local:2", 8000)
+    assert one["manifest"]["status"] == "partial"
+    assert set(one["files"]) == {"predictions.csv", "rejected.csv"}
+    assert sharded["shards"] >= 5
+    same(sharded, one)
+
+
+@pytest.mark.parametrize(
+    ("tail", "code"),
+    [
+        (b'40,male,"30.5,2,no,southeast,x\n', "MALFORMED_CSV"),
+        (b"40,m\xe4nnlich,30.5,2,no,southeast,x\n", "NOT_UTF8"),
+        (b"40,male,30.5,2,no,south\x00east,x\n", "BINARY_CONTENT"),
+    ],
+    ids=["quote-left-open-late", "invalid-utf8-late", "nul-byte-late"],
+)
+def test_a_file_refused_late_is_refused_the_same_way_in_shards(
+    tmp_path: Path, claims_model: LoadedModel, messy: bytes, tail: bytes, code: str
+) -> None:
+    data = messy + tail + messy.split(b"\n", 1)[1][:5000]
+    one = run(tmp_path, data, claims_model, "none", 8000)
+    sharded = run(tmp_path, data, claims_model, "local:2", 8000)
+    assert one["manifest"]["reason"]["code"] == code
+    same(sharded, one)
+
+
+ROW = GOOD[0] + ",ok"
+EDGES = {
+    "blank-lines-after-a-full-unit": HEADER + "\n" + (ROW + "\n") * BATCH + BLANKS + ROW + "\n",
+    "blank-lines-after-the-header": HEADER + "\n" + BLANKS + (ROW + "\n") * 3,
+    "quoted-newlines-across-units": HEADER
+    + "\r\n"
+    + (ROW + "\r\n") * 3
+    + GOOD[1]
+    + ',"a\r\nb\n\nc"\r\n'
+    + (ROW + "\r\n") * 5,
+    "lone-cr-lines-and-bom": "\ufeff" + HEADER + "\r" + (ROW + "\r") * 5 + "\r\r" + ROW,
+    "bad-rows-at-every-boundary": HEADER + "\n" + "".join(b + "\n" for b in BAD * 3),
+}
+
+
+@pytest.mark.parametrize("name", list(EDGES), ids=list(EDGES))
+def test_every_unit_its_own_shard_gives_the_same_bytes(
+    tmp_path: Path, claims_model: LoadedModel, name: str
+) -> None:
+    data = EDGES[name].encode()
+    one = run(tmp_path, data, claims_model, "none", 1)
+    sharded = run(tmp_path, data, claims_model, "local:1", 1)
+    assert sharded["shards"] >= 2
+    same(sharded, one)
+
+
+def test_an_s3_file_in_shards_gives_the_same_objects(
+    bucket: str, s3: Any, claims_model: LoadedModel, messy: bytes
+) -> None:
+    key = "incoming/big.csv"
+    version = s3.put_object(Bucket=bucket, Key=key, Body=messy)["VersionId"]
+    url = f"s3://{bucket}/{key}"
+    objects = {}
+    for spec in ("none", "local:2"):
+        out = f"s3://{bucket}/scored/big/{spec.replace(':', '-')}"
+        result = runs.score(
+            runs.InputRef(url=url, version_id=version, bucket=bucket, key=key),
+            out,
+            claims_model,
+            "claims-v1-s3-shards",
+            info=storage.head(url, version),
+            batch_rows=BATCH * 8,
+            workers=0,
+            scale=Scale(cluster.parse(spec), 8000),
+        )
+        assert (result.manifest.shards > 1) == (spec != "none")
+        prefix = out.split("/", 3)[3] + "/"
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+        got = {
+            o["Key"][len(prefix) :]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+            for o in listed
+        }
+        manifest = json.loads(got.pop("manifest.json"))
+        for entry in manifest["outputs"].values():
+            entry.pop("url")
+            entry.pop("key")
+        objects[spec] = (got, {k: v for k, v in manifest.items() if k not in TIMINGS})
+        assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert set(objects["none"][0]) == {"predictions.csv", "rejected.csv"}
+    assert objects["local:2"] == objects["none"]
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_the_bytes_stay(
+    tmp_path: Path, claims_model: LoadedModel, messy: bytes
+) -> None:
+    """Dask reschedules the shards of a worker that died; the run still commits once."""
+    one = run(tmp_path, messy, claims_model, "none", 4000)
+    dask = cluster.client(cluster.parse("local:2"))
+    pids = dask.run(os.getpid)
+    killed: list[int] = []
+
+    def kill_one_when_busy() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            busy = [w for w, tasks in dask.processing().items() if tasks]
+            if busy:
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                killed.append(pids[busy[0]])
+                return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_one_when_busy, daemon=True)
+    killer.start()
+    sharded = run(tmp_path, messy, claims_model, "local:2", 4000)
+    killer.join()
+    assert killed, "no worker was busy while the run was scoring"
+    assert sharded["shards"] >= 10
+    same(sharded, one)
+
+
+@pytest.mark.slow
+def test_a_coordinator_killed_mid_upload_leaves_nothing_and_the_sweep_redoes_it(
+    tmp_path: Path, s3: Any, bucket: str, s3_registry: str, claims_model: LoadedModel
+) -> None:
+    """SIGKILL of the run (the Dask coordinator) after part 1 of predictions.csv: no manifest,
+    no output; its worker processes go with it; the sweep scores the file in shards again, the
+    open upload is aborted, the bytes equal one process's and the ledger checker is clean."""
+    from scorer import service
+    from scorer.storage import MIN_PART_SIZE
+    from scorer.sweep import sweep
+    from tests.reliability.conftest import (
+        ledger,
+        manifests,
+        open_uploads,
+        put,
+        run_event,
+        sample_csv,
+    )
+
+    body = sample_csv(140_000, seed=21)  # ~7 MiB of predictions: two 5 MiB parts
+    reference = run(tmp_path, body, claims_model, "none", None, runs.BATCH_ROWS)["files"]
+    key = "incoming/crash/big.csv"
+    version = put(s3, bucket, key, body)
+    scale_env = {"DROPSCORE_CLUSTER": "local:2", "DROPSCORE_SHARD_OVER_MB": "1"}
+    killed = run_event(
+        bucket,
+        key,
+        version,
+        env={
+            **scale_env,
+            "DROPSCORE_FAULT": "after_part:1",
+            "DROPSCORE_PART_SIZE": str(MIN_PART_SIZE),
+        },
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert "scoring in shards" in killed.stderr
+    assert manifests(s3, bucket) == {}
+    assert open_uploads(s3, bucket), "the kill left an upload open"
+
+    settings = service.Settings(scale=Scale(cluster.parse("local:2"), 1024 * 1024))
+    assert sweep(bucket, settings, rescore_stale=False, concurrency=1) == 0
+    [manifest] = manifests(s3, bucket).values()
+    assert manifest["shards"] >= 2
+    pred = s3.get_object(Bucket=bucket, Key=manifest["outputs"]["predictions"]["key"])
+    assert pred["Body"].read() == reference["predictions.csv"]
+    assert open_uploads(s3, bucket) == []
+    assert ledger(bucket) == []
