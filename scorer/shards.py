@@ -35,8 +35,8 @@ from scorer.cluster import ClusterSpec
 from scorer.csvtext import split_lines
 from scorer.errors import DropscoreError
 from scorer.manifest import Manifest
+from scorer.model import LoadedModel
 from scorer.reader import CsvStream, LineUnit, TextUnit, Unit, parse_unit
-from scorer.registry import LoadedModel
 from scorer.schema import HeaderPlan
 
 log = logging.getLogger("dropscore.scorer")

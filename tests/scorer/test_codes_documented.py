@@ -33,6 +33,7 @@ TABLE_CODE = re.compile(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*)`")
 NOT_CODES = {"PSI", "PIL", "PAR1", "NUL", "INFO", "DEBUG", "COMMAND", "CODE", "FAILED"}
 NOT_CODES |= {"SC_CLK_TCK"}  # an os.sysconf name (scorer/budget.py)
 NOT_CODES |= {"ENABLED", "DISABLED", "FARGATE"}  # EventBridge Scheduler / ECS API values (jobs.py)
+NOT_CODES |= {"CLIENT_OVERRIDES", "MIN_PART_SIZE"}  # constant names in scorer/storage's __all__
 NOT_CODE_PREFIXES = ("DROPSCORE_", "AWS_", "ECS_", "PYCARET_", "OPENBLAS_")
 MEMBERS = {c.value for c in Code}
 

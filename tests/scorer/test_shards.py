@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from scorer import cluster, runs, storage
 from scorer.errors import BadArgument
-from scorer.registry import LoadedModel
+from scorer.layout import ObjectVersion
+from scorer.model import LoadedModel
 from scorer.shards import Scale
 
 BATCH = 4  # tiny units, so a shard boundary can fall after any few records
@@ -61,7 +62,7 @@ def run(
     out = tmp / f"out-{spec.replace(':', '-')}-{random.random()}"
     scale = Scale(cluster.parse(spec), shard_bytes)
     result = runs.score(
-        runs.InputRef(url=str(src)),
+        ObjectVersion("", str(src)),
         str(out),
         model,
         "claims-v1-shards",
@@ -223,7 +224,7 @@ def test_an_s3_file_in_shards_gives_the_same_objects(
     for spec in ("none", "local:2"):
         out = f"s3://{bucket}/scored/big/{spec.replace(':', '-')}"
         result = runs.score(
-            runs.InputRef(url=url, version_id=version, bucket=bucket, key=key),
+            ObjectVersion.of(bucket, key, version),
             out,
             claims_model,
             "claims-v1-s3-shards",

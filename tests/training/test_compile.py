@@ -15,9 +15,10 @@ import pytest
 
 from scorer.errors import PlanUnsupported
 from scorer.evaluator import Evaluator
+from scorer.model import LoadedModel
 from scorer.plan import EstimatorHead, LinearHead, Plan
 from scorer.predict import model_input
-from scorer.registry import LoadedModel, Registry
+from scorer.registry import Registry
 from training.compile import compile_pipeline
 from training.sample_data import generate
 from training.verify import PLAN_EDGE_ROWS, export_plan, plan_check_frame, verify
