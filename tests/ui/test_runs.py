@@ -239,3 +239,46 @@ def test_refresh_lists_a_new_run_at_once(app, seeded, s3) -> None:  # type: igno
     far_outside_run(seeded, s3)
     at.button(key="runs.refresh").click().run()
     assert "6 of 6 runs" in [c.value for c in at.caption][1]
+
+
+# --- how a run was executed (issue 14) ------------------------------------------------------------
+def put_and_score_sharded(s3, bucket: str, key: str, registry: str) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    """A claims file scored in shards on a one-worker local Dask cluster, as `--cluster local:1
+    --shard-over-mb 0.01` would; returns its run link and shard count."""
+    from scorer import cluster, service
+    from scorer.layout import ObjectVersion
+    from scorer.shards import Scale
+    from tests.ui.support import claims_frame, csv_bytes
+
+    resp = s3.put_object(Bucket=bucket, Key=key, Body=csv_bytes(claims_frame(1500, 8)))
+    scale = Scale(cluster.parse("local:1"), cluster.shard_bytes("0.01"))
+    settings = service.Settings(registry=registry, model="claims", scale=scale)
+    result = service.score_object(ObjectVersion(bucket, key, resp.get("VersionId")), settings)
+    assert result is not None
+    rel = key.removeprefix("incoming/").removesuffix(".csv")
+    return f"{rel}/{result.manifest.run_id}", result.manifest.shards
+
+
+def test_a_run_page_says_how_the_run_was_executed(app, seeded, s3) -> None:  # type: ignore[no-untyped-def]
+    key = "incoming/big/sharded.csv"
+    run, shards = put_and_score_sharded(s3, seeded.bucket, key, seeded.registry)
+    assert shards >= 2
+    at = app(query={"run": run})
+    open_page(at, "runs")
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert f"Ran in {shards} shards on 1 Dask worker" in captions
+    at = app(query={"run": seeded.run_keys["incoming/2026/claims-week-47.csv"]})
+    open_page(at, "runs")
+    assert "Ran in one process" in [c.value for c in at.caption]
+
+
+def test_forked_workers_are_named_as_such() -> None:
+    """The third way a run is executed (a big file on a multi-core task), from its manifest."""
+    from scorer.manifest import Manifest
+    from ui.views.runs import execution
+
+    forked = Manifest(run_id="r", status="ok", input={}, model={}, workers=2)
+    assert execution(forked) == "on 2 forked workers"
+    sharded = Manifest(run_id="r", status="ok", input={}, model={}, workers=1, shards=3)
+    assert execution(sharded) == "in 3 shards on 1 Dask worker"

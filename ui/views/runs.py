@@ -235,6 +235,7 @@ def _detail(settings: UISettings, key: str) -> None:
     cols[3].metric("Duration", f"{m.duration_s:,.2f} s")
     cols[4].metric("Rows/s", widgets.fmt_number(round(m.rows_per_s)))
     st.caption(f"Cost: {widgets.md(cost.describe(m.cost, m.task))}")  # cost (issue 15)
+    st.caption(f"Ran {execution(m)}")  # issue 14: one process, forked workers or Dask shards
     card: ModelCard | None
     try:
         card = data.card(settings.registry, name, int(version)) if version is not None else None
@@ -267,6 +268,19 @@ def _detail(settings: UISettings, key: str) -> None:
         _downloads(settings, path, m)
     with tabs[5]:
         st.json(m.to_json(), expanded=True)
+
+
+def execution(m: Manifest) -> str:
+    """How the run was executed, as its manifest records it."""
+    if m.shards:  # workers then counts the Dask workers the cluster had when the run started
+        return f"in {_count(m.shards, 'shard')} on {_count(m.workers, 'Dask worker')}"
+    if m.workers:
+        return f"on {_count(m.workers, 'forked worker')}"
+    return "in one process"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _drift(card: ModelCard, m: Manifest) -> None:
