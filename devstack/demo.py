@@ -4,8 +4,10 @@ A moto server (real S3/SQS/EventBridge HTTP APIs) on 127.0.0.1:5055; bucket ``dr
 versioning and EventBridge notifications; a rule on ``incoming/`` → an SQS queue (+ DLQ)
 standing in for the RunTask target; a sample model trained and promoted; ``scorer watch``; a
 sweep every few minutes; a local scheduler for jobs (devstack/ticker.py) with one sample job that
-fires every minute; the Streamlit UI; and a first file dropped and scored. Ctrl-C stops
-everything it started.
+fires every minute; the Streamlit UI; a first file dropped and scored; and a bigger file scored
+in shards on a local Dask cluster (files over ``DROPSCORE_SHARD_OVER_MB``, default 1 MB, run on
+``DROPSCORE_CLUSTER``, default ``local:2``; smaller drops run in one process). Ctrl-C stops
+everything it started, the Dask workers of a run included.
 
 It knows no column: the sample data and its target come from ``training.sample_data``, and the
 first file's bad rows are made from the trained model's card.
@@ -13,8 +15,6 @@ first file's bad rows are made from the trained model's card.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import signal
@@ -22,9 +22,26 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import psutil
+
+from devstack.provision import (
+    DLQ,
+    QUEUE,
+    RUN_EVENTS_QUEUE,
+    event_pattern,
+    print_run_events,
+    provision,
+    provision_run_events,
+    publish,
+    wait_manifest,
+)
+from devstack.samples import big_file, first_file
+from scorer.layout import ALIASES, INCOMING, MODELS, SCORED, result_folder, run_file
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -35,9 +52,16 @@ MODEL = os.environ.get("DROPSCORE_MODEL", "claims")
 SWEEP_EVERY_S = int(os.environ.get("DROPSCORE_SWEEP_EVERY", "120"))
 JOB_POLL_S = float(os.environ.get("DROPSCORE_JOB_POLL", "5"))
 SAMPLE_JOB = "demo-every-minute"
-QUEUE = "dropscore-scorer-events"
-DLQ = "dropscore-scorer-dlq"
-RUN_EVENTS_QUEUE = "dropscore-run-events"  # what a subscriber (e-mail, Slack) would receive
+# Lower than a deployment would set, so a newcomer sees a sharded run: the demo's big file
+# (about 4 MB) is scored in shards on two local Dask workers, small drops in one process.
+CLUSTER = os.environ.get("DROPSCORE_CLUSTER", "local:2")
+SHARD_OVER_MB = os.environ.get("DROPSCORE_SHARD_OVER_MB", "1")
+BIG_ROWS = 100_000
+FIRST_KEY = f"{INCOMING}demo/first claims.csv"
+# not under incoming/demo/: the sample job scores what is new there, in one process (`jobs run`
+# takes no --cluster), and could commit the big file's run before the watcher's sharded one
+BIG_KEY = f"{INCOMING}sharded/big claims.csv"
+__all__ = ["event_pattern", "main"]  # event_pattern: the bucket rule's pattern, for tests
 
 
 def say(msg: str) -> None:
@@ -71,6 +95,9 @@ class Stack:
 
     def stop(self) -> None:
         self.stopping.set()
+        # Runs start in sessions of their own (the watcher's children) and start Dask workers:
+        # noted now, while they are still our descendants, so none outlives a killed parent.
+        below = self.descendants()
         for _name, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()
@@ -81,6 +108,26 @@ class Stack:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        left = [p for p in below if _alive(p)]
+        for p in left:
+            p.kill()
+        psutil.wait_procs(left, timeout=5)
+
+    def descendants(self) -> list[psutil.Process]:
+        found = []
+        for _name, proc in self.procs:
+            try:
+                found += psutil.Process(proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _ignore_sigint() -> None:
@@ -106,135 +153,6 @@ def port_busy(url: str) -> bool:
         return False
 
 
-def provision() -> tuple[str, str]:
-    """Bucket, notifications, rule → queue (+ DLQ). Returns (queue url, dlq url)."""
-    import boto3
-
-    s3 = boto3.client("s3")
-    sqs = boto3.client("sqs")
-    ev = boto3.client("events")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_notification_configuration(
-        Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
-    )
-    dlq_url = sqs.create_queue(QueueName=DLQ)["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    queue_url = sqs.create_queue(
-        QueueName=QUEUE,
-        Attributes={
-            "VisibilityTimeout": "600",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
-        },
-    )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    ev.put_rule(Name="dropscore-incoming", EventPattern=json.dumps(event_pattern(BUCKET)))
-    ev.put_targets(Rule="dropscore-incoming", Targets=[{"Id": "scorer", "Arn": queue_arn}])
-    return queue_url, dlq_url
-
-
-def provision_run_events() -> str:
-    """A rule on the local bus routing source ``dropscore`` (run and job events) to a queue the
-    demo prints from, as the stack's rule routes them to the alarm topic. Returns its URL."""
-    import boto3
-
-    sqs = boto3.client("sqs")
-    ev = boto3.client("events")
-    url = sqs.create_queue(QueueName=RUN_EVENTS_QUEUE)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    ev.put_rule(Name="dropscore-run-events", EventPattern=json.dumps({"source": ["dropscore"]}))
-    ev.put_targets(Rule="dropscore-run-events", Targets=[{"Id": "console", "Arn": arn}])
-    return url
-
-
-def print_run_events(stack: Stack, queue_url: str) -> None:
-    """One line per run event as it arrives: type, input, status, counts, alerts."""
-    import boto3
-
-    from scorer.notify import one_line
-
-    sqs = boto3.client("sqs")
-    while not stack.stopping.is_set():
-        try:
-            msgs = sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=5
-            ).get("Messages", [])
-        except Exception:  # moto is stopping with the demo; nothing left to print
-            return
-        for msg in msgs:
-            event = json.loads(msg["Body"])
-            print(f"[event] {one_line(event['detail-type'], event['detail'])}", flush=True)
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=msg["ReceiptHandle"])
-
-
-def event_pattern(bucket: str) -> dict[str, Any]:
-    return {
-        "source": ["aws.s3"],
-        "detail-type": ["Object Created"],
-        "detail": {
-            "bucket": {"name": [bucket]},
-            # every object under incoming/: CSVs are scored, other files get a terminal
-            # UNSUPPORTED_EXTENSION manifest (wildcards would be case-sensitive: a.CSV lost)
-            "object": {"key": [{"prefix": "incoming/"}]},
-        },
-    }
-
-
-def first_file(path: Path, card: dict[str, Any]) -> None:
-    """Sample rows plus a few bad ones, so the first result shows rejected rows too: a word in
-    the card's first number column, a row cut short, ``inf`` in its last number column."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "sample-data",
-            "--rows",
-            "500",
-            "--out",
-            str(path),
-            "--seed",
-            "2026",
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    numbers = [f["name"] for f in card["features"] if f["kind"] == "number"]
-    with open(path, newline="") as fh:
-        header, *rows = list(csv.reader(fh))
-    bad = [dict(zip(header, row, strict=True)) for row in rows[:3]]
-    if numbers:
-        bad[0][numbers[0]] = "abc"  # WRONG_TYPE
-        bad[2][numbers[-1]] = "inf"  # NON_FINITE
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    writer.writerow(bad[0].values())
-    writer.writerow(list(bad[1].values())[:-2])  # TOO_FEW_FIELDS
-    writer.writerow(bad[2].values())
-    path.write_text(out.getvalue())
-
-
-def wait_manifest(s3: Any, prefix: str, seconds: float) -> dict[str, Any] | None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        resp = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
-        for obj in resp.get("Contents", []):
-            if obj["Key"].endswith("manifest.json"):
-                body = s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
-                return {"key": obj["Key"], **json.loads(body)}
-        time.sleep(1)
-    return None
-
-
 def main() -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
@@ -242,12 +160,17 @@ def main() -> int:
     os.environ["AWS_ENDPOINT_URL"] = ENDPOINT
     os.environ.pop("AWS_PROFILE", None)
     os.environ["DROPSCORE_BUCKET"] = BUCKET
+    # read by every `scorer event` and `scorer sweep` the demo starts (the watcher's children too)
+    os.environ["DROPSCORE_CLUSTER"] = CLUSTER
+    os.environ["DROPSCORE_SHARD_OVER_MB"] = SHARD_OVER_MB
     stack = Stack()
 
     def on_signal(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    # also when started in the background by a script, where SIGINT arrives ignored
+    signal.signal(signal.SIGINT, on_signal)
     try:
         return run(stack)
     except KeyboardInterrupt:
@@ -271,7 +194,7 @@ def sample_model(data: Path) -> Path:
     """Train the sample model into a local registry once; later demos reuse it."""
     from training import sample_data
 
-    registry = data / "models"
+    registry = data / MODELS
     if list(registry.glob(f"{MODEL}/*/card.json")):
         say(f"reusing the sample model in {registry} (delete it to retrain)")
         return registry
@@ -308,17 +231,9 @@ def sample_model(data: Path) -> Path:
 def production_card(registry: Path) -> dict[str, Any]:
     """The card of the version the local registry's production alias names."""
     model = registry / MODEL
-    version = json.loads((model / "aliases" / "production.json").read_text())["version"]
+    version = json.loads((model / ALIASES / "production.json").read_text())["version"]
     card: dict[str, Any] = json.loads((model / str(version) / "card.json").read_text())
     return card
-
-
-def publish(registry: Path) -> None:
-    import boto3
-
-    s3 = boto3.client("s3")
-    for path in sorted(p for p in registry.rglob("*") if p.is_file()):
-        s3.upload_file(str(path), BUCKET, f"models/{path.relative_to(registry).as_posix()}")
 
 
 def run(stack: Stack) -> int:
@@ -337,10 +252,12 @@ def run(stack: Stack) -> int:
     registry = sample_model(data)
     # The bucket appears only once the model and the watcher are ready, so a file dropped as
     # soon as the bucket answers is scored at once.
-    queue_url, dlq_url = provision()
+    queue_url, dlq_url = provision(BUCKET)
     events_url = provision_run_events()
-    threading.Thread(target=print_run_events, args=(stack, events_url), daemon=True).start()
-    publish(registry)
+    threading.Thread(
+        target=print_run_events, args=(stack.stopping, events_url), daemon=True
+    ).start()
+    publish(registry, BUCKET)
     stack.start(
         "watch",
         py(
@@ -360,7 +277,7 @@ def run(stack: Stack) -> int:
         quiet=False,
     )
     say(
-        f"bucket s3://{BUCKET} (versioned, EventBridge notifications), rule incoming/ → "
+        f"bucket s3://{BUCKET} (versioned, EventBridge notifications), rule {INCOMING} → "
         f"queue {QUEUE} (+ DLQ {DLQ}), model {MODEL}:production, watcher running; "
         f"run events (source dropscore) → queue {RUN_EVENTS_QUEUE}, printed as [event] lines"
     )
@@ -386,29 +303,57 @@ def run(stack: Stack) -> int:
     add_sample_job()
     threading.Thread(target=job_clock, args=(stack,), daemon=True).start()
 
+    s3 = boto3.client("s3")
     first = data / "first claims.csv"
     first_file(first, production_card(registry))
-    s3 = boto3.client("s3")
-    s3.upload_file(str(first), BUCKET, "incoming/demo/first claims.csv")
-    say("dropped incoming/demo/first claims.csv; waiting for its manifest …")
-    m = wait_manifest(s3, "scored/demo/first claims/", 120)
+    m = drop_and_wait(stack, s3, first, FIRST_KEY, 120)
     if m:
         say(
             f"scored: s3://{BUCKET}/{m['key']}  status={m['status']} rows_in={m['rows_in']} "
             f"scored={m['rows_scored']} rejected={m['rows_rejected']}"
         )
-    else:
-        say(f"no manifest yet for the first file; see {stack.logs}")
+    big = data / "big claims.csv"
+    big_file(big, BIG_ROWS)
+    m = drop_and_wait(stack, s3, big, BIG_KEY, 300)
+    sharded = sharded_line(m, big.stat().st_size, ui_url) if m else None
+    if m and sharded:
+        say(f"scored: s3://{BUCKET}/{m['key']}  status={m['status']} rows_in={m['rows_in']}")
+        say(sharded)
     ui_ok = (ROOT / "ui" / "app.py").exists() and wait_http(f"{ui_url}/_stcore/health", 60)
     if ui_ok:
         warm_up_ui(stack, ui_url)
-    banner(ui_url if ui_ok else None)
+    banner(ui_url if ui_ok else None, sharded)
     while True:
         for name, proc in stack.procs:
             if proc.poll() is not None and name in ("moto", "watch"):
                 say(f"{name} exited with {proc.returncode}; see {stack.logs}/{name}.log")
                 return 1
         time.sleep(1)
+
+
+def drop_and_wait(stack: Stack, s3: Any, path: Path, key: str, seconds: float) -> Any:
+    """Upload ``path`` as ``key`` and wait for its manifest (None, said, after ``seconds``)."""
+    s3.upload_file(str(path), BUCKET, key)
+    say(f"dropped {key} ({path.stat().st_size / 2**20:.1f} MB); waiting for its manifest …")
+    m = wait_manifest(s3, BUCKET, f"{SCORED}{result_folder(key)}/", seconds)
+    if m is None:
+        say(f"no manifest yet for {key}; see {stack.logs}")
+    return m
+
+
+def sharded_line(m: dict[str, Any], size: int, ui_url: str) -> str:
+    """How the big file ran and where to see it, as its manifest says (never assumed)."""
+    found = run_file(m["key"])
+    link = f"{ui_url}/runs?run={urllib.parse.quote(found.folder)}" if found else m["key"]
+    mb = f"{size / 2**20:.1f} MB"
+    if m.get("shards"):
+        how = (
+            f"a sharded run: {mb} over --shard-over-mb {SHARD_OVER_MB}, scored in "
+            f"{m['shards']} shards on {m['workers']} Dask workers (--cluster {CLUSTER})"
+        )
+    else:  # e.g. DROPSCORE_SHARD_OVER_MB set above its size: say so, claim nothing
+        how = f"not sharded ({mb}; --shard-over-mb {SHARD_OVER_MB}, --cluster {CLUSTER})"
+    return f"{BIG_KEY} was {how}; see it at {link}"
 
 
 def warm_up_ui(stack: Stack, url: str) -> None:
@@ -456,7 +401,7 @@ def add_sample_job() -> None:
     """One job a newcomer sees fire within a minute or two (it scores what is new under
     incoming/demo/, so after the first file it reports everything as already scored)."""
     cmd = py("scorer", "jobs", "add", SAMPLE_JOB, "--bucket", BUCKET, "--replace")
-    cmd += ["--source", f"s3://{BUCKET}/incoming/demo/", "--model", f"{MODEL}:production"]
+    cmd += ["--source", f"s3://{BUCKET}/{INCOMING}demo/", "--model", f"{MODEL}:production"]
     cmd += ["--schedule", "rate(1 minute)"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     say(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"jobs add: {done}")
@@ -482,23 +427,26 @@ def run_occurrence(name: str, at: Any) -> None:
     say(f"{lines[-1] if lines else 'no output'} (exit {done.returncode})")
 
 
-def banner(ui_url: str | None) -> None:
+def banner(ui_url: str | None, sharded: str | None) -> None:
     lines = [
         "",
         "dropscore is running locally. Press Ctrl-C to stop everything.",
         f"  S3 endpoint : {ENDPOINT}   (any access key works)",
         f"  bucket      : s3://{BUCKET}",
         f"  UI          : {ui_url or 'not running (see demo-data/logs/ui.log)'}",
-        f"  model       : {MODEL}:production in s3://{BUCKET}/models",
+        f"  model       : {MODEL}:production in s3://{BUCKET}/{MODELS}",
+        f"  sharding    : files over {SHARD_OVER_MB} MB are scored in shards on a local Dask "
+        f"cluster ({CLUSTER}); smaller ones in one process. The run page shows which.",
+        f"  {sharded or 'the big sample file has no manifest yet (see demo-data/logs)'}",
         "",
-        "Drop a file (results appear under scored/ within seconds):",
-        f"  aws --endpoint-url {ENDPOINT} s3 cp claims.csv s3://{BUCKET}/incoming/",
-        f"  aws --endpoint-url {ENDPOINT} s3 ls --recursive s3://{BUCKET}/scored/",
+        f"Drop a file (results appear under {SCORED} within seconds):",
+        f"  aws --endpoint-url {ENDPOINT} s3 cp claims.csv s3://{BUCKET}/{INCOMING}",
+        f"  aws --endpoint-url {ENDPOINT} s3 ls --recursive s3://{BUCKET}/{SCORED}",
         "Make a file to drop:",
         "  .venv/bin/python -m training sample-data --rows 1000 --out claims.csv",
         f"Scheduled job '{SAMPLE_JOB}' runs every minute (watch for '[demo] job' lines); add one:",
         f"  .venv/bin/python -m scorer jobs add nightly --bucket {BUCKET} "
-        f"--source s3://{BUCKET}/incoming/ --model {MODEL}:production "
+        f"--source s3://{BUCKET}/{INCOMING} --model {MODEL}:production "
         '--schedule "rate(1 minute)"',
         f"  .venv/bin/python -m scorer jobs list --bucket {BUCKET}",
         "",

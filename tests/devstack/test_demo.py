@@ -1,5 +1,6 @@
-"""`make demo`'s stack end to end: it starts, scores its first file and one dropped like a user
-would, then Ctrl-C leaves no process behind."""
+"""`make demo`'s stack end to end: it starts, scores its first file, a bigger one in shards on a
+local Dask cluster (the bytes of one process) and one dropped like a user would, then Ctrl-C in
+the middle of a sharded run leaves no process behind."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def test_demo_stack_scores_a_dropped_file_and_stops_cleanly(tmp_path: Path) -> N
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 480  # trains the sample model on a fresh checkout
         while "Press Ctrl-C" not in log.read_text():
             assert demo.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
@@ -79,6 +80,7 @@ def test_demo_stack_scores_a_dropped_file_and_stops_cleanly(tmp_path: Path) -> N
             time.sleep(1)
         assert manifest is not None, log.read_text()
         assert (manifest["status"], manifest["rows_in"], manifest["rows_scored"]) == ("ok", 1, 1)
+        assert manifest.get("shards", 0) == 0  # a small drop runs in one process
         # the run's event reaches the demo's console as one line (rule source dropscore → SQS)
         line = "[event] Run Completed: s3://dropscore/incoming/user/drop 1.csv ok, 1 in / 1 scored"
         deadline = time.monotonic() + 30
@@ -92,8 +94,31 @@ def test_demo_stack_scores_a_dropped_file_and_stops_cleanly(tmp_path: Path) -> N
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(2)
         assert "(complete)" in log.read_text().split("job demo-every-minute occurrence", 1)[1]
+
+        # the big sample file was a sharded run, with the bytes of one process
+        sharded = sharded_manifest(s3)
+        assert sharded.get("shards", 0) >= 2, (sharded, text)
+        assert sharded["workers"] == 2  # local:2
+        assert f"scored in {sharded['shards']} shards on 2 Dask workers" in text
+        assert "see it at http://127.0.0.1:" in text
+        assert "/runs?run=sharded/big%20claims/claims-v" in text
+        one = score_in_one_process(s3, sharded, env, tmp_path)
+        for name, entry in sharded["outputs"].items():
+            body = s3.get_object(Bucket="dropscore", Key=entry["key"])["Body"].read()
+            assert body == one[name], name
+
+        # Ctrl-C while a sharded run is on its Dask workers: nothing of it is left
+        s3.copy_object(
+            Bucket="dropscore",
+            Key="incoming/user/big again.csv",
+            CopySource={"Bucket": "dropscore", "Key": "incoming/sharded/big claims.csv"},
+        )
+        deadline = time.monotonic() + 120
+        while not any("multiprocessing" in " ".join(cmdline(p)) for p in tree(demo.pid)):
+            assert time.monotonic() < deadline, "no Dask worker started for the second big file"
+            time.sleep(0.5)
     finally:
-        children = psutil.Process(demo.pid).children(recursive=True) if demo.poll() is None else []
+        children = tree(demo.pid) if demo.poll() is None else []
         os.killpg(demo.pid, signal.SIGINT)
         try:
             demo.wait(60)
@@ -102,5 +127,43 @@ def test_demo_stack_scores_a_dropped_file_and_stops_cleanly(tmp_path: Path) -> N
             raise
     time.sleep(1)
     alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert alive == [], [p.cmdline() for p in alive]
+    assert alive == [], [cmdline(p) for p in alive]
     assert demo.returncode == 0
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+def cmdline(p: psutil.Process) -> list[str]:
+    try:
+        return p.cmdline()
+    except psutil.Error:
+        return []
+
+
+def sharded_manifest(s3) -> dict:  # type: ignore[no-untyped-def]
+    listed = s3.list_objects_v2(Bucket="dropscore", Prefix="scored/sharded/big claims/")
+    [key] = [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith("/manifest.json")]
+    return json.loads(s3.get_object(Bucket="dropscore", Key=key)["Body"].read())
+
+
+def score_in_one_process(s3, manifest: dict, env: dict, tmp: Path) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
+    """The demo's big file scored again by `scorer score --cluster none`: its output files."""
+    src = tmp / "big claims.csv"
+    body = s3.get_object(
+        Bucket="dropscore", Key=manifest["input"]["key"], VersionId=manifest["input"]["version_id"]
+    )["Body"].read()
+    src.write_bytes(body)
+    model = f"{manifest['model']['name']}@{manifest['model']['version']}"
+    out = tmp / "one process"
+    args = ["score", str(src), "--registry", "s3://dropscore/models", "--model", model]
+    args += ["--out", str(out), "--cluster", "none", "--workers", "0"]
+    subprocess.run(
+        [sys.executable, "-m", "scorer", *args],
+        cwd=ROOT,
+        env={**env, "AWS_ENDPOINT_URL": env["DROPSCORE_S3_ENDPOINT"]},
+        check=True,
+        capture_output=True,
+    )
+    return {name: (out / f"{name}.csv").read_bytes() for name in manifest["outputs"]}
