@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import free_port
 from tests.ui.support import outside_training, put_and_score, seed_runs
 from tests.ui.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT
+from tests.ui.test_runs import put_and_score_sharded
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -102,6 +103,7 @@ def test_runs_alerts_deep_links_and_filters(
     outside = put_and_score(
         s3, bucket, "incoming/2026/claims-outside.csv", outside_training(), s3_registry, "claims"
     )
+    sharded, shards = put_and_score_sharded(s3, bucket, "incoming/big/sharded.csv", s3_registry)
     width, height = SIZES[size]
     with streamlit(app_env(bucket, s3_registry), tmp_path / "streamlit.log") as url:
         page = browser.new_page(viewport={"width": width, "height": height})
@@ -123,7 +125,7 @@ def test_runs_alerts_deep_links_and_filters(
             expect(page.get_by_text("Page not found")).to_have_count(0)
         t0 = time.perf_counter()
         page.goto(f"{url}/runs")
-        expect(page.get_by_text("6 of 6 runs")).to_be_visible()
+        expect(page.get_by_text("7 of 7 runs")).to_be_visible()
         list_render = time.perf_counter() - t0
         # the far-outside run is not a plain ok: its status and its alerts say so
         expect(page.get_by_text("ok · major drift").first).to_be_attached()
@@ -143,12 +145,18 @@ def test_runs_alerts_deep_links_and_filters(
         expect(page.get_by_text("Row by row")).to_be_visible()
         settle(page, f"u1-{size}-04-warnings-by-row")
 
+        # how a run was executed: a sharded run names its shards and Dask workers
+        page.goto(f"{url}/runs?run={sharded}")
+        expect(page.get_by_role("heading", name="sharded.csv")).to_be_visible()
+        expect(page.get_by_text(f"Ran in {shards} shards on 1 Dask worker")).to_be_visible()
+        settle(page, f"u1-{size}-04b-sharded-run")
+
         # filters survive opening a run and coming back
         page.goto(f"{url}/runs")
         search = page.get_by_label("Input contains")
         search.fill("2026")
         search.press("Enter")
-        expect(page.get_by_text("4 of 6 runs")).to_be_visible()
+        expect(page.get_by_text("4 of 7 runs")).to_be_visible()
         page.wait_for_selector(IDLE)  # a click during a rerun can land on the old widget
         page.get_by_role("combobox", name="Open a run").click()
         page.keyboard.type("claims-week-47")  # narrows the list: on a phone it is long
@@ -156,7 +164,7 @@ def test_runs_alerts_deep_links_and_filters(
         expect(page.get_by_role("heading", name="claims-week-47.csv")).to_be_visible()
         page.wait_for_selector(IDLE)  # a click during the run page's rerun can be lost
         page.get_by_role("button", name="All runs").click()
-        expect(page.get_by_text("4 of 6 runs")).to_be_visible()
+        expect(page.get_by_text("4 of 7 runs")).to_be_visible()
         expect(page.get_by_label("Input contains")).to_have_value("2026")
         settle(page, f"u1-{size}-05-filters-kept")
 
@@ -166,7 +174,7 @@ def test_runs_alerts_deep_links_and_filters(
             "claims",
         )  # fmt: skip
         page.get_by_role("button", name="Refresh").click()
-        expect(page.get_by_text("5 of 7 runs")).to_be_visible()
+        expect(page.get_by_text("5 of 8 runs")).to_be_visible()
         page.close()
     assert seeded.run_keys
     print(f"\n[pages] {size}: first load {first_load:.2f} s, runs list {list_render:.2f} s")
