@@ -93,7 +93,9 @@ class Stack:
         self.procs.append((name, proc))
         return proc
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 15) -> None:
+        """Terminate every child, kill those still there after ``grace_s`` (the watcher lets
+        its running events finish), then kill whatever of theirs outlived them."""
         self.stopping.set()
         # Runs start in sessions of their own (the watcher's children) and start Dask workers:
         # noted now, while they are still our descendants, so none outlives a killed parent.
@@ -101,7 +103,7 @@ class Stack:
         for _name, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + grace_s
         for _name, proc in reversed(self.procs):
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
