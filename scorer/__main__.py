@@ -13,6 +13,7 @@ from scorer import (
     cliutil,
     cluster,
     events,
+    fargate,
     interrupt,
     layout,
     logs,
@@ -47,7 +48,8 @@ def _rate(text: object) -> float | None:
 def _scale(args: Any) -> shards.Scale | None:
     if not hasattr(args, "cluster"):
         return None
-    return shards.Scale(cluster.parse(args.cluster), cluster.shard_bytes(args.shard_over_mb))
+    spec = cluster.parse(args.cluster, timeout=args.cluster_timeout, environ=os.environ)
+    return shards.Scale(spec, cluster.shard_bytes(args.shard_over_mb))
 
 
 def _limits(args: Any) -> Limits:
@@ -101,6 +103,7 @@ def main(argv: Sequence[str]) -> int:
             settings,
             rescore_stale=args.rescore_stale,
             concurrency=max(1, args.concurrency),
+            workers=fargate.config_if_present(os.environ),
         )
     if args.command == "check":
         return _check(args, settings)
@@ -146,18 +149,19 @@ def _score(args: Any) -> int:
     run_id = str(RunId.of(model.card.name, model.card.version, identity))
     progress, close = _progress_bar(info.size)
     try:
-        result = runs.score(
-            src,
-            args.out,
-            model,
-            run_id,
-            info=info,
-            progress=progress,
-            workers=workers,
-            max_rejected_rate=max_rejected_rate,
-            limits=_limits(args),
-            scale=_scale(args),  # issue 14
-        )
+        with cluster.run_scope():  # --cluster fargate: the workers live as long as the run
+            result = runs.score(
+                src,
+                args.out,
+                model,
+                run_id,
+                info=info,
+                progress=progress,
+                workers=workers,
+                max_rejected_rate=max_rejected_rate,
+                limits=_limits(args),
+                scale=_scale(args),  # issue 14
+            )
     finally:
         close()
     print(_summary(result, args.out), file=sys.stderr)
@@ -179,7 +183,8 @@ def _event(args: Any, settings: service.Settings) -> int:
 
 
 def _event_one(ref: ObjectVersion, settings: service.Settings) -> int:
-    result = service.score_object(ref, settings)
+    with cluster.run_scope():  # --cluster fargate: the workers live as long as the run
+        result = service.score_object(ref, settings)
     if result is None:
         print(f"ignored: {ref} is not a file under {settings.incoming}", file=sys.stderr)
         return 0

@@ -246,7 +246,15 @@ def _scale_args(p: Any) -> None:
         "--cluster",
         default="none",
         help="where a file above --shard-over-mb is scored in shards: none (default), "
-        "local[:N] (a local Dask cluster of N processes) or tcp://HOST:PORT (a Dask scheduler)",
+        "local[:N] (a local Dask cluster of N processes), tcp://HOST:PORT (a Dask scheduler) "
+        "or fargate[:N] (N Dask worker tasks on Fargate for the run, at most the stack's "
+        "DROPSCORE_MAX_WORKERS; in the stack's scorer and sweep tasks)",
+    )
+    p.add_argument(
+        "--cluster-timeout",
+        default="30",
+        metavar="S",
+        help="seconds to reach the Dask scheduler of --cluster tcp://… (default %(default)s)",
     )
     p.add_argument(
         "--shard-over-mb",
