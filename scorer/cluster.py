@@ -123,8 +123,16 @@ def shard_bytes(text: str | None) -> int | None:
 
 _lock = threading.Lock()
 _clients: dict[ClusterSpec, Any] = {}
+
+
+@dataclass(slots=True)
+class _RunScope:
+    stack: contextlib.ExitStack
+    client: Any = None  # the run's fargate client, once started
+
+
 _fargate_lock = threading.Lock()  # one scheduler on fargate.SCHEDULER_PORT at a time
-_scope: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar(
+_scope: contextvars.ContextVar[_RunScope | None] = contextvars.ContextVar(
     "dropscore_cluster_scope", default=None
 )
 
@@ -134,7 +142,7 @@ def run_scope() -> Iterator[None]:
     """The lifetime of one run's cluster (``fargate``): what ``client`` starts inside it is
     stopped when it ends. Enter it in the thread that runs the run."""
     with contextlib.ExitStack() as stack:
-        token = _scope.set(stack)
+        token = _scope.set(_RunScope(stack))
         try:
             yield
         finally:
@@ -179,14 +187,17 @@ def client(spec: ClusterSpec, *, run_id: str = "") -> Any:
 
 def _fargate_client(spec: ClusterSpec, run_id: str) -> Any:
     """A scheduler here and ``spec.workers`` Fargate workers, for the current run_scope."""
-    stack = _scope.get()
-    if stack is None or spec.aws is None or not run_id:
+    scope = _scope.get()
+    if scope is not None and scope.client is not None:
+        return scope.client
+    if scope is None or spec.aws is None or not run_id:
         raise ClusterUnavailable(
             "Fargate workers are started for one run of the scorer's command line (score, "
             "event, sweep); use --cluster local or tcp://HOST:PORT here"
         )
     from distributed import Client
 
+    stack = scope.stack
     logging.getLogger("distributed").setLevel(logging.WARNING)
     # a second sharded run of this process (sweep --concurrency) waits for the port
     _fargate_lock.acquire()
@@ -201,7 +212,8 @@ def _fargate_client(spec: ClusterSpec, run_id: str) -> Any:
         )
     )
     try:
-        return stack.enter_context(Client(address, timeout=f"{spec.timeout:g}s"))
+        scope.client = stack.enter_context(Client(address, timeout=f"{spec.timeout:g}s"))
+        return scope.client
     except (OSError, TimeoutError) as exc:
         raise ClusterUnavailable(
             f"the Dask scheduler this task hosts at {address} could not be reached ({exc}); "
