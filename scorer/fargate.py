@@ -104,6 +104,14 @@ class FargateConfig:
         return self.task_definition.rsplit("/", 1)[-1].split(":", 1)[0]
 
 
+def config_if_present(environ: Mapping[str, str]) -> FargateConfig | None:
+    """The stack's worker configuration when this task has it (its cluster is set), else None:
+    the sweep then has no Fargate workers to look after."""
+    if not environ.get(ENV["cluster"], "").strip():
+        return None
+    return FargateConfig.from_env(environ)
+
+
 @dataclass(frozen=True, slots=True)
 class Coordinator:
     """The task this process runs in: its ARN (workers are tagged with it) and private IP

@@ -167,7 +167,7 @@ def sharded_results(
     header_end, header_lines = header_of(url, version_id, if_match, stream.delimiter)
     source = Source(url, version_id, if_match, header_end, stream.delimiter)
     shards = plan_shards(stream, scale.shard_bytes, header_end, header_lines, size)
-    dask = cluster.client(scale.cluster)
+    dask = cluster.client(scale.cluster, run_id=manifest.run_id)
     workers = max(1, cluster.worker_count(dask))
     manifest.shards = len(shards)
     manifest.workers = workers

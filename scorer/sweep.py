@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
-from scorer import layout, notify, pinning, runs, service, storage
+from scorer import cluster, fargate, layout, notify, pinning, runs, service, storage
 from scorer.errors import DropscoreError, ObjectMissing
 from scorer.layout import ObjectVersion, RunId
 from scorer.model import LoadedModel
@@ -100,8 +100,23 @@ def _requested(
 
 
 def sweep(
-    bucket: str, settings: service.Settings, *, rescore_stale: bool = False, concurrency: int = 2
+    bucket: str,
+    settings: service.Settings,
+    *,
+    rescore_stale: bool = False,
+    concurrency: int = 2,
+    workers: fargate.FargateConfig | None = None,
 ) -> int:
+    """``workers``: the stack's Fargate worker configuration, when the sweep runs in the stack:
+    workers a killed coordinator left running are stopped first (``fargate.stop_orphans``)."""
+    if workers is not None:
+        try:
+            stopped = fargate.stop_orphans(workers)
+        except Exception as exc:  # botocore's errors: the workers' death timeout still ends them
+            print(f"warning: orphaned Dask workers not checked: {exc}", file=sys.stderr)
+        else:
+            if stopped:
+                print(f"sweep: stopped {len(stopped)} orphaned Dask worker(s)", file=sys.stderr)
     registry = settings.registry_for(bucket)
     model = service.load_model(registry, settings.model, settings.engine)
     inputs = list_inputs(bucket, settings.incoming)
@@ -125,7 +140,8 @@ def sweep(
 
     def run(p: Pending) -> bool:
         try:
-            result = service.score_object(p.ref, settings, model=model)
+            with cluster.run_scope():  # --cluster fargate: the workers live as long as the run
+                result = service.score_object(p.ref, settings, model=model)
             if result is not None:
                 print(f"{p.ref}: {runs.summary_line(result)}", file=sys.stderr)
             return True

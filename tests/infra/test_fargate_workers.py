@@ -1,8 +1,9 @@
 """Dask workers on Fargate, against the stack deployed into moto: `FargateWorkers` starts the
 worker family privately with the configuration the stack gives the scorer's tasks, and every task
-it started is STOPPED when the block ends — after success, an exception, or a SIGTERM; tasks
+it started is STOPPED when the block ends — after success, an exception, or a SIGTERM (and after a
+whole `score --cluster fargate:2` run, which scores the bytes of `--cluster none`); tasks
 that stop before running fail the run clearly; `stop_orphans` stops the workers of a coordinator
-that is gone and leaves a live coordinator's alone.
+that is gone and leaves a live coordinator's alone, and `scorer sweep` calls it.
 
 moto starts a Fargate task as RUNNING and, by default, lets it progress to STOPPED as soon as it
 is described; the `tasks_keep_running` fixture makes them stay RUNNING until stopped (moto's
@@ -420,3 +421,173 @@ def test_workers_that_never_connect_fail_the_run_and_are_stopped(
     assert caught.value.code == "WORKERS_UNAVAILABLE"
     assert len(started) == 1
     assert statuses(ecs, config, started) == ["STOPPED"]
+
+
+# --- a whole sharded run with --cluster fargate:N, through the command line --------------------
+@pytest.fixture
+def scorer_task(
+    monkeypatch: pytest.MonkeyPatch, config: FargateConfig, ecs: Any, metadata: str
+) -> list[subprocess.Popen[bytes]]:
+    """This process as the stack's scorer task: the worker settings the stack gives it, its
+    metadata endpoint, ECS (moto) whose RunTask starts real `dask worker` processes here, and a
+    free scheduler port instead of 8786 (this machine is shared). Yields the worker processes."""
+    for field, name in fargate.ENV.items():
+        value = getattr(config, field)
+        monkeypatch.setenv(name, ",".join(value) if isinstance(value, tuple) else str(value))
+    monkeypatch.setenv(fargate.METADATA_ENV, metadata)
+    monkeypatch.setattr(fargate, "ecs_client", lambda: ecs)
+    monkeypatch.setattr(fargate, "SCHEDULER_PORT", free_port())
+    processes: list[subprocess.Popen[bytes]] = []
+    run_containers_here(ecs, processes)
+    previous = signal.getsignal(signal.SIGTERM)  # main() installs the CLI's handler
+    yield processes
+    signal.signal(signal.SIGTERM, previous)
+    for proc in processes:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def claims_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~25 KB of sample rows (quoted cells, rows the model rejects among them): many shards."""
+    from training.sample_data import generate
+
+    path = tmp_path_factory.mktemp("fargate-run") / "claims.csv"
+    frame = generate(500, seed=7).drop(columns=["charges"])
+    frame["region"] = frame["region"].where(frame.index % 7 != 3, "a, quoted\nregion")
+    frame["age"] = frame["age"].astype(str).where(frame.index % 11 != 5, "forty")
+    frame.to_csv(path, index=False)
+    return path
+
+
+def score_cli(src: Path, out: Path, registry: str, cluster_arg: str) -> int:
+    from scorer import cliutil
+    from scorer.__main__ import main
+    from scorer.cli import build_parser
+
+    return cliutil.run(
+        main,
+        ["score", str(src), "--registry", registry, "--model", "claims", "--out", str(out),
+         "--workers", "0", "--cluster", cluster_arg, "--shard-over-mb", "0.004"],
+        parser=build_parser,
+    )  # fmt: skip
+
+
+def ended(processes: list[subprocess.Popen[bytes]]) -> list[int | None]:
+    """The worker processes end with their scheduler (on Fargate: the container exits)."""
+    return [proc.wait(timeout=60) for proc in processes]
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_a_run_on_fargate_workers_scores_the_bytes_of_one_process_then_stops_them(
+    tmp_path: Path,
+    trained_registry: str,
+    claims_csv: Path,
+    config: FargateConfig,
+    ecs: Any,
+    scorer_task: list[subprocess.Popen[bytes]],
+) -> None:
+    started: list[str] = []
+    ecs.meta.events.register(
+        "after-call.ecs.RunTask",
+        lambda parsed, **_: started.extend(t["taskArn"] for t in parsed.get("tasks", [])),
+    )
+    one, sharded = tmp_path / "none", tmp_path / "fargate"
+    assert score_cli(claims_csv, one, trained_registry, "none") == 0
+    assert started == []  # --cluster none starts nothing
+    assert score_cli(claims_csv, sharded, trained_registry, "fargate:2") == 0
+
+    for name in ("predictions.csv", "rejected.csv"):
+        assert (sharded / name).read_bytes() == (one / name).read_bytes(), name
+    manifest = json.loads((sharded / "manifest.json").read_text())
+    alone = json.loads((one / "manifest.json").read_text())
+    assert manifest["status"] == alone["status"] == "partial"
+    assert manifest["rows_in"] == alone["rows_in"] == 500
+    for field in ("rows_scored", "rows_rejected", "rejected_by_code", "warnings_by_code",
+                  "alerts", "distributions"):  # fmt: skip
+        assert manifest[field] == alone[field], field
+    for name, entry in manifest["outputs"].items():
+        assert entry["sha256"] == alone["outputs"][name]["sha256"], name
+    assert manifest["shards"] >= 2
+    assert manifest["workers"] == 2
+    assert alone["shards"] in (0, 1, None)
+    assert alone["workers"] == 0
+    # the run's workers: two tasks, both STOPPED once it committed; nothing left for the sweep
+    assert len(started) == 2
+    assert statuses(ecs, config, started) == ["STOPPED"] * 2
+    assert stop_orphans(config, run_id=manifest["run_id"], ecs=ecs) == []
+    assert ended(scorer_task) == [0, 0]
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_a_run_that_fails_on_fargate_workers_stops_them_and_stays_pending(
+    tmp_path: Path,
+    trained_registry: str,
+    claims_csv: Path,
+    config: FargateConfig,
+    ecs: Any,
+    scorer_task: list[subprocess.Popen[bytes]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The input vanishes once the shards are planned and the workers asked for: every shard
+    fails on its worker, the run ends CLUSTER_UNAVAILABLE (exit 1, no manifest), and the
+    workers are stopped all the same."""
+    src = tmp_path / "claims.csv"
+    src.write_bytes(claims_csv.read_bytes())
+    started: list[str] = []
+
+    def runtask_returned(parsed: dict[str, Any], **_: Any) -> None:
+        started.extend(t["taskArn"] for t in parsed.get("tasks", []))
+        src.unlink(missing_ok=True)  # the coordinator has scanned it; the workers will not find it
+
+    ecs.meta.events.register("after-call.ecs.RunTask", runtask_returned)
+    out = tmp_path / "out"
+    assert score_cli(src, out, trained_registry, "fargate:2") == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line.startswith("error [CLUSTER_UNAVAILABLE]: the Dask cluster lost a shard")
+    assert not (out / "manifest.json").exists()
+    assert len(started) == 2
+    assert statuses(ecs, config, started) == ["STOPPED"] * 2
+    assert ended(scorer_task) == [0, 0]
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_the_sweep_stops_the_workers_a_killed_coordinator_left_running(
+    monkeypatch: pytest.MonkeyPatch,
+    stack: Stack,
+    config: FargateConfig,
+    ecs: Any,
+    s3_registry: str,
+    bucket: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`scorer sweep` in the stack's sweep task (its worker settings in the environment)."""
+    from scorer import cliutil
+    from scorer.__main__ import main
+
+    def leave_running(run_id: str, coordinator: str) -> list[str]:
+        workers = FargateWorkers(
+            config, scheduler=SCHEDULER, run_id=run_id, n=2, coordinator=coordinator, ecs=ecs
+        )
+        workers.start()
+        workers.wait_running()
+        return workers.task_arns
+
+    dead, alive = start_coordinator(ecs, stack, config), start_coordinator(ecs, stack, config)
+    orphans = leave_running("r-sweep-orphaned", dead)
+    kept = leave_running("r-sweep-live", alive)
+    ecs.stop_task(cluster=config.cluster, task=dead, reason="SIGKILL")
+    for field, name in fargate.ENV.items():
+        value = getattr(config, field)
+        monkeypatch.setenv(name, ",".join(value) if isinstance(value, tuple) else str(value))
+    monkeypatch.setattr(fargate, "ecs_client", lambda: ecs)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert cliutil.run(main, ["sweep", "--bucket", bucket, "--model", "claims"]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "sweep: stopped 2 orphaned Dask worker(s)" in capsys.readouterr().err
+    assert statuses(ecs, config, orphans) == ["STOPPED"] * 2
+    assert statuses(ecs, config, kept) == ["RUNNING"] * 2  # a live run's workers are its own
+    stop_orphans(config, run_id="r-sweep-live", ecs=ecs)
+    ecs.stop_task(cluster=config.cluster, task=alive)
