@@ -414,3 +414,38 @@ def test_small_output_in_front_of_a_worker_part_goes_up_with_it(
     assert again, "no part was uploaded again behind small output"
     [record] = composed(caplog)
     assert record.__dict__["worker_bytes"] >= MIN_PART_SIZE
+
+
+def test_a_worker_killed_while_uploading_parts_leaves_the_same_objects(
+    bucket: str, s3: Any, claims_model: LoadedModel, big: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker killed mid-shard: Dask scores the shard again and it uploads the same part
+    number again; the run commits once, the objects equal one process's, no upload stays open."""
+    from scorer.storage import MIN_PART_SIZE
+
+    key = "incoming/killed.csv"
+    version = s3.put_object(Bucket=bucket, Key=key, Body=big)["VersionId"]
+    one = s3_run(s3, bucket, key, version, claims_model, "none", None, "killed")
+    dask = cluster.client(cluster.parse("local:2"))
+    pids = dask.run(os.getpid)
+    killed: list[int] = []
+
+    def kill_one_when_busy() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            busy = [w for w, tasks in dask.processing().items() if tasks]
+            if busy:
+                time.sleep(0.5)  # into the shard's scoring
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                killed.append(pids[busy[0]])
+                return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_one_when_busy, daemon=True)
+    killer.start()
+    caplog.set_level(logging.INFO, logger="dropscore.scorer")
+    sharded = s3_run(s3, bucket, key, version, claims_model, "local:2", MIN_PART_SIZE, "killed")
+    killer.join()
+    assert killed, "no worker was busy while the run was scoring"
+    assert composed(caplog), "the workers uploaded no part"
+    assert sharded[:2] == one[:2]
