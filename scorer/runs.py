@@ -303,11 +303,13 @@ def _stream(
             )
             workers = 0
         results: Iterable[BatchResult]
+        composed = None  # a sharded run's predictions writer whose parts the workers upload
         if shards.applies(scale, stream, manifest.input.get("bytes")):  # issue 14: Dask shards
             assert scale is not None
+            composed = shards.predictions_writer(pred_url, scale)
             results = shards.sharded_results(
                 stream, src.url, src.version_id, etag, manifest.input["bytes"], model, plan,
-                scale, batch_rows, manifest,
+                scale, batch_rows, manifest, composed,
             )  # fmt: skip
             workers = 0  # set by sharded_results: the Dask workers it used
         elif workers > 0:
@@ -317,8 +319,9 @@ def _stream(
         manifest.workers = workers  # a sharded run records its Dask workers when it starts
         log.debug("scoring", extra={"run_id": manifest.run_id, "workers": workers})
         # create-only: a rerun or a duplicate never makes a second version of an output
+        pred_writer = composed or storage.open_write(pred_url, create_only=True, identical_ok=True)
         with (
-            storage.open_write(pred_url, create_only=True, identical_ok=True) as pred_out,
+            pred_writer as pred_out,
             storage.open_write(rej_url, create_only=True, identical_ok=True) as rej_out,
         ):
             pred_out.write(output.header_line(output.prediction_columns(plan.header, card)))
@@ -362,6 +365,8 @@ def _stream(
                 manifest.outputs["rejected"] = _output_entry(rej_url, rej_out)
             else:
                 rej_out.discard()
+    if composed is not None and "predictions" in manifest.outputs:  # hashed once it exists
+        manifest.outputs["predictions"]["sha256"] = composed.sha256
 
 
 def collect(

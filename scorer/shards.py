@@ -12,6 +12,9 @@ A worker reads the header's bytes and then its byte range, as one small CSV, thr
 ``score_batch`` under the plan (dialect, decimal mark) decided once from the whole file's head.
 It hands back the batches' results; the run adds them up in file order exactly as it adds up its
 own batches, so predictions.csv, rejected.csv and every count are the bytes of ``--cluster none``.
+To an S3 destination with shards of at least 5 MiB, a worker uploads its shard's predictions
+itself as one part of the run's multipart upload and hands back only the counts (see
+``scorer.compose``); rejected rows (usually few) and local destinations go through the run.
 
 A refusal the reader would raise (malformed CSV, not UTF-8, NUL bytes …) is met by the scan, in
 file order, before any shard is scored, and ends the run as it does in one process.
@@ -21,6 +24,7 @@ would cost a full extra write and read; a .csv.gz is scored by the one process (
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from collections import deque
@@ -29,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
-from scorer import cluster, storage
+from scorer import cluster, compose, storage
 from scorer.batches import BatchResult, score_batch
 from scorer.cluster import ClusterSpec
+from scorer.compose import ComposedWriter, PartTarget, UploadedPart
 from scorer.csvtext import split_lines
 from scorer.errors import DropscoreError
 from scorer.manifest import Manifest
@@ -93,6 +98,20 @@ class ShardJob:
     shard: Shard
     plan: HeaderPlan
     batch_rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShardOutput:
+    results: list[BatchResult]
+    part: UploadedPart | None = None  # the predictions went up as this part (results hold none)
+
+
+def predictions_writer(url: str, scale: Scale) -> ComposedWriter | None:
+    """The writer of a sharded run's predictions.csv when its workers may upload parts: an S3
+    destination and shards of at least 5 MiB; None: the run's own writer takes every byte."""
+    if scale.shard_bytes is None or not compose.usable(url, 1, scale.shard_bytes):
+        return None
+    return ComposedWriter(url, create_only=True, identical_ok=True)
 
 
 def applies(scale: Scale | None, stream: CsvStream, size: int | None) -> bool:
@@ -159,14 +178,21 @@ def sharded_results(
     scale: Scale,
     batch_rows: int,
     manifest: Manifest,
+    composer: ComposedWriter | None = None,
 ) -> Iterator[BatchResult]:
     """The file's batch results in file order, the shards scored on the cluster; records the
     shard count and workers in ``manifest``. At most two shards per worker are in flight or
-    waiting, so the run's memory stays bounded."""
+    waiting, so the run's memory stays bounded. ``composer``: the run's predictions writer,
+    into whose upload the workers put their shards' parts (it is written to only in file
+    order, by the run, between the results this yields)."""
     assert scale.shard_bytes is not None
     header_end, header_lines = header_of(url, version_id, if_match, stream.delimiter)
     source = Source(url, version_id, if_match, header_end, stream.delimiter)
     shards = plan_shards(stream, scale.shard_bytes, header_end, header_lines, size)
+    if composer is not None and compose.usable(composer.url, len(shards), scale.shard_bytes):
+        composer.start(len(shards))
+    else:
+        composer = None
     dask = cluster.client(scale.cluster, run_id=manifest.run_id)
     workers = max(1, cluster.worker_count(dask))
     manifest.shards = len(shards)
@@ -177,24 +203,49 @@ def sharded_results(
     )
     # pickled once per worker for this run (never forked: see scorer.cluster)
     shared = dask.scatter(model, broadcast=True, hash=False)
-    jobs = iter(ShardJob(source, s, plan, batch_rows) for s in shards)
-    pending: deque[Any] = deque()
+    jobs = iter(enumerate(ShardJob(source, s, plan, batch_rows) for s in shards))
+    pending: deque[tuple[int, ShardJob, bytes, Any]] = deque()
     try:
         while True:
-            while len(pending) < 2 * workers and (job := next(jobs, None)) is not None:
-                pending.append(dask.submit(score_shard, job, shared, pure=False))
+            while len(pending) < 2 * workers and (item := next(jobs, None)) is not None:
+                i, job = item
+                target = composer.target(i) if composer else None
+                # the header waits in the writer: it goes up in front of shard 0's part
+                prefix = composer.pending() if composer and i == 0 else b""
+                fut = dask.submit(score_shard_to, job, shared, target, prefix, pure=False)
+                pending.append((i, job, prefix, fut))
             if not pending:
                 return
-            yield from _result(pending.popleft())
+            i, job, prefix, fut = pending.popleft()
+            out = _result(fut)
+            if composer is not None:
+                if out.part is not None:
+                    carried = len(prefix)
+                    if prefix:
+                        composer.take_pending()
+                    elif not composer.ready_for(i):  # bytes under 5 MiB wait in front of it
+                        again = composer.take_pending()
+                        carried = len(again)
+                        target = composer.target(i, force=True)
+                        log.info(
+                            "uploading a shard's part again behind small output",
+                            extra={"run_id": manifest.run_id, "shard": i, "bytes": len(again)},
+                        )
+                        fut = dask.submit(score_shard_to, job, shared, target, again, pure=False)
+                        out = _result(fut)
+                    assert out.part is not None
+                    composer.adopt(out.part, carried)
+                composer.passed(i)
+            yield from out.results
     finally:
-        for fut in pending:
+        for *_, fut in pending:
             fut.cancel()
         shared.release()
 
 
-def _result(future: Any) -> list[BatchResult]:
+def _result(future: Any) -> ShardOutput:
     try:
-        return cast(list[BatchResult], future.result())
+        return cast(ShardOutput, future.result())
     except DropscoreError:  # a refusal or failure of the scoring itself, as in one process
         raise
     except Exception as exc:  # Dask gave up: workers lost too often, the scheduler gone …
@@ -202,6 +253,21 @@ def _result(future: Any) -> list[BatchResult]:
             f"the Dask cluster lost a shard ({type(exc).__name__}: {exc}); the input stays "
             "pending for a retry or the sweep"
         ) from exc
+
+
+def score_shard_to(
+    job: ShardJob, model: LoadedModel, target: PartTarget | None, prefix: bytes
+) -> ShardOutput:
+    """On a worker: the shard scored, its predictions (after ``prefix``) uploaded as the
+    ``target`` part when they fill one (≥ 5 MiB) or the part is forced; else handed back."""
+    results = score_shard(job, model)
+    if target is None:
+        return ShardOutput(results)
+    data = prefix + b"".join(r.predictions for r in results)
+    if len(data) < storage.MIN_PART_SIZE and not target.force:
+        return ShardOutput(results)
+    part = compose.upload_part(target, data)
+    return ShardOutput([dataclasses.replace(r, predictions=b"") for r in results], part)
 
 
 def score_shard(job: ShardJob, model: LoadedModel) -> list[BatchResult]:

@@ -5,6 +5,7 @@ bad rows at and around every shard boundary, with one and two local workers."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -325,3 +326,126 @@ def test_a_coordinator_killed_mid_upload_leaves_nothing_and_the_sweep_redoes_it(
     assert pred["Body"].read() == reference["predictions.csv"]
     assert open_uploads(s3, bucket) == []
     assert ledger(bucket) == []
+
+
+def s3_run(s3: Any, bucket: str, key: str, version: str, model: LoadedModel, spec: str,
+           shard_bytes: int | None, tag: str) -> tuple[dict, dict, int]:  # fmt: skip
+    """Score one S3 object version into its own folder: (objects but the manifest, manifest
+    without timings and locations, shards); no multipart upload is left open."""
+    url = f"s3://{bucket}/{key}"
+    out = f"s3://{bucket}/scored/{tag}/{spec.replace(':', '-')}"
+    result = runs.score(
+        ObjectVersion.of(bucket, key, version),
+        out,
+        model,
+        f"claims-v1-{tag}",
+        info=storage.head(url, version),
+        workers=0,
+        scale=Scale(cluster.parse(spec), shard_bytes),
+    )
+    prefix = out.split("/", 3)[3] + "/"
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+    got = {
+        o["Key"][len(prefix) :]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+        for o in listed
+    }
+    manifest = json.loads(got.pop("manifest.json"))
+    for entry in manifest["outputs"].values():
+        entry.pop("url")
+        entry.pop("key")
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    return got, {k: v for k, v in manifest.items() if k not in TIMINGS}, result.manifest.shards
+
+
+def composed(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage() == "composed predictions from worker parts"]
+
+
+@pytest.fixture(scope="module")
+def big() -> bytes:
+    from tests.reliability.conftest import sample_csv
+
+    return sample_csv(450_000, seed=5)  # ~13.5 MB: two shards of 5 MiB and a tail
+
+
+def test_workers_upload_their_parts_and_the_objects_equal_one_process(
+    bucket: str, s3: Any, claims_model: LoadedModel, big: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Shards of 5 MiB: each worker uploads its predictions as a part of the run's upload; the
+    run itself receives only what is under 5 MiB (the header, the tail), and the objects and
+    the manifest (sha256 of the whole file included) are those of one process."""
+    from scorer.storage import MIN_PART_SIZE
+
+    key = "incoming/big.csv"
+    version = s3.put_object(Bucket=bucket, Key=key, Body=big)["VersionId"]
+    caplog.set_level(logging.INFO, logger="dropscore.scorer")
+    one = s3_run(s3, bucket, key, version, claims_model, "none", None, "parts")
+    assert not composed(caplog)
+    sharded = s3_run(s3, bucket, key, version, claims_model, "local:2", MIN_PART_SIZE, "parts")
+    assert sharded[2] >= 3
+    assert sharded[:2] == one[:2]
+    [log_record] = composed(caplog)
+    worker_bytes = log_record.__dict__["worker_bytes"]
+    coordinator_bytes = log_record.__dict__["coordinator_bytes"]
+    assert worker_bytes + coordinator_bytes == len(one[0]["predictions.csv"])
+    assert worker_bytes >= 2 * MIN_PART_SIZE
+    assert coordinator_bytes < MIN_PART_SIZE  # the header and the last shard's rows
+
+
+def test_small_output_in_front_of_a_worker_part_goes_up_with_it(
+    bucket: str, s3: Any, claims_model: LoadedModel, big: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A first shard of rejected rows leaves under 5 MiB of predictions: no part of its own is
+    possible, so the next shard's part is uploaded again with those bytes in front of it."""
+    from scorer.storage import MIN_PART_SIZE
+
+    header, rows = big.split(b"\n", 1)
+    lines = rows.split(b"\n")[:180_000]
+    bad = b"".join(b"forty" + line[line.index(b",") :] + b"\n" for line in lines if line)
+    data = header + b"\n" + bad + rows
+    key = "incoming/mixed.csv"
+    version = s3.put_object(Bucket=bucket, Key=key, Body=data)["VersionId"]
+    one = s3_run(s3, bucket, key, version, claims_model, "none", None, "mixed")
+    caplog.set_level(logging.INFO, logger="dropscore.scorer")
+    sharded = s3_run(s3, bucket, key, version, claims_model, "local:2", MIN_PART_SIZE, "mixed")
+    assert one[1]["status"] == "partial"
+    assert sharded[:2] == one[:2]
+    again = [r for r in caplog.records if r.getMessage().startswith("uploading a shard's part")]
+    assert again, "no part was uploaded again behind small output"
+    [record] = composed(caplog)
+    assert record.__dict__["worker_bytes"] >= MIN_PART_SIZE
+
+
+def test_a_worker_killed_while_uploading_parts_leaves_the_same_objects(
+    bucket: str, s3: Any, claims_model: LoadedModel, big: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker killed mid-shard: Dask scores the shard again and it uploads the same part
+    number again; the run commits once, the objects equal one process's, no upload stays open."""
+    from scorer.storage import MIN_PART_SIZE
+
+    key = "incoming/killed.csv"
+    version = s3.put_object(Bucket=bucket, Key=key, Body=big)["VersionId"]
+    one = s3_run(s3, bucket, key, version, claims_model, "none", None, "killed")
+    dask = cluster.client(cluster.parse("local:2"))
+    pids = dask.run(os.getpid)
+    killed: list[int] = []
+
+    def kill_one_when_busy() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            busy = [w for w, tasks in dask.processing().items() if tasks]
+            if busy:
+                time.sleep(0.5)  # into the shard's scoring
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                killed.append(pids[busy[0]])
+                return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_one_when_busy, daemon=True)
+    killer.start()
+    caplog.set_level(logging.INFO, logger="dropscore.scorer")
+    sharded = s3_run(s3, bucket, key, version, claims_model, "local:2", MIN_PART_SIZE, "killed")
+    killer.join()
+    assert killed, "no worker was busy while the run was scoring"
+    assert composed(caplog), "the workers uploaded no part"
+    assert sharded[:2] == one[:2]
