@@ -88,7 +88,9 @@ def test_prediction_needs_neither_storage_nor_the_registry_nor_pycaret() -> None
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )
     loaded = set(json.loads(done.stdout))
-    assert loaded == {"scorer", "scorer.card", "scorer.errors", "scorer.model", "scorer.predict"}
+    assert loaded == {
+        "scorer", "scorer.card", "scorer.codes", "scorer.errors", "scorer.model", "scorer.predict"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("engine", ["plan", "pipeline"])
