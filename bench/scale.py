@@ -63,6 +63,7 @@ class Run:
     name: str
     wall_s: float
     coordinator_cpu_s: float  # the scorer process itself, its children excluded
+    tree_cpu_s: float  # the scorer and every process under it (the Dask workers)
     exit_code: int
     out: Path
     stderr: str
@@ -171,15 +172,22 @@ def _measure(name: str, cmd: list[str], env: dict[str, str]) -> Run:
     print(f"  running {name} …", flush=True)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    cpu = [0.0]
+    cpu = [0.0, 0.0]
     done = threading.Event()
 
-    def poll() -> None:  # the coordinator's own CPU, last seen alive (children excluded)
+    def poll() -> None:  # CPU seconds last seen: the coordinator's own, and its whole tree
         try:
             me = psutil.Process(proc.pid)
             while not done.is_set():
                 t = me.cpu_times()
-                cpu[0] = t.user + t.system
+                tree = t.user + t.system + t.children_user + t.children_system
+                for child in me.children(recursive=True):
+                    try:
+                        c = child.cpu_times()
+                        tree += c.user + c.system
+                    except psutil.Error:
+                        pass
+                cpu[0], cpu[1] = t.user + t.system, max(cpu[1], tree)
                 done.wait(0.05)
         except psutil.Error:
             pass
@@ -193,7 +201,13 @@ def _measure(name: str, cmd: list[str], env: dict[str, str]) -> Run:
     out = Path(cmd[cmd.index("--out") + 1])
     if proc.returncode != 0:
         print(f"  {name} exited {proc.returncode}:\n{err.decode()[-2000:]}", flush=True)
-    return Run(name, wall, cpu[0], proc.returncode, out, err.decode(errors="replace"))
+    # printed now: a run of 10 M rows takes minutes, its figure must survive a later failure
+    print(
+        f"  {name}: exit {proc.returncode}, wall {wall:.1f} s, CPU {cpu[0]:.1f} s coordinator / "
+        f"{cpu[1]:.1f} s whole tree",
+        flush=True,
+    )
+    return Run(name, wall, cpu[0], cpu[1], proc.returncode, out, err.decode(errors="replace"))
 
 
 def identical(a: Path, b: Path) -> tuple[bool, str]:
@@ -289,6 +303,8 @@ def report(rows: int, size: int, none: Run, local: Run, parts: Parts, same: bool
         f"| wall, --cluster none | {none.wall_s:.1f} s ({rows / none.wall_s:,.0f} rows/s) |",
         f"| wall, --cluster local:2 | {local.wall_s:.1f} s ({rows / local.wall_s:,.0f} rows/s) |",
         f"| overhead local:2 / none | {ratio:.2f}x (target <= {TARGET_RATIO}x) |",
+        f"| CPU, whole process tree, none / local:2 | {none.tree_cpu_s:.1f} s / "
+        f"{local.tree_cpu_s:.1f} s ({local.tree_cpu_s / max(none.tree_cpu_s, 1e-9):.2f}x) |",
         f"| shards (manifest) | {shards_run} |",
         f"| per-shard throughput (1 worker, 1 thread) | {parts.shard_rows / parts.shard_s:,.0f} "
         f"rows/s ({parts.shard_rows:,} rows in {parts.shard_s:.2f} s) |",
