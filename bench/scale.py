@@ -1,9 +1,11 @@
 """Scale-out benchmark: one file scored by one process and by a local Dask cluster, same run.
 
     python -m bench.scale [--rows 10000000] [--shard-over-mb 64] [--model lr|lightgbm] [--keep]
+                          [--registry DIR] [--out DIR]
 
 A sample file (``training.sample_data``, target dropped, plus a free-text ``note`` column in which
-about one row in 40 holds a quoted cell with commas and an embedded newline) is generated in
+about one row in 40 holds a quoted cell with commas and an embedded newline; one row in 997 has
+an age that is not a number, so rejected.csv is compared too) is generated in
 chunks, so memory stays flat at any size. It is scored twice, each as its own process:
   none    ``python -m scorer score SRC … --cluster none``
   local   ``python -m scorer score SRC … --cluster local:2 --shard-over-mb S``
@@ -11,16 +13,16 @@ and the outputs are checked byte for byte (sha256 of predictions.csv / rejected.
 manifests' counts). Figures, each measured in this run, never compared with a stopwatch figure
 from elsewhere:
   wall time of each run, and the overhead ratio local / none (issue 14's target: ≤ 1.25× on 2 cores,
-  where no speed-up is possible); shards (from the manifest);
+  where no speed-up is possible); CPU of each process tree; shards (from the manifest);
   cluster start-up — ``LocalCluster`` with 2 workers started and stopped in this process;
   planning pass — the run's own reader cutting the file into shards (``scorer.shards.plan_shards``),
-  in this process, in MB/s of input;
+  in this process, in MB of input per second and per CPU-second;
   per-shard throughput — one middle shard scored by ``scorer.shards.score_shard`` in this process
-  (what one single-threaded Dask worker does with it), rows/s;
+  (what one single-threaded Dask worker does with it), rows per second and per CPU-second;
   coordinator composing — MB of output the coordinator writes, divided by the coordinator's own
-  CPU seconds (its children, the Dask workers, excluded) less the planning pass: the rate at which
-  one process can take scored batches back and stream them into the outputs. Its own CPU also
-  holds imports, the model load and Dask's bookkeeping, so the rate is a lower bound.
+  CPU seconds (its children, the Dask workers, excluded) less the planning pass's CPU: the rate
+  at which one process can take scored batches back and stream them into the outputs. Its own
+  CPU also holds imports, the model load and Dask's bookkeeping, so the rate is a lower bound.
 Generated files live in bench/out/scale/ (gitignored) and are reused; outputs are removed unless
 ``--keep``.
 """
