@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PROJECT_ENVIRONMENT := .venv
 export UV_LINK_MODE := copy
 
-.PHONY: help install system-deps lint test test-fast bench identity audit demo deploy destroy clean
+.PHONY: help install system-deps lint test test-fast bench bench-scale identity audit demo deploy destroy clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,11 @@ test-fast: install  ## the suite without the slow end-to-end tests
 bench: install  ## benchmarks: scoring vs predict_model and a lean loop; gunzip vs Python's
 	$(PY) -m bench.scoring
 	$(PY) -m bench.decompress
+
+ROWS ?= 10000000
+SHARD_MB ?= 32
+bench-scale: install  ## one file: --cluster none vs local:2 (ROWS=, SHARD_MB=), ratio and parts
+	PYTHONPATH=$(CURDIR) $(PY) -m bench.scale --rows $(ROWS) --shard-over-mb $(SHARD_MB)
 
 # the commit this branch started from; aa5dafd (issue 13's start) when main is not there
 BASE ?= $(shell git merge-base HEAD main 2>/dev/null || echo aa5dafd)
