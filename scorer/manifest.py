@@ -35,7 +35,8 @@ class Manifest:
     peak_memory_mb: float = 0.0  # this process
     workers: int = 0  # forked scoring processes (0: scored in this process)
     workers_peak_memory_mb: float | None = None  # the largest worker's peak
-    shards: int = 0  # Dask shards scored (0: not sharded); when sharded, workers = Dask workers
+    # Dask shards scored; absent from the JSON when 0 (not sharded). Sharded: workers = Dask workers
+    shards: int = 0
     # the task that ran it and what that cost, see scorer/cost.py ({} in older manifests)
     task: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
@@ -47,7 +48,10 @@ class Manifest:
     schema: int = 1
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, allow_nan=False) + "\n"
+        doc = asdict(self)
+        if not self.shards:  # written only by a sharded run: other manifests keep their old bytes
+            del doc["shards"]
+        return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Manifest:
