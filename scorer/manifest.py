@@ -71,3 +71,30 @@ def decide_status(rows_in: int, rows_scored: int, rows_rejected: int) -> tuple[S
     if rows_scored == 0:
         return "failed", "ALL_ROWS_REJECTED"
     return ("partial", None) if rows_rejected else ("ok", None)
+
+
+def destination_conflict(existing: Manifest, run_id: str, model: str, out: str) -> str | None:
+    """Why ``out``, holding ``existing``, cannot take run ``run_id`` of ``model`` (name@version);
+    None when it is this very run (same input, same model: already done).
+
+    The run id is the digest of exactly that identity — model name, model version and the
+    input's version id, ETag or content sha256 — and every manifest records it, refused ones
+    included (which never got as far as hashing the content), so it is what is compared."""
+    if existing.run_id == run_id:
+        return None
+    theirs = f"{existing.model.get('name')}@{existing.model.get('version')}"
+    inp = existing.input
+    name = inp.get("key") or inp.get("url") or "an input"
+    held = " ".join(
+        f"{label} {str(inp[k])[:16]}"
+        for k, label in (("version_id", "version"), ("sha256", "sha256"), ("etag", "etag"))
+        if inp.get(k)
+    )
+    if theirs != model:
+        what = f"a run of model {theirs} (this run: {model})"
+    else:
+        what = f"a run of another input ('{name}'{', ' + held if held else ''})"
+    return (
+        f"'{out}' already holds {what}, status {existing.status}; it is never overwritten. "
+        "Choose another --out (one folder per input and model version)"
+    )
