@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from functools import cache
 from typing import Any
 
-from scorer import refs, schedules, service, storage
+from scorer import layout, refs, schedules, service, storage
 from scorer.errors import (
     BadArgument,
     DropscoreError,
@@ -146,7 +146,7 @@ def _put(url: str, body: bytes, *, if_match: str | None) -> str:
     cond = {"IfMatch": f'"{if_match}"'} if if_match else {"IfNoneMatch": "*"}
     with storage.map_storage_errors(url):
         resp = storage.s3_client().put_object(Bucket=bucket, Key=key, Body=body, **cond)
-    return str(resp.get("ETag", "")).strip('"')
+    return layout.etag(resp.get("ETag"))
 
 
 def _delete(url: str, etag: str) -> None:

@@ -35,7 +35,8 @@ class Manifest:
     peak_memory_mb: float = 0.0  # this process
     workers: int = 0  # forked scoring processes (0: scored in this process)
     workers_peak_memory_mb: float | None = None  # the largest worker's peak
-    shards: int = 0  # Dask shards scored (0: not sharded); when sharded, workers = Dask workers
+    # Dask shards scored; absent from the JSON when 0 (not sharded). Sharded: workers = Dask workers
+    shards: int = 0
     # the task that ran it and what that cost, see scorer/cost.py ({} in older manifests)
     task: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
@@ -47,7 +48,10 @@ class Manifest:
     schema: int = 1
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, allow_nan=False) + "\n"
+        doc = asdict(self)
+        if not self.shards:  # written only by a sharded run: other manifests keep their old bytes
+            del doc["shards"]
+        return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Manifest:
@@ -67,3 +71,30 @@ def decide_status(rows_in: int, rows_scored: int, rows_rejected: int) -> tuple[S
     if rows_scored == 0:
         return "failed", "ALL_ROWS_REJECTED"
     return ("partial", None) if rows_rejected else ("ok", None)
+
+
+def destination_conflict(existing: Manifest, run_id: str, model: str, out: str) -> str | None:
+    """Why ``out``, holding ``existing``, cannot take run ``run_id`` of ``model`` (name@version);
+    None when it is this very run (same input, same model: already done).
+
+    The run id is the digest of exactly that identity — model name, model version and the
+    input's version id, ETag or content sha256 — and every manifest records it, refused ones
+    included (which never got as far as hashing the content), so it is what is compared."""
+    if existing.run_id == run_id:
+        return None
+    theirs = f"{existing.model.get('name')}@{existing.model.get('version')}"
+    inp = existing.input
+    name = inp.get("key") or inp.get("url") or "an input"
+    held = " ".join(
+        f"{label} {str(inp[k])[:16]}"
+        for k, label in (("version_id", "version"), ("sha256", "sha256"), ("etag", "etag"))
+        if inp.get(k)
+    )
+    if theirs != model:
+        what = f"a run of model {theirs} (this run: {model})"
+    else:
+        what = f"a run of another input ('{name}'{', ' + held if held else ''})"
+    return (
+        f"'{out}' already holds {what}, status {existing.status}; it is never overwritten. "
+        "Choose another --out (one folder per input and model version)"
+    )

@@ -46,7 +46,7 @@ from scorer.errors import (
     VersionExists,
 )
 from scorer.layout import ObjectVersion
-from scorer.manifest import Manifest, decide_status
+from scorer.manifest import Manifest, decide_status, destination_conflict
 from scorer.model import LoadedModel
 from scorer.reader import CsvStream
 from scorer.schema import HeaderPlan
@@ -92,33 +92,6 @@ def read_manifest(out: str) -> Manifest | None:
         return Manifest.from_json(storage.read_bytes(manifest_url(out)))
     except ObjectMissing:
         return None
-
-
-def destination_conflict(existing: Manifest, run_id: str, model: str, out: str) -> str | None:
-    """Why ``out``, holding ``existing``, cannot take run ``run_id`` of ``model`` (name@version);
-    None when it is this very run (same input, same model: already done).
-
-    The run id is the digest of exactly that identity — model name, model version and the
-    input's version id, ETag or content sha256 — and every manifest records it, refused ones
-    included (which never got as far as hashing the content), so it is what is compared."""
-    if existing.run_id == run_id:
-        return None
-    theirs = f"{existing.model.get('name')}@{existing.model.get('version')}"
-    inp = existing.input
-    name = inp.get("key") or inp.get("url") or "an input"
-    held = " ".join(
-        f"{label} {str(inp[k])[:16]}"
-        for k, label in (("version_id", "version"), ("sha256", "sha256"), ("etag", "etag"))
-        if inp.get(k)
-    )
-    if theirs != model:
-        what = f"a run of model {theirs} (this run: {model})"
-    else:
-        what = f"a run of another input ('{name}'{', ' + held if held else ''})"
-    return (
-        f"'{out}' already holds {what}, status {existing.status}; it is never overwritten. "
-        "Choose another --out (one folder per input and model version)"
-    )
 
 
 def score(

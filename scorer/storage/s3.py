@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import IO, Any, cast
 
+from scorer import layout
 from scorer.errors import (
     ObjectChanged,
     ObjectMissing,
@@ -90,7 +91,7 @@ class S3Store:
             return ObjectInfo(
                 url=url,
                 size=int(resp["ContentLength"]),
-                etag=str(resp.get("ETag", "")).strip('"'),
+                etag=layout.etag(resp.get("ETag")),
                 version_id=resp.get("VersionId") or None,
                 last_modified=resp["LastModified"].timestamp() if "LastModified" in resp else 0.0,
                 metadata={str(k).lower(): str(v) for k, v in (resp.get("Metadata") or {}).items()},
@@ -123,7 +124,7 @@ class S3Store:
         bucket, key = split_s3(url)
         with map_storage_errors(url):
             resp = s3_client().get_object(Bucket=bucket, Key=key)
-            return resp["Body"].read(), str(resp.get("ETag", "")).strip('"')
+            return resp["Body"].read(), layout.etag(resp.get("ETag"))
 
     def list_objects(self, prefix_url: str) -> Iterator[ObjectInfo]:
         with map_storage_errors(prefix_url):
@@ -136,7 +137,7 @@ class S3Store:
                     yield ObjectInfo(
                         url=f"s3://{bucket}/{obj['Key']}",
                         size=int(obj["Size"]),
-                        etag=str(obj.get("ETag", "")).strip('"'),
+                        etag=layout.etag(obj.get("ETag")),
                         last_modified=obj["LastModified"].timestamp(),
                     )
 

@@ -14,7 +14,7 @@ import pytest
 from scorer import runs, storage
 from scorer.errors import DestinationInUse
 from scorer.layout import ObjectVersion
-from scorer.manifest import Manifest
+from scorer.manifest import Manifest, destination_conflict
 from scorer.model import LoadedModel
 from tests.scorer.test_s3_runs import cli
 
@@ -103,11 +103,11 @@ def test_conflict_names_the_model_version_that_holds_the_folder() -> None:
         input={"url": "A.csv", "sha256": "ab" * 32},
         model={"name": "claims", "version": 1},
     )
-    assert runs.destination_conflict(held, "claims-v1-00000000000000aa", "claims@1", "D") is None
-    other_version = runs.destination_conflict(held, "claims-v2-00000000000000aa", "claims@2", "D")
+    assert destination_conflict(held, "claims-v1-00000000000000aa", "claims@1", "D") is None
+    other_version = destination_conflict(held, "claims-v2-00000000000000aa", "claims@2", "D")
     assert other_version is not None
     assert "model claims@1 (this run: claims@2)" in other_version
-    other_input = runs.destination_conflict(held, "claims-v1-00000000000000bb", "claims@1", "D")
+    other_input = destination_conflict(held, "claims-v1-00000000000000bb", "claims@1", "D")
     assert other_input is not None
     assert "another input ('A.csv', sha256 abab" in other_input
 
