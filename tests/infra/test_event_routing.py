@@ -272,8 +272,9 @@ def container_env(
             "WorkerSecurityGroup": "sg-0123456789abcdef0",
             "MaxWorkers": "16",
             "WorkerCpu": "2048",
+            "ShardOverMb": "off",  # the stack's default: every file in one task
         },
-        {"HasUiDomain": True},
+        {"HasUiDomain": True, "ScalesOut": False},
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DROPSCORE_")}
     env.update({e["Name"]: e["Value"] for e in defined})
