@@ -510,7 +510,7 @@ def test_a_run_on_fargate_workers_scores_the_bytes_of_one_process_then_stops_the
         assert entry["sha256"] == alone["outputs"][name]["sha256"], name
     assert manifest["shards"] >= 2
     assert manifest["workers"] == 2
-    assert alone["shards"] in (0, 1, None)
+    assert "shards" not in alone  # a run in one process writes no shards field
     assert alone["workers"] == 0
     # the run's workers: two tasks, both STOPPED once it committed; nothing left for the sweep
     assert len(started) == 2
