@@ -204,11 +204,7 @@ class ComposedWriter(Writer):
         if not self._done:
             return ""
         if self._digest is None:
-            digest = hashlib.sha256()
-            with self.store.open_read(self.url) as fh:
-                while chunk := fh.read(8 << 20):
-                    digest.update(chunk)
-            self._digest = digest.hexdigest()
+            self._digest = base.stored_sha256(self.store, self.url)
         return self._digest
 
     def _same_as_existing(self) -> bool:

@@ -150,6 +150,16 @@ def _raise_translated(url: str, exc: Exception) -> None:
         raise StorageUnavailable(f"I/O error on '{url}': {exc}") from exc
 
 
+def stored_sha256(store: Store, url: str) -> str:
+    """The sha256 of an object as stored, read back through ``store`` (the writer's own check of
+    an identical object already there, and a composed object's hash, read it the same way)."""
+    digest = hashlib.sha256()
+    with store.open_read(url) as fh:
+        while chunk := fh.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class Writer:
     """Streaming writer: S3 multipart upload in parts, or a temp file renamed into place.
 
@@ -207,11 +217,7 @@ class Writer:
         info = self.store.head(self.url)
         if info.size != self.size:
             return False
-        digest = hashlib.sha256()
-        with self.store.open_read(self.url) as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        return digest.hexdigest() == self.sha256
+        return stored_sha256(self.store, self.url) == self.sha256
 
     def discard(self) -> None:
         """Abort now and make leaving the ``with`` block a no-op: nothing will be written."""
