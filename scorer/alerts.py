@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from scorer import drift
 from scorer.card import ModelCard
+from scorer.codes import Code
 
 AlertLevel = Literal["warning", "major"]
 
@@ -114,7 +115,7 @@ def _drift_alert(dist: drift.Distribution, n_baseline: int, column: str | None) 
         if dist.psi >= threshold and stat >= chi2_quantile(1 - alpha, bins - 1):
             what = "the predictions" if column is None else f"'{column}'"
             return Alert(
-                code="DRIFT_PREDICTION" if column is None else "DRIFT_FEATURE",
+                code=Code.DRIFT_PREDICTION if column is None else Code.DRIFT_FEATURE,
                 level=level,
                 message=f"{level} drift of {what} (PSI {dist.psi:.3g}); over {threshold:.3g}, "
                 f"the PSI sampling noise alone stays under for {dist.count:,} values — compare "
@@ -169,19 +170,19 @@ def run_alerts(
     """Every alert a run's counts raise: the run's own shares first, then drift."""
     found: list[Alert | None] = [
         _share_alert(
-            "REJECTED_SHARE", "were rejected", rows_rejected, rows_in, REJECTED_SHARES, None
+            Code.REJECTED_SHARE, "were rejected", rows_rejected, rows_in, REJECTED_SHARES, None
         )
     ]
     for column, codes in warnings_by_column.items():
-        unseen = int(codes.get("UNSEEN_CATEGORY", 0))
-        outside = int(codes.get("OUT_OF_RANGE", 0))
+        unseen = int(codes.get(Code.UNSEEN_CATEGORY, 0))
+        outside = int(codes.get(Code.OUT_OF_RANGE, 0))
         found += [
             _share_alert(
-                "UNSEEN_SHARE", "have an unseen category", unseen, rows_scored, UNSEEN_SHARES,
+                Code.UNSEEN_SHARE, "have an unseen category", unseen, rows_scored, UNSEEN_SHARES,
                 column,
             ),
             _share_alert(
-                "OUT_OF_RANGE_SHARE", "are outside the training range", outside, rows_scored,
+                Code.OUT_OF_RANGE_SHARE, "are outside the training range", outside, rows_scored,
                 OUT_OF_RANGE_SHARES, column,
             ),
         ]  # fmt: skip

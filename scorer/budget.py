@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from scorer.codes import Code
 from scorer.errors import BadArgument, FileRefused
 
 MB = 1024 * 1024
@@ -88,7 +89,7 @@ class Budget:
                 f"scoring this file used more than {self.limits.max_cpu_seconds:g} CPU seconds, "
                 f"the per-file budget (after {used:.2f} s); split the file, or raise "
                 "--max-cpu-seconds (DROPSCORE_MAX_CPU_SECONDS) and upload it again",
-                code="BUDGET_EXCEEDED",
+                code=Code.BUDGET_EXCEEDED,
             )
 
 
@@ -97,7 +98,7 @@ def _too_large(size: int, limits: Limits) -> FileRefused:
         f"the file is larger than {limits.max_input_mb:g} MB ({size / MB:,.1f} MB read so far "
         "or stated), the per-file limit; split it, or raise --max-input-mb "
         "(DROPSCORE_MAX_INPUT_MB) and upload it again",
-        code="TOO_LARGE",
+        code=Code.TOO_LARGE,
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scorer import interrupt, layout, notify, pinning, refs, service, storage
+from scorer.codes import Code
 from scorer.counting import Tee, count_records
 from scorer.errors import (
     BadArgument,
@@ -29,7 +30,7 @@ from scorer.layout import MANIFEST, PREDICTIONS, ObjectVersion, RunId
 from scorer.manifest import TERMINAL, Manifest
 
 # refusals decided before any record was counted: rows_in is 0 by design, not an undercount
-_COUNTED_FAILURES = ("HEADER_ONLY", "ALL_ROWS_REJECTED")
+_COUNTED_FAILURES = (Code.HEADER_ONLY, Code.ALL_ROWS_REJECTED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from typing import IO
 
 from scorer import gunzip
 from scorer.budget import Budget
+from scorer.codes import Code
 from scorer.errors import FileRefused
 from scorer.gunzip import Gunzip, is_gzip
 
@@ -37,10 +38,10 @@ _MAGIC = {
 def sniff(first: bytes) -> None:
     """Refuse well-known non-CSV formats by their first bytes."""
     if first.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise FileRefused("the file is UTF-16 encoded; save it as UTF-8 CSV", code="NOT_UTF8")
+        raise FileRefused("the file is UTF-16 encoded; save it as UTF-8 CSV", code=Code.NOT_UTF8)
     for magic, what in _MAGIC.items():
         if first.startswith(magic):
-            raise FileRefused(f"the file is {what}", code="NOT_CSV")
+            raise FileRefused(f"the file is {what}", code=Code.NOT_CSV)
 
 
 class Counting:
@@ -97,7 +98,7 @@ class Counting:
             raise FileRefused(
                 f"the file contains NUL bytes (after {self.bytes_out + data.index(0)} bytes); "
                 "it is binary, not a text CSV",
-                code="BINARY_CONTENT",
+                code=Code.BINARY_CONTENT,
             )
         self.bytes_out += len(data)
         return data
@@ -178,7 +179,7 @@ def line_too_long(lines: int) -> FileRefused:
     return FileRefused(
         f"line {lines + 1} is longer than {MAX_LINE // (1024 * 1024)} MiB; is a quote left open "
         "or is this not a CSV?",
-        code="FIELD_TOO_LARGE",
+        code=Code.FIELD_TOO_LARGE,
     )
 
 
@@ -188,15 +189,15 @@ def refusal(exc: csv.Error, line: int) -> FileRefused:
     if "NUL" in msg:
         return FileRefused(
             f"the file contains NUL bytes (line {line}); it is binary, not a text CSV",
-            code="BINARY_CONTENT",
+            code=Code.BINARY_CONTENT,
         )
     if "field larger" in msg:
         return FileRefused(
             f"a value near line {line} is larger than {MAX_FIELD // 1024} KiB; "
             "is a quote left open?",
-            code="FIELD_TOO_LARGE",
+            code=Code.FIELD_TOO_LARGE,
         )
     return FileRefused(
         f"the CSV is malformed near line {line} ({msg}); check the quoting",
-        code="MALFORMED_CSV",
+        code=Code.MALFORMED_CSV,
     )

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from scorer import categories
 from scorer.card import ModelCard
+from scorer.codes import Code
 from scorer.errors import FileRefused
 from scorer.reader import ColumnBatch, CsvStream, parse_unit
 from scorer.schema import HeaderPlan, plan_header
@@ -91,7 +92,7 @@ def decimal_mark(cells: dict[str, pa.Array]) -> str:
         raise FileRefused(
             f"the numbers mix decimal marks: '{comma[0]}' has {comma[1]!r} (decimal comma) and "
             f"'{point[0]}' has {point[1]!r} (decimal point); save the file with one decimal mark",
-            code="MIXED_DECIMAL_MARKS",
+            code=Code.MIXED_DECIMAL_MARKS,
         )
     return "," if comma else "."
 

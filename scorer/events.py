@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
+from scorer.codes import Code
 from scorer.errors import BadArgument
 from scorer.layout import ObjectVersion
 
@@ -18,7 +19,7 @@ log = logging.getLogger("dropscore.events")
 class NotAnEvent(BadArgument):
     """The message is not an S3 "Object Created" event dropscore can act on."""
 
-    code = "NOT_AN_EVENT"
+    code = Code.NOT_AN_EVENT
 
 
 def _ref(bucket: Any, key: Any, version: Any, etag: Any, raw_keys: bool) -> ObjectVersion:

@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from scorer.codes import Code
 from scorer.errors import FileRefused
 
 BOMB_RATIO = 200  # decompressed / compressed bytes
@@ -84,7 +85,7 @@ class Gunzip(io.RawIOBase):
             except zlib.error as exc:
                 raise FileRefused(
                     f"the gzip data is corrupt ({exc}); compress the file again",
-                    code="GZIP_CORRUPT",
+                    code=Code.GZIP_CORRUPT,
                 ) from exc
             self._started = True
             if piece:
@@ -124,7 +125,7 @@ class Gunzip(io.RawIOBase):
                 f"the gzip data is followed by bytes that are neither a gzip member nor zero "
                 f"padding (at byte {at}); the file is damaged or not one gzip file — compress "
                 "it again",
-                code="GZIP_CORRUPT",
+                code=Code.GZIP_CORRUPT,
             )
         self.trailing_zeros += len(rest)
         self._pos = len(self._buf)
@@ -133,10 +134,10 @@ class Gunzip(io.RawIOBase):
         if self._started:  # inside a member
             raise FileRefused(
                 "the gzip data ends early (truncated upload?); upload the whole file",
-                code="GZIP_CORRUPT",
+                code=Code.GZIP_CORRUPT,
             )
         if self.consumed == 0:
-            raise FileRefused("the gzip data is empty", code="GZIP_CORRUPT")
+            raise FileRefused("the gzip data is empty", code=Code.GZIP_CORRUPT)
         self._eof = True
 
     def _check_bomb(self) -> None:
@@ -146,11 +147,11 @@ class Gunzip(io.RawIOBase):
                 f"the gzip data expands to more than {self.max_out // (1024 * 1024):,} MiB, the "
                 "limit (DROPSCORE_MAX_DECOMPRESSED_MB); refused as a decompression bomb. Split "
                 "the file or raise the limit",
-                code="DECOMPRESSION_BOMB",
+                code=Code.DECOMPRESSION_BOMB,
             )
         if out > BOMB_FLOOR and out > BOMB_RATIO * max(self.consumed, 1):
             raise FileRefused(
                 f"the gzip data expands more than {BOMB_RATIO}× (decompression bomb?); "
                 "refused. Upload the CSV uncompressed or split it",
-                code="DECOMPRESSION_BOMB",
+                code=Code.DECOMPRESSION_BOMB,
             )

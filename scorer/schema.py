@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from scorer.card import Feature, ModelCard
+from scorer.codes import Code
 from scorer.errors import FileRefused
 
 OUTPUT_COLUMNS = ("row_number", "prediction", "prediction_score")
@@ -40,17 +41,17 @@ class HeaderPlan:
     @property
     def dialect_warnings(self) -> dict[str, int]:
         """The manifest's warnings for a file read in another dialect than ',' and '.'."""
-        out = {}
+        out: dict[str, int] = {}
         if self.delimiter == ";":
-            out["SEMICOLON_DIALECT"] = 1
+            out[Code.SEMICOLON_DIALECT] = 1
         if self.decimal == ",":
-            out["DECIMAL_COMMA"] = 1
+            out[Code.DECIMAL_COMMA] = 1
         return out
 
 
 def plan_header(header: list[str], card: ModelCard) -> HeaderPlan:
     if not header or all(not h.strip() for h in header):
-        raise FileRefused("the first line is empty; the file needs a header row", code="EMPTY")
+        raise FileRefused("the first line is empty; the file needs a header row", code=Code.EMPTY)
     if len(header) == 1 and len(card.features) > 1:
         for sep, label in _OTHER_DELIMITERS.items():
             if header[0].count(sep) >= 1:
@@ -63,24 +64,24 @@ def plan_header(header: list[str], card: ModelCard) -> HeaderPlan:
                 raise FileRefused(
                     f"the header is {label}-separated; dropscore reads comma-separated "
                     f"files{also}. Save the file as CSV with ',' between columns",
-                    code="WRONG_DELIMITER",
+                    code=Code.WRONG_DELIMITER,
                 )
         raise FileRefused(
             f"the file has a single column ('{_short(header[0])}'); it must be comma-separated "
             f"with a header row. The model needs: {_names(card)}",
-            code="NOT_CSV",
+            code=Code.NOT_CSV,
         )
     blanks = [i + 1 for i, h in enumerate(header) if not h.strip()]
     if blanks:
         raise FileRefused(
             f"header column(s) {blanks} have no name; give every column a name",
-            code="BLANK_HEADER",
+            code=Code.BLANK_HEADER,
         )
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise FileRefused(
             f"the header repeats {', '.join(map(repr, dupes))}; each column name must be unique",
-            code="DUPLICATE_HEADER",
+            code=Code.DUPLICATE_HEADER,
         )
     reserved = {*OUTPUT_COLUMNS, *probability_columns(card)}
     clash = [h for h in header if h in reserved]
@@ -88,7 +89,7 @@ def plan_header(header: list[str], card: ModelCard) -> HeaderPlan:
         raise FileRefused(
             f"the file already has column(s) {clash}, which dropscore writes itself; "
             "rename or drop them (is this an already scored file?)",
-            code="RESERVED_COLUMN",
+            code=Code.RESERVED_COLUMN,
         )
     position = {h: i for i, h in enumerate(header)}
     missing = [f for f in card.features if f.required and f.name not in position]
@@ -103,7 +104,7 @@ def plan_header(header: list[str], card: ModelCard) -> HeaderPlan:
         raise FileRefused(
             f"column(s) {', '.join(repr(f.name) for f in missing)} missing{hint}; "
             f"the model needs: {_names(card)}",
-            code="MISSING_COLUMNS",
+            code=Code.MISSING_COLUMNS,
         )
     used = [f for f in card.features if f.name in position]
     feature_names = {f.name for f in used}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from scorer import cost, layout, notify, pinning, refs, runs, shards, storage, taskinfo
 from scorer.budget import Limits
+from scorer.codes import Code
 from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone
 from scorer.layout import ObjectVersion, RunId
 from scorer.model import LoadedModel
@@ -113,7 +114,7 @@ def score_object(
             f".csv.gz files (any case) under {settings.incoming} are scored: upload the data "
             "as CSV (rename it if it already is one) and keep other files out of "
             f"{settings.incoming}",
-            code="UNSUPPORTED_EXTENSION",
+            code=Code.UNSUPPORTED_EXTENSION,
         )
         result = refuse(src, out, model, run_id, unsupported, settings.event_bus)
     else:

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from scorer.batches import BatchResult, score_batch
+from scorer.codes import Code
 from scorer.errors import DropscoreError
 from scorer.model import LoadedModel
 from scorer.reader import Unit, parse_unit
@@ -96,7 +97,7 @@ def thaw_heap() -> None:
 class WorkerFailed(DropscoreError):
     """A scoring worker process died or failed; the run stops and the input stays pending."""
 
-    code = "WORKER_FAILED"
+    code = Code.WORKER_FAILED
 
 
 def scored_in_order(

@@ -14,6 +14,7 @@ import streamlit as st
 
 from scorer import storage
 from scorer.card import ModelCard
+from scorer.codes import Code
 from scorer.errors import DropscoreError, StorageUnavailable
 from scorer.manifest import Manifest
 from scorer.refs import ModelRef
@@ -114,11 +115,11 @@ def md(text: object) -> str:
 
 
 ALERT_KIND = {
-    "DRIFT_PREDICTION": "drift",
-    "DRIFT_FEATURE": "drift",
-    "UNSEEN_SHARE": "unseen categories",
-    "OUT_OF_RANGE_SHARE": "out of range",
-    "REJECTED_SHARE": "rejected rows",
+    Code.DRIFT_PREDICTION: "drift",
+    Code.DRIFT_FEATURE: "drift",
+    Code.UNSEEN_SHARE: "unseen categories",
+    Code.OUT_OF_RANGE_SHARE: "out of range",
+    Code.REJECTED_SHARE: "rejected rows",
 }
 
 
@@ -149,7 +150,7 @@ def alert_summary(alerts: Sequence[dict[str, object]]) -> str:
     parts: dict[str, list[str]] = {}
     for a in sorted(alerts, key=_rank):
         head = f"{a.get('level')} {ALERT_KIND.get(str(a.get('code')), str(a.get('code')))}"
-        what = "predictions" if a.get("code") == "DRIFT_PREDICTION" else a.get("column")
+        what = "predictions" if a.get("code") == Code.DRIFT_PREDICTION else a.get("column")
         items = parts.setdefault(head, [])
         if what and str(what) not in items:
             items.append(str(what))

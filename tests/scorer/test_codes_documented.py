@@ -203,3 +203,34 @@ def test_the_scan_finds_codes_in_every_place_they_are_made(tmp_path: Path) -> No
         "| x | `Y_Y` | `THREE` |\n"
     )
     assert documented(doc, "code") == {"ONE", "TWO", "THREE"}
+
+
+# Modules other engineers are rewriting this session (issue 13): each still spells a code as
+# text; the lead removes an entry once that module uses the members (the test below says when).
+SPELT_AS_TEXT_PENDING = {"scorer/batches.py", "scorer/cluster.py", "scorer/manifest.py",
+                         "scorer/reader.py", "scorer/runs.py"}  # fmt: skip
+
+
+def spelt_as_text(path: Path) -> list[str]:
+    """Every string constant that is a member's value: 'path:line CODE'."""
+    rel = path.relative_to(ROOT).as_posix()
+    return [
+        f"{rel}:{node.lineno} {node.value}"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in MEMBERS
+    ]
+
+
+def test_codes_are_spelt_as_members_never_as_text() -> None:
+    """``Code.EMPTY``, not ``"EMPTY"``: a typo in a member is an AttributeError at import, a
+    typo in text a code nobody documented (the bytes written are the same either way)."""
+    files = [*_product_files(), ROOT / "scorer" / "check.py"]
+    as_text = [
+        hit
+        for path in sorted(files)
+        if path.relative_to(ROOT).as_posix() not in SPELT_AS_TEXT_PENDING
+        for hit in spelt_as_text(path)
+    ]
+    assert as_text == [], "use scorer.codes.Code members: " + ", ".join(as_text)
+    done = sorted(p for p in SPELT_AS_TEXT_PENDING if not spelt_as_text(ROOT / p))
+    assert done == [], f"these now use the members: remove them from SPELT_AS_TEXT_PENDING: {done}"

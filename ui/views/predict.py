@@ -15,6 +15,7 @@ import streamlit as st
 
 from scorer import api, explain
 from scorer.card import Feature, ModelCard
+from scorer.codes import Code
 from scorer.model import LoadedModel
 from scorer.predict import predict
 from scorer.schema import probability_columns
@@ -170,9 +171,9 @@ def answer(model: LoadedModel, row: dict[str, Any]) -> Answer:
         range_warnings=tuple(
             ranges.get(col, f"'{col}' is outside the training range")
             for col, codes in warned.items()
-            if "OUT_OF_RANGE" in codes
+            if Code.OUT_OF_RANGE in codes
         ),
-        unseen=tuple(col for col, codes in warned.items() if "UNSEEN_CATEGORY" in codes),
+        unseen=tuple(col for col, codes in warned.items() if Code.UNSEEN_CATEGORY in codes),
         elapsed_ms=elapsed,
     )
 

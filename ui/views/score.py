@@ -19,6 +19,7 @@ import streamlit as st
 
 from scorer import api, layout, pinning, service, storage
 from scorer.card import ModelCard
+from scorer.codes import Code
 from scorer.errors import BadArgument, FileRefused
 from scorer.manifest import Manifest
 from scorer.model import LoadedModel
@@ -35,7 +36,7 @@ LIMITS = "score.limits"  # (upload file id, refusal or None): the limit check of
 class TooManyRows(FileRefused):
     """An upload has more rows than this app scores interactively."""
 
-    code = "TOO_MANY_ROWS"
+    code = Code.TOO_MANY_ROWS
 
 
 @dataclass(frozen=True, slots=True)
