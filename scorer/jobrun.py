@@ -223,7 +223,7 @@ def _score_one(
     )
     m = result.manifest
     if not result.already_done:  # a job's runs announce themselves like any other run
-        notify.announce(m, out, settings.event_bus, settings.ui_url)
+        notify.announce(m, out, settings.event_bus, settings.ui_url, settings.scored)
     usd = (m.cost or {}).get("usd") if not result.already_done else None
     return RunLine(
         key=key,

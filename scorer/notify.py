@@ -56,16 +56,21 @@ def detail_types(manifest: Manifest) -> list[str]:
     return kinds
 
 
-def run_detail(manifest: Manifest, out: str, ui_url: str | None = None) -> dict[str, Any]:
-    """The ``detail`` of a run's events: enough to act on without opening the manifest."""
+def run_detail(
+    manifest: Manifest, out: str, ui_url: str | None = None, scored: str = layout.SCORED
+) -> dict[str, Any]:
+    """The ``detail`` of a run's events: enough to act on without opening the manifest.
+    ``scored``: the results prefix ``out`` is under, which the run page's link leaves out."""
     inp = manifest.input or {}
     model = manifest.model or {}
     links: dict[str, str] = {"manifest": storage.join(out, layout.MANIFEST)}
     for name, entry in sorted((manifest.outputs or {}).items()):
         links[name] = str(entry.get("url") or storage.join(out, f"{name}.csv"))
     if ui_url and storage.is_s3(out):
-        rel_run = out.split("/", 3)[3].removeprefix(layout.SCORED)
-        links["run_page"] = f"{ui_url.rstrip('/')}/runs?run={quote(rel_run, safe='/')}"
+        found = layout.run_file(storage.split_s3(storage.join(out, layout.MANIFEST))[1], scored)
+        if found is not None:  # the name the UI's runs page resolves (layout.check_run_path)
+            run = quote(found.folder, safe="/")
+            links["run_page"] = f"{ui_url.rstrip('/')}/runs?run={run}"
     detail: dict[str, Any] = {
         "run_id": manifest.run_id,
         "status": manifest.status,
@@ -168,7 +173,13 @@ def _put(entries: list[tuple[str, Mapping[str, Any]]], bus: str | None) -> list[
     return [str(e.get("EventId", "")) for e in resp.get("Entries", [])]
 
 
-def announce(manifest: Manifest, out: str, bus: str | None, ui_url: str | None = None) -> bool:
+def announce(
+    manifest: Manifest,
+    out: str,
+    bus: str | None,
+    ui_url: str | None = None,
+    scored: str = layout.SCORED,
+) -> bool:
     """Put a committed run's events, then write its marker. Never raises: a run that committed
     stays committed; False (with a warning) leaves the marker absent so the sweep re-sends."""
     if bus is None:
@@ -176,7 +187,7 @@ def announce(manifest: Manifest, out: str, bus: str | None, ui_url: str | None =
     if interrupt.requested.is_set():  # asked to stop after the commit: end now, the sweep sends
         log.info("stop requested; run events left to the sweep", extra={"run_id": manifest.run_id})
         return False
-    detail = run_detail(manifest, out, ui_url)
+    detail = run_detail(manifest, out, ui_url, scored)
     kinds = detail_types(manifest)
     try:
         ids = _put([(k, detail) for k in kinds], bus)
@@ -239,7 +250,7 @@ def resend_missing(
             continue  # the ledger checker reports unreadable manifests
         if manifest.event_bus is None:
             continue  # committed with events off, or before run events existed: none owed
-        if announce(manifest, folder, bus, ui_url):
+        if announce(manifest, folder, bus, ui_url, scored):
             sent += 1
         else:
             missing += 1

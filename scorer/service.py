@@ -145,7 +145,7 @@ def score_object(
         },
     )
     if not result.already_done:  # only the run that committed emits; the sweep re-sends misses
-        notify.announce(m, out, settings.event_bus, settings.ui_url)
+        notify.announce(m, out, settings.event_bus, settings.ui_url, settings.scored)
     return result
 
 

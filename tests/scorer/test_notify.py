@@ -10,6 +10,7 @@ import signal
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -97,6 +98,36 @@ def test_8_duplicate_triggers_at_once_give_exactly_one_run_completed(
     assert again is not None
     assert again.already_done
     assert received(queue) == []
+
+
+def test_the_run_page_link_opens_the_run_under_a_configured_results_prefix(
+    s3: Any, bucket: str, s3_registry: str, sink: tuple[str, str]
+) -> None:
+    """Results under ``results/`` instead of ``scored/``: the link the run event carries (sent at
+    the commit, and again by the sweep) is the name the UI's runs page resolves to that run."""
+    from ui import data
+
+    bus, queue = sink
+    scored = "results/"
+    settings = service.Settings(event_bus=bus, ui_url="http://ui.example:8501", scored=scored)
+    version = put(s3, bucket, "incoming/pre/claims.csv", sample_csv(40))
+    result = service.score_object(
+        ObjectVersion(bucket, "incoming/pre/claims.csv", version), settings
+    )
+    assert result is not None
+    run_id = result.manifest.run_id
+    [sent] = received(queue)
+    s3.delete_object(Bucket=bucket, Key=f"{scored}pre/claims/{run_id}/{notify.MARKER}")
+    assert sweep.sweep(bucket, settings) == 0  # the marker is gone: the sweep sends it again
+    [resent] = received(queue)
+    for event in (sent, resent):
+        link = urlsplit(event["detail"]["links"]["run_page"])
+        assert (link.netloc, link.path) == ("ui.example:8501", "/runs")
+        [run] = parse_qs(link.query)["run"]
+        assert run == f"pre/claims/{run_id}"
+        opened = data.manifest(bucket, run, scored)  # what the runs page shows for ?run=
+        assert opened is not None
+        assert (opened.run_id, opened.input["key"]) == (run_id, "incoming/pre/claims.csv")
 
 
 def test_a_refused_file_sends_run_failed_and_a_drifting_file_run_alert(
