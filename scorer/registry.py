@@ -17,6 +17,7 @@ import json
 import os
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
@@ -42,8 +43,31 @@ from scorer.promotion import Promotion
 from scorer.refs import DEFAULT_ALIAS, ModelRef, check_name
 
 # engines by (registry, version and sha256): a model is verified and unpickled once per process
-_cache: dict[tuple[str, str], Engine] = {}
+# while it is among the last ENGINES_KEPT loaded. watch and the UI live for weeks and load each
+# version promoted meanwhile; a LoadedModel still in use keeps its own engine alive.
+ENGINES_KEPT = 4
+_cache: OrderedDict[tuple[str, str], Engine] = OrderedDict()
 _cache_lock = threading.Lock()
+
+
+def _cached(key: tuple[str, str]) -> Engine | None:
+    with _cache_lock:
+        found = _cache.get(key)
+        if found is not None:
+            _cache.move_to_end(key)
+        return found
+
+
+def _keep(key: tuple[str, str], built: Engine) -> Engine:
+    """The engine cached under ``key``: of two threads loading at once, the first engine stays
+    (one lock per pipeline); the least recently used beyond ENGINES_KEPT are dropped."""
+    with _cache_lock:
+        built = _cache.setdefault(key, built)
+        _cache.move_to_end(key)
+        while len(_cache) > ENGINES_KEPT:
+            _cache.popitem(last=False)
+        return built
+
 
 ENGINES = ("pipeline", "plan", "auto")  # what Registry.load(engine=…) accepts
 PLAN_FILE = "plan.json"
@@ -165,14 +189,11 @@ class Registry:
         if engine == "plan" or (engine == "auto" and card.plan is not None):
             return self._load_plan(card)
         key = (self.url, f"{card.name}@{card.version}#{card.model_sha256}")
-        with _cache_lock:
-            if key in _cache:
-                return LoadedModel(card, _cache[key])
+        cached = _cached(key)
+        if cached is not None:
+            return LoadedModel(card, cached)
         built: Engine = PipelineEngine(unpickle(self._verified_pickle(card), card))
-        with _cache_lock:
-            # of two threads loading at once, the first engine stays: one lock per pipeline
-            built = _cache.setdefault(key, built)
-        return LoadedModel(card, built)
+        return LoadedModel(card, _keep(key, built))
 
     def _verified_pickle(self, card: ModelCard) -> bytes:
         """model.pkl's bytes, checked against the card (never unpickled here)."""
@@ -211,9 +232,9 @@ class Registry:
             )
         expected = info.sha256
         key = (self.url, f"{card.name}@{card.version}#plan#{expected}")
-        with _cache_lock:
-            if key in _cache:
-                return LoadedModel(card, _cache[key])
+        cached = _cached(key)
+        if cached is not None:
+            return LoadedModel(card, cached)
         # a published version is checked whole: a changed or missing model.pkl means the
         # version is not what was published, even though the plan does not need the pickle
         self._verified_pickle(card)
@@ -230,9 +251,7 @@ class Registry:
             file, sha = plan.head.file, plan.head.sha256
             estimator = unpickle(self._verified_file(card, file, sha, PLAN_FILE), card)
         built: Engine = PlanEngine(Evaluator(plan, estimator))
-        with _cache_lock:
-            built = _cache.setdefault(key, built)
-        return LoadedModel(card, built)
+        return LoadedModel(card, _keep(key, built))
 
     # --- writing --------------------------------------------------------------------------------
     def publish(

@@ -355,6 +355,41 @@ def test_a_loaded_model_predicts_and_is_cached_per_process(trained_copy: Registr
     assert np.isfinite(np.asarray(first.pipeline.predict(rows), dtype=float)).all()
 
 
+def test_a_long_lived_process_keeps_the_engines_of_the_last_few_versions_only(
+    trained_copy: Registry,
+) -> None:
+    """watch and the UI load every version promoted while they run: the per-process cache keeps
+    the last few engines, a model still in use keeps its own, a cached one is reused."""
+    import gc
+    import weakref
+
+    from scorer.predict import predict
+
+    first = trained_copy.resolve("claims")
+    base = Path(trained_copy.url) / "claims" / "1"
+    plan = {"plan.json": (base / "plan.json").read_bytes()}
+    cards = [first] + [
+        trained_copy.publish(
+            "claims",
+            (base / "model.pkl").read_bytes(),
+            lambda v, _sha: dataclasses.replace(first, version=v),
+            extras=plan,
+        )
+        for _ in range(11)
+    ]
+    rows = generate(5, seed=2).drop(columns=["charges"])
+    in_use = trained_copy.load(cards[0], engine="plan")  # say, a run still scoring with v1
+    engines = [weakref.ref(trained_copy.load(c, engine="plan").engine) for c in cards[1:]]
+    gc.collect()
+    alive = [c.version for c, e in zip(cards[1:], engines, strict=True) if e() is not None]
+    assert alive == [9, 10, 11, 12], "only the last versions loaded stay in memory"
+    again = trained_copy.load(cards[-1], engine="plan")
+    assert again.engine is engines[-1](), "a cached engine is reused, not built again"
+    # the version in use was pushed out of the cache but its engine lives on and predicts
+    assert np.array_equal(predict(in_use, rows).values, predict(again, rows).values)
+    assert trained_copy.load(cards[0], engine="plan").engine is not in_use.engine
+
+
 def test_a_model_from_another_scikit_learn_is_refused_naming_both_versions(
     registry: Registry,
 ) -> None:
