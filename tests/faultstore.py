@@ -184,21 +184,9 @@ class _FaultyWriter:
         self._inner.discard()
         self._discarded = True
 
-    def __enter__(self) -> _FaultyWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        # as Writer.__exit__, with the commit going through the faults
-        if self._discarded:
-            return
-        if exc_type is None:
-            try:
-                self.commit()
-            except BaseException:
-                self._inner.abort()
-                raise
-        else:
-            self._inner.abort()
+    # leaving the ``with`` is Writer's own: commit (above, through the faults) or abort
+    __enter__ = Writer.__enter__
+    __exit__ = Writer.__exit__
 
 
 class _CutStream(io.RawIOBase):
