@@ -95,8 +95,7 @@ class LocalStore:
         identical_ok: bool = False,
         metadata: Mapping[str, str] | None = None,
     ) -> Writer:
-        if metadata:
-            raise BadArgument(f"cannot store metadata with '{url}': only S3 objects carry it")
+        _refuse_metadata(url, metadata)
         return LocalWriter(self, url, create_only=create_only, identical_ok=identical_ok)
 
     def abort_uploads(self, prefix_url: str) -> int:
@@ -130,9 +129,13 @@ class FsspecStore(LocalStore):
         identical_ok: bool = False,
         metadata: Mapping[str, str] | None = None,
     ) -> Writer:
-        if metadata:
-            raise BadArgument(f"cannot store metadata with '{url}': only S3 objects carry it")
+        _refuse_metadata(url, metadata)
         raise StorageUnavailable(f"cannot write to '{url}': only local paths and s3://")
+
+
+def _refuse_metadata(url: str, metadata: Mapping[str, str] | None) -> None:
+    if metadata:
+        raise BadArgument(f"cannot store metadata with '{url}': only S3 objects carry it")
 
 
 class LocalWriter(Writer):
