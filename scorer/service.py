@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone
 from scorer.layout import ObjectVersion, RunId
 from scorer.model import LoadedModel
 from scorer.registry import Registry
+from scorer.storage.base import sha256_of
 
 log = logging.getLogger("dropscore.scorer")
 
@@ -192,9 +192,7 @@ def refuse(
 
 
 def local_version(path: str) -> ObjectVersion:
-    """A local file has no version id: its content hash stands in for the ETag."""
-    digest = hashlib.sha256()
+    """A local file has no version id: its content hash stands in for the ETag. A missing file
+    is FileNotFoundError, not the store's ObjectMissing: callers check the path first."""
     with open(Path(path), "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return ObjectVersion("", path, None, digest.hexdigest())
+        return ObjectVersion("", path, None, sha256_of(fh))

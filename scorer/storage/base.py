@@ -153,10 +153,15 @@ def _raise_translated(url: str, exc: Exception) -> None:
 def stored_sha256(store: Store, url: str) -> str:
     """The sha256 of an object as stored, read back through ``store`` (the writer's own check of
     an identical object already there, and a composed object's hash, read it the same way)."""
-    digest = hashlib.sha256()
     with store.open_read(url) as fh:
-        while chunk := fh.read(8 << 20):
-            digest.update(chunk)
+        return sha256_of(fh)
+
+
+def sha256_of(fh: IO[bytes]) -> str:
+    """The sha256 of what is left to read from ``fh``, read in chunks (files of any size)."""
+    digest = hashlib.sha256()
+    while chunk := fh.read(8 << 20):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
