@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from scorer.registry import Registry
-from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, server  # noqa: F401
+from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -71,7 +71,7 @@ def _summary(name: str, values: list[float]) -> str:
     )
 
 
-def test_five_sessions_predict_and_browse_for_a_minute(server, s3_registry: str) -> None:  # noqa: F811
+def test_five_sessions_predict_and_browse_for_a_minute(server, s3_registry: str) -> None:
     url, _seeded = server
     target = Registry(s3_registry).resolve("claims").target
     until = time.monotonic() + SECONDS

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +20,11 @@ import pytest
 
 from scorer.registry import Registry
 from tests.conftest import free_port
-from tests.ui.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT
+from tests.ui.conftest import ARTIFACTS, needs_chromium, new_page, settled, streamlit_app
 from tests.ui.test_models import worse_version
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-WAIT_MS = 90_000  # the first page imports the scorer and reads the registry
 ADMIN = "boss@example.com"
 ANALYST = "ana@example.com"
 STRANGER = "eve@elsewhere.test"  # verified, but not on the allow-list
@@ -75,8 +70,8 @@ def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 @pytest.fixture
 def stack(provider: str, bucket: str, s3_registry: str, tmp_path: Path) -> Iterator[Stack]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (make system-deps)")
+    needs_chromium()
+    # the app's own URL goes into its secrets (the OIDC redirect), so its port is chosen here
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     secrets_toml = tmp_path / "secrets.toml"
@@ -98,46 +93,18 @@ def stack(provider: str, bucket: str, s3_registry: str, tmp_path: Path) -> Itera
         "DROPSCORE_UI_ADMINS": ADMIN,
     }
     log = tmp_path / "streamlit.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "streamlit"), "run", "ui/app.py",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--secrets.files", str(secrets_toml)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"streamlit did not start:\n{log.read_text()}") from None
-                time.sleep(0.3)
+    with streamlit_app(env, log, "--secrets.files", str(secrets_toml), port=port):
         yield Stack(url, provider)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     assert "Traceback" not in log.read_text(), log.read_text()
 
 
-def test_sign_in_against_a_real_identity_provider(stack: Stack, s3_registry: str) -> None:
-    from playwright.sync_api import Page, expect, sync_playwright
+def test_sign_in_against_a_real_identity_provider(  # type: ignore[no-untyped-def]
+    stack: Stack, browser, s3_registry: str
+) -> None:
+    from playwright.sync_api import Page, expect
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     new = worse_version(s3_registry)  # its card's r2 is 0.1 below production's
     r2 = {v: Registry(s3_registry).card("claims", v).metrics["r2"] for v in (1, new)}
-
-    def settled(page: Page, name: str) -> None:
-        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
-        page.wait_for_timeout(600)
-        assert page.locator('[data-testid="stException"]').count() == 0
-        assert "Traceback" not in page.content()
-        page.screenshot(path=str(ARTIFACTS / f"signin-{name}.png"), full_page=True)
 
     def sign_in(page: Page, who: str, shot: str) -> None:
         """The sign-in screen, the provider's page (where the user is chosen), back to the app."""
@@ -151,83 +118,76 @@ def test_sign_in_against_a_real_identity_provider(stack: Stack, s3_registry: str
         page.get_by_role("button", name=who, exact=True).click()
         page.wait_for_url(f"{stack.url}/**")
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        expect.set_options(timeout=WAIT_MS)
+    def fresh() -> Page:  # a new browser profile: no cookie from an earlier user
+        return new_page(browser, 1400, 1400, fresh=True)
 
-        def fresh() -> Page:  # a new browser profile: no cookie from an earlier user
-            page = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()
-            page.set_default_timeout(WAIT_MS)
-            return page
+    # nobody signed in: only the sign-in screen, no page of the app
+    page = fresh()
+    page.goto(f"{stack.url}/models")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("heading", name="Models")).to_have_count(0)
+    settled(page, "signin-01-signed-out")
 
-        # nobody signed in: only the sign-in screen, no page of the app
+    # an allow-listed analyst: the app works; the Models page refuses promotion
+    sign_in(page, ANALYST, "02-provider")
+    page.goto(f"{stack.url}/predict")  # / is the overview
+    expect(page.get_by_role("heading", name="Predict")).to_be_visible()
+    expect(page.get_by_text("Signed in as Ana Analyst")).to_be_visible()
+    settled(page, "signin-03-analyst-predict")
+    page.goto(f"{stack.url}/models")
+    expect(page.get_by_role("heading", name="Versions")).to_be_visible()
+    expect(page.get_by_text("Only administrators can promote")).to_be_visible()
+    expect(page.get_by_role("button", name=f"Promote v{new} to production")).to_have_count(0)
+    expect(page.get_by_label("Note (required): why this version")).to_have_count(0)
+    settled(page, "signin-04-analyst-models")
+    # sign out: back to the sign-in screen, and the app is closed again
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    page.goto(f"{stack.url}/models")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("heading", name="Versions")).to_have_count(0)
+    settled(page, "signin-05-signed-out-again")
+    page.context.close()
+
+    # refused: verified but not listed, unverified, and no email_verified claim at all
+    for who, shot, says in [
+        (STRANGER, "06-unlisted", f"{STRANGER} is not allowed to use dropscore"),
+        (UNVERIFIED, "07-unverified", f"{UNVERIFIED} has no verified email address"),
+        (NO_CLAIM, "08-no-verified-claim", f"{NO_CLAIM} has no verified email address"),
+    ]:
         page = fresh()
-        page.goto(f"{stack.url}/models")
-        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-        expect(page.get_by_role("heading", name="Models")).to_have_count(0)
-        settled(page, "01-signed-out")
-
-        # an allow-listed analyst: the app works; the Models page refuses promotion
-        sign_in(page, ANALYST, "02-provider")
-        page.goto(f"{stack.url}/predict")  # / is the overview
-        expect(page.get_by_role("heading", name="Predict")).to_be_visible()
-        expect(page.get_by_text("Signed in as Ana Analyst")).to_be_visible()
-        settled(page, "03-analyst-predict")
-        page.goto(f"{stack.url}/models")
-        expect(page.get_by_role("heading", name="Versions")).to_be_visible()
-        expect(page.get_by_text("Only administrators can promote")).to_be_visible()
-        expect(page.get_by_role("button", name=f"Promote v{new} to production")).to_have_count(0)
-        expect(page.get_by_label("Note (required): why this version")).to_have_count(0)
-        settled(page, "04-analyst-models")
-        # sign out: back to the sign-in screen, and the app is closed again
+        sign_in(page, who, "")
+        expect(page.get_by_text(says)).to_be_visible()
+        expect(page.get_by_role("heading", name="Predict")).to_have_count(0)
+        page.goto(f"{stack.url}/runs")  # no way around the refusal by URL
+        expect(page.get_by_text(says)).to_be_visible()
+        expect(page.get_by_role("heading", name="Runs")).to_have_count(0)
+        settled(page, f"signin-{shot}")
         page.get_by_role("button", name="Sign out").click()
         expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-        page.goto(f"{stack.url}/models")
-        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-        expect(page.get_by_role("heading", name="Versions")).to_have_count(0)
-        settled(page, "05-signed-out-again")
         page.context.close()
 
-        # refused: verified but not listed, unverified, and no email_verified claim at all
-        for who, shot, says in [
-            (STRANGER, "06-unlisted", f"{STRANGER} is not allowed to use dropscore"),
-            (UNVERIFIED, "07-unverified", f"{UNVERIFIED} has no verified email address"),
-            (NO_CLAIM, "08-no-verified-claim", f"{NO_CLAIM} has no verified email address"),
-        ]:
-            page = fresh()
-            sign_in(page, who, "")
-            expect(page.get_by_text(says)).to_be_visible()
-            expect(page.get_by_role("heading", name="Predict")).to_have_count(0)
-            page.goto(f"{stack.url}/runs")  # no way around the refusal by URL
-            expect(page.get_by_text(says)).to_be_visible()
-            expect(page.get_by_role("heading", name="Runs")).to_have_count(0)
-            settled(page, shot)
-            page.get_by_role("button", name="Sign out").click()
-            expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-            page.context.close()
-
-        # the admin promotes: comparison, a required note, the record under their address
-        page = fresh()
-        sign_in(page, ADMIN, "")
-        expect(page.get_by_text("Signed in as Boss Admin")).to_be_visible()
-        page.goto(f"{stack.url}/models")
-        button = page.get_by_role("button", name=f"Promote v{new} to production")
-        expect(button).to_be_disabled()
-        expect(page.get_by_text("Type a note to enable promotion")).to_be_visible()
-        worse = f"v{new} is worse than v1 on r2: {r2[new]:.4g} vs {r2[1]:.4g}"
-        expect(page.get_by_text(worse)).to_be_visible()
-        page.get_by_label("Note (required): why this version").fill("verified sign-in test")
-        page.get_by_label("Note (required): why this version").press("Tab")
-        page.get_by_text(f"Yes: batch runs from now on use v{new}").click()
-        expect(button).to_be_enabled()
-        settled(page, "09-admin-promote")
-        page.set_viewport_size({"width": 390, "height": 2600})  # a phone, tall: the app scrolls
-        settled(page, "09-admin-promote-phone")
-        page.set_viewport_size({"width": 1400, "height": 1400})
-        button.click()
-        expect(page.get_by_text(f"claims v{new} is now production.")).to_be_visible()
-        settled(page, "10-admin-promoted")
-        browser.close()
+    # the admin promotes: comparison, a required note, the record under their address
+    page = fresh()
+    sign_in(page, ADMIN, "")
+    expect(page.get_by_text("Signed in as Boss Admin")).to_be_visible()
+    page.goto(f"{stack.url}/models")
+    button = page.get_by_role("button", name=f"Promote v{new} to production")
+    expect(button).to_be_disabled()
+    expect(page.get_by_text("Type a note to enable promotion")).to_be_visible()
+    worse = f"v{new} is worse than v1 on r2: {r2[new]:.4g} vs {r2[1]:.4g}"
+    expect(page.get_by_text(worse)).to_be_visible()
+    page.get_by_label("Note (required): why this version").fill("verified sign-in test")
+    page.get_by_label("Note (required): why this version").press("Tab")
+    page.get_by_text(f"Yes: batch runs from now on use v{new}").click()
+    expect(button).to_be_enabled()
+    settled(page, "signin-09-admin-promote")
+    page.set_viewport_size({"width": 390, "height": 2600})  # a phone, tall: the app scrolls
+    settled(page, "signin-09-admin-promote-phone")
+    page.set_viewport_size({"width": 1400, "height": 1400})
+    button.click()
+    expect(page.get_by_text(f"claims v{new} is now production.")).to_be_visible()
+    settled(page, "signin-10-admin-promoted")
 
     latest = Registry(s3_registry).history("claims")[0]
     assert (latest.by, latest.note, latest.moved) == (
