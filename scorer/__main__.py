@@ -83,8 +83,11 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     if args.command == "score":
         return _score(args)
+    prefixes = layout.Prefixes.from_env(os.environ)  # the UI reads the same variables
     settings = service.Settings(
         registry=args.registry,
+        incoming=prefixes.incoming,
+        scored=prefixes.scored,
         model=args.model if args.command != "jobs" else service.DEFAULT_MODEL,
         engine=getattr(args, "engine", "auto"),
         max_rejected_rate=_rate(getattr(args, "max_rejected_rate", "off")),

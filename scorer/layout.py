@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,6 +166,47 @@ class RunId:
 
 def is_run_id(text: str) -> bool:
     return RunId.parse(text) is not None
+
+
+# --- where a deployment keeps inputs and results -----------------------------------------------
+#: The variables that move incoming/ and scored/: the scorer's commands and the UI read the
+#: same two, so the UI lists the runs where the scorer writes them.
+INCOMING_ENV = "DROPSCORE_INCOMING"
+SCORED_ENV = "DROPSCORE_SCORED"
+
+
+@dataclass(frozen=True, slots=True)
+class Prefixes:
+    """Where inputs are dropped and where their results are written, in one bucket."""
+
+    incoming: str = INCOMING
+    scored: str = SCORED
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Prefixes:
+        """The defaults unless ``DROPSCORE_INCOMING`` / ``DROPSCORE_SCORED`` say otherwise; a
+        prefix that could not hold runs apart from inputs is refused, never guessed at."""
+        found = cls(_prefix(env, INCOMING_ENV, INCOMING), _prefix(env, SCORED_ENV, SCORED))
+        if found.incoming.startswith(found.scored) or found.scored.startswith(found.incoming):
+            raise BadArgument(
+                f"{INCOMING_ENV} '{found.incoming}' and {SCORED_ENV} '{found.scored}' overlap; "
+                "results under the inputs' prefix would be scored again (or inputs read as "
+                "runs): give them separate prefixes"
+            )
+        return found
+
+
+def _prefix(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    parts = raw.removesuffix("/").split("/")
+    if not raw.endswith("/") or not all(SEGMENT.match(p) for p in parts):
+        raise BadArgument(
+            f"{name} is '{raw}'; use a folder of the bucket ending in '/', such as '{default}' "
+            "(no leading '/', no empty or '..' parts)"
+        )
+    return raw
 
 
 # --- inputs and their result folders ------------------------------------------------------------

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from scorer.errors import BadArgument
-from scorer.layout import INCOMING, MODELS, SCORED
+from scorer.layout import INCOMING, MODELS, SCORED, Prefixes
 from scorer.refs import ModelRef
 
 Mode = Literal["local", "aws"]
@@ -43,6 +43,7 @@ class UISettings:
             raise BadArgument(f"DROPSCORE_UI_MODE is '{mode}'; use 'local' or 'aws'")
         model = env.get("DROPSCORE_MODEL", "").strip() or "claims"
         ModelRef.parse(model)  # refuse a malformed reference at start, not on first use
+        prefixes = Prefixes.from_env(env)  # the scorer's own: runs are listed where it writes
         return cls(
             bucket=bucket,
             registry=env.get("DROPSCORE_REGISTRY", "").strip() or f"s3://{bucket}/{MODELS}",
@@ -52,6 +53,8 @@ class UISettings:
             admins=_entries(env.get("DROPSCORE_UI_ADMINS", "")),
             max_mb=_positive(env, "DROPSCORE_UI_MAX_MB", 50),
             max_rows=_positive(env, "DROPSCORE_UI_MAX_ROWS", 200_000),
+            incoming=prefixes.incoming,
+            scored=prefixes.scored,
         )
 
 

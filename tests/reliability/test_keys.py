@@ -334,6 +334,33 @@ def test_the_event_command_prints_the_manifest_where_the_configured_prefixes_put
     assert printed == f"manifest: s3://{bucket}/{where}"
 
 
+def test_the_scorer_command_reads_the_prefixes_the_ui_reads(
+    s3: Any,
+    bucket: str,
+    s3_registry: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DROPSCORE_INCOMING / DROPSCORE_SCORED (layout.Prefixes, which the UI's settings read
+    too) move where `python -m scorer event` takes inputs from and writes runs to."""
+    monkeypatch.setenv(layout.INCOMING_ENV, "in/")
+    monkeypatch.setenv(layout.SCORED_ENV, "out/results/")
+    monkeypatch.setenv("DROPSCORE_REGISTRY", s3_registry)
+    key = "in/daily/claims.csv"
+    version = put(s3, bucket, key, sample_csv(6))
+    ref = events.parse(events.eventbridge_event(ObjectVersion(bucket, key, version)))
+    capsys.readouterr()
+    assert main(["event", "--event", str(event_file(tmp_path, ref))]) == 0
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="out/results/")["Contents"]
+    (where,) = [o["Key"] for o in listed if o["Key"].endswith("/manifest.json")]
+    assert where.startswith("out/results/daily/claims/")
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"manifest: s3://{bucket}/{where}"
+    monkeypatch.setenv(layout.SCORED_ENV, "in/results/")
+    assert cliutil.run(main, ["event", "--event", str(event_file(tmp_path, ref))]) == 2
+    assert "overlap" in capsys.readouterr().err
+
+
 def test_the_event_command_scores_every_object_of_a_notification_and_says_why_not_the_rest(
     s3: Any, bucket: str, s3_registry: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -120,3 +120,26 @@ def test_ordinary_keys_keep_their_readable_folder_and_odd_ones_are_hashed() -> N
     assert layout.result_folder("incoming/.csv") != layout.result_folder("incoming//.csv")
     squat = "incoming/" + layout.result_folder(long) + ".csv"  # a key naming a hashed folder
     assert layout.result_folder(squat) != layout.result_folder(long)
+
+
+def test_a_deployment_moves_incoming_and_scored_with_one_pair_of_variables() -> None:
+    env = {layout.INCOMING_ENV: "drop/here/", layout.SCORED_ENV: "out/results/"}
+    assert layout.Prefixes.from_env(env) == layout.Prefixes("drop/here/", "out/results/")
+    assert layout.Prefixes.from_env({}) == layout.Prefixes("incoming/", "scored/")
+
+
+BAD_PREFIXES = {
+    "no trailing slash": ({layout.SCORED_ENV: "out"}, "DROPSCORE_SCORED is 'out'"),
+    "leading slash": ({layout.SCORED_ENV: "/out/"}, "DROPSCORE_SCORED is '/out/'"),
+    "dot-dot": ({layout.INCOMING_ENV: "a/../"}, "DROPSCORE_INCOMING is 'a/../'"),
+    "empty part": ({layout.INCOMING_ENV: "a//"}, "DROPSCORE_INCOMING is 'a//'"),
+    "results inside inputs": ({layout.SCORED_ENV: "incoming/out/"}, "overlap"),
+    "inputs inside results": ({layout.INCOMING_ENV: "scored/in/"}, "overlap"),
+    "the same folder": ({layout.INCOMING_ENV: "x/", layout.SCORED_ENV: "x/"}, "overlap"),
+}
+
+
+@pytest.mark.parametrize(("env", "message"), BAD_PREFIXES.values(), ids=BAD_PREFIXES)
+def test_a_prefix_that_cannot_hold_runs_apart_is_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(layout.BadArgument, match=message):
+        layout.Prefixes.from_env(env)

@@ -19,7 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
-from scorer import storage
+from scorer import layout, storage
 from tests.conftest import free_port
 from tests.ui.support import Seeded, seed_runs
 
@@ -50,6 +50,8 @@ def ui_env(monkeypatch: pytest.MonkeyPatch, bucket: str, s3_registry: str) -> st
     for name in ("DROPSCORE_UI_ALLOWED", "DROPSCORE_UI_ADMINS", "DROPSCORE_UI_MAX_MB"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("DROPSCORE_UI_MAX_ROWS", raising=False)
+    for name in (layout.INCOMING_ENV, layout.SCORED_ENV):
+        monkeypatch.delenv(name, raising=False)
     return bucket
 
 

@@ -282,3 +282,31 @@ def test_forked_workers_are_named_as_such() -> None:
     assert execution(forked) == "on 2 forked workers"
     sharded = Manifest(run_id="r", status="ok", input={}, model={}, workers=1, shards=3)
     assert execution(sharded) == "in 3 shards on 1 Dask worker"
+
+
+# --- a deployment whose prefixes are not incoming/ and scored/ ----------------------------------
+def test_runs_under_a_configured_results_prefix_are_listed_and_open(  # type: ignore[no-untyped-def]
+    app, ui_env, s3, s3_registry, monkeypatch
+) -> None:
+    """The scorer and the UI read the same DROPSCORE_INCOMING / DROPSCORE_SCORED: a run the
+    scorer wrote under out/results/ is on the runs page, and its detail and files open."""
+    from scorer import service
+    from scorer.layout import ObjectVersion
+    from tests.ui.support import claims_frame, csv_bytes
+
+    monkeypatch.setenv("DROPSCORE_INCOMING", "in/")
+    monkeypatch.setenv("DROPSCORE_SCORED", "out/results/")
+    key = "in/daily/claims.csv"
+    version = s3.put_object(Bucket=ui_env, Key=key, Body=csv_bytes(claims_frame(30, 6)))
+    settings = service.Settings(registry=s3_registry, incoming="in/", scored="out/results/")
+    result = service.score_object(ObjectVersion(ui_env, key, version.get("VersionId")), settings)
+    assert result is not None
+    at = app(page="runs")
+    assert not at.exception
+    assert list(runs_table(at)["input"]) == [key]
+    assert f"s3://{ui_env}/out/results/" in next(c.value for c in at.caption)
+    at = app(query={"run": f"daily/claims/{result.manifest.run_id}"})
+    open_page(at, "runs")
+    assert not at.exception
+    assert [t.value for t in at.title] == [md("claims.csv")]
+    assert [d.label for d in at.download_button] == ["Predictions CSV", "Manifest JSON"]
