@@ -15,8 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests on CI machines shared by many processes: an example that waits for a core is
+# slow, not wrong, so no deadline and no too-slow health check (a wrong answer still fails).
+# HYPOTHESIS_PROFILE=thorough runs ten times the examples, to hunt for an input that fails.
+settings.register_profile("dropscore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", settings.get_profile("dropscore"), max_examples=1_000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dropscore"))
+
 VENV_BIN = Path(sys.executable).parent
 
 

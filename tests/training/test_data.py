@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import time
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -131,6 +132,21 @@ def test_a_european_export_reads_as_the_clean_file(tmp_path: Path) -> None:
 
 
 # --- any frame written as CSV reads back as written -------------------------------------------
+def test_one_example_stalled_by_a_loaded_machine_does_not_fail_a_property() -> None:
+    """The property below once failed under load and passed alone: one example took longer than
+    hypothesis' default 200 ms deadline (FlakyFailure). tests/conftest.py loads a profile without
+    a deadline, so a stall of 0.3 s (ours below) is not a failure; a wrong answer still is."""
+    calls = iter(range(1_000))
+
+    @given(st.integers())
+    def prop(n: int) -> None:
+        if next(calls) == 3:
+            time.sleep(0.3)
+        assert isinstance(n, int)
+
+    prop()
+
+
 def _looks_special(text: str) -> bool:
     """Text pandas reads as something else: a number, a boolean, or a missing-value word."""
     t = text.strip().lower()
