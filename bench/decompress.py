@@ -34,6 +34,7 @@ from pathlib import Path
 
 from bench.scoring import OUT, PY, ROOT, _model, _sample
 from scorer.gunzip import Gunzip
+from scorer.layout import MODELS, Prefixes
 from tests.reliability.gzipfiles import bomb, members, padded
 
 MB = 1e6
@@ -196,14 +197,15 @@ def _fill_and_check(
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         for path in sorted(p for p in registry.rglob("*") if p.is_file()):
-            key = f"models/{path.relative_to(registry).as_posix()}"
+            key = f"{MODELS}/{path.relative_to(registry).as_posix()}"
             s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        incoming = Prefixes.from_env(env).incoming  # where the sweep below looks
         inputs = {
-            "incoming/poison-1.csv.gz": poison,
-            "incoming/poison-2.csv.gz": poison,
-            "incoming/bomb.csv.gz": the_bomb,
-            "incoming/padded.csv.gz": padded(gzip.compress(small), 4096),
-            "incoming/plain.csv": small,
+            f"{incoming}poison-1.csv.gz": poison,
+            f"{incoming}poison-2.csv.gz": poison,
+            f"{incoming}bomb.csv.gz": the_bomb,
+            f"{incoming}padded.csv.gz": padded(gzip.compress(small), 4096),
+            f"{incoming}plain.csv": small,
         }
         for key, body in inputs.items():
             s3.put_object(Bucket=bucket, Key=key, Body=body)

@@ -56,6 +56,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from scorer.layout import MANIFEST
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 DEFAULT_BASE = "aa5dafd"  # main when issue 13 started; `make identity` passes the merge-base
@@ -78,7 +80,6 @@ VOLATILE = (
 _SCALAR = r'"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false|null'
 _MASK = re.compile(r'("(?:' + "|".join(VOLATILE) + r')"\s*:\s*)(?:' + _SCALAR + ")")
 MASKED = '"<masked>"'
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)

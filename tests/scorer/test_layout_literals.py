@@ -1,7 +1,8 @@
 """The bucket layout is spelt in one module: scorer/layout.py names the prefixes (``incoming/``,
 ``scored/``, ``models``, ``aliases``) and the run's files (``manifest.json``, ``predictions.csv``,
-``rejected.csv``); every other module of the product asks it, so a configured prefix or a renamed
-file is one change. Prose (a message, a help text) may mention them; a path may not."""
+``rejected.csv``); every other module of the product, and the benchmarks, ask it, so a configured
+prefix or a renamed file is one change. Prose (a message, a help text) may mention them; a path
+may not."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import pytest
 from scorer import layout
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("scorer", "training", "devstack", "ui")
+PRODUCT = ("scorer", "training", "devstack", "ui", "bench")
+# Benchmarks other engineers are rewriting this session (issue 13): each still spells a run's
+# file names itself; the lead removes an entry once that module asks layout (the test says when).
+SPELT_HERE_PENDING = {"bench/scale.py", "bench/scoring.py"}
 FOLDERS = {layout.INCOMING.rstrip("/"), layout.SCORED.rstrip("/"), layout.MODELS, layout.ALIASES}
 FILES = {layout.MANIFEST, layout.PREDICTIONS, layout.REJECTED}
 
@@ -44,8 +48,15 @@ def layout_paths(path: Path) -> list[str]:
 def test_no_module_but_layout_spells_a_bucket_path() -> None:
     own = ROOT / "scorer" / "layout.py"
     files = [p for top in PRODUCT for p in sorted((ROOT / top).rglob("*.py")) if p != own]
-    found = [hit for p in files for hit in layout_paths(p)]
+    found = [
+        hit
+        for p in files
+        if p.relative_to(ROOT).as_posix() not in SPELT_HERE_PENDING
+        for hit in layout_paths(p)
+    ]
     assert found == [], "ask scorer.layout for these: " + ", ".join(found)
+    done = sorted(p for p in SPELT_HERE_PENDING if not layout_paths(ROOT / p))
+    assert done == [], f"these now ask layout: remove them from SPELT_HERE_PENDING: {done}"
 
 
 @pytest.mark.parametrize(
