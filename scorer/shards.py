@@ -193,7 +193,8 @@ def sharded_results(
         composer.start(len(shards))
     else:
         composer = None
-    dask = cluster.client(scale.cluster, run_id=manifest.run_id)
+    expected = cluster.expected_shards(size, scale.shard_bytes)  # fargate: workers to start
+    dask = cluster.client(scale.cluster, run_id=manifest.run_id, shards=expected)
     workers = max(1, cluster.worker_count(dask))
     manifest.shards = len(shards)
     manifest.workers = workers

@@ -460,7 +460,7 @@ def claims_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def score_cli(src: Path, out: Path, registry: str, cluster_arg: str) -> int:
+def score_cli(src: Path, out: Path, registry: str, cluster_arg: str, shard_mb: str = "0.004") -> int:
     from scorer import cliutil
     from scorer.__main__ import main
     from scorer.cli import build_parser
@@ -468,7 +468,7 @@ def score_cli(src: Path, out: Path, registry: str, cluster_arg: str) -> int:
     return cliutil.run(
         main,
         ["score", str(src), "--registry", registry, "--model", "claims", "--out", str(out),
-         "--workers", "0", "--cluster", cluster_arg, "--shard-over-mb", "0.004"],
+         "--workers", "0", "--cluster", cluster_arg, "--shard-over-mb", shard_mb],
         parser=build_parser,
     )  # fmt: skip
 
@@ -516,6 +516,32 @@ def test_a_run_on_fargate_workers_scores_the_bytes_of_one_process_then_stops_the
     assert len(started) == 2
     assert statuses(ecs, config, started) == ["STOPPED"] * 2
     assert stop_orphans(config, run_id=manifest["run_id"], ecs=ecs) == []
+    assert ended(scorer_task) == [0, 0]
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_a_small_file_starts_no_more_workers_than_it_has_shards(
+    tmp_path: Path,
+    trained_registry: str,
+    claims_csv: Path,
+    config: FargateConfig,
+    ecs: Any,
+    scorer_task: list[subprocess.Popen[bytes]],
+) -> None:
+    """fargate:4 for a file of one and a half shards (as its size says before the planning pass
+    counts them): two worker tasks, not four (a task without a shard is billed for nothing)."""
+    started: list[str] = []
+    ecs.meta.events.register(
+        "after-call.ecs.RunTask",
+        lambda parsed, **_: started.extend(t["taskArn"] for t in parsed.get("tasks", [])),
+    )
+    shard_mb = claims_csv.stat().st_size / 1.5 / (1024 * 1024)
+    out = tmp_path / "fargate"
+    assert score_cli(claims_csv, out, trained_registry, "fargate:4", repr(shard_mb)) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["shards"] == 2
+    assert len(started) == manifest["workers"] == 2
+    assert statuses(ecs, config, started) == ["STOPPED"] * 2
     assert ended(scorer_task) == [0, 0]
 
 
