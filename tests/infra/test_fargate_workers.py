@@ -460,7 +460,9 @@ def claims_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def score_cli(src: Path, out: Path, registry: str, cluster_arg: str, shard_mb: str = "0.004") -> int:
+def score_cli(
+    src: Path, out: Path, registry: str, cluster_arg: str, shard_mb: str = "0.004"
+) -> int:
     from scorer import cliutil
     from scorer.__main__ import main
     from scorer.cli import build_parser
