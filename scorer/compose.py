@@ -32,8 +32,6 @@ from scorer.storage.base import Writer, fault
 
 log = logging.getLogger("dropscore.scorer")
 
-MAX_PARTS = 10_000
-
 
 @dataclass(frozen=True, slots=True)
 class PartTarget:
@@ -53,9 +51,16 @@ class UploadedPart:
 
 
 def usable(url: str, shards: int, shard_bytes: int) -> bool:
-    """Workers upload their parts for an S3 destination whose shards hold ≥ 5 MiB of input and
+    """Workers upload their parts for an S3 destination whose shards hold ≥ 5 MiB of input,
+    whose shards' outputs fit one part (≤ 5 GiB, planned at ``OUTPUT_BOUND`` × the shard) and
     that fit the part numbers; else the coordinator writes every byte (today's path)."""
-    return storage.is_s3(url) and shard_bytes >= MIN_PART_SIZE and MAX_PARTS // (shards + 1) >= 1
+    limits = base.SETTINGS
+    return (
+        storage.is_s3(url)
+        and shard_bytes >= MIN_PART_SIZE
+        and base.OUTPUT_BOUND * shard_bytes <= limits.max_part_size
+        and limits.max_parts // (shards + 1) >= 1
+    )
 
 
 def upload_part(target: PartTarget, data: bytes) -> UploadedPart:
@@ -73,7 +78,15 @@ class ComposedWriter(Writer):
     """The S3 writer of predictions.csv for a sharded run: bytes written here (the header,
     small shards) are the coordinator's parts, ``adopt`` takes a part a worker uploaded."""
 
-    def __init__(self, url: str, *, create_only: bool = False, identical_ok: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        create_only: bool = False,
+        identical_ok: bool = False,
+        expected: int | None = None,
+    ) -> None:
+        self._plan = base.plan_parts(expected)  # the coordinator's own parts
         self._buf = bytearray()
         self._parts: dict[int, str] = {}
         self._md5: dict[int, bytes] = {}
@@ -81,7 +94,7 @@ class ComposedWriter(Writer):
         self._slot = 1  # shard slots: see the module's docstring; unstarted: numbers 1, 2 …
         self._shards = 0
         self._next = 1
-        self._limit = MAX_PARTS
+        self._limit = self._plan.max_parts
         self._digest: str | None = None
         self._done = False
         self.received = 0  # bytes that passed through the coordinator
@@ -94,7 +107,7 @@ class ComposedWriter(Writer):
 
     def start(self, shards: int) -> str:
         """Open the upload for ``shards`` shards; its id."""
-        self._slot = MAX_PARTS // (shards + 1)
+        self._slot = self._plan.max_parts // (shards + 1)
         self._shards = shards
         bucket, key = storage.split_s3(self.url)
         with storage.map_storage_errors(self.url):
@@ -139,7 +152,7 @@ class ComposedWriter(Writer):
     def _enter(self, slot: int) -> None:
         self._next = slot * self._slot + 1
         last = slot >= self._shards
-        self._limit = MAX_PARTS if last else (slot + 1) * self._slot - 1
+        self._limit = self._plan.max_parts if last else (slot + 1) * self._slot - 1
 
     # -- Writer ---------------------------------------------------------------------------
 
@@ -149,12 +162,18 @@ class ComposedWriter(Writer):
 
     def _put(self, data: bytes) -> None:
         self._buf += data
-        if len(self._buf) >= base.SETTINGS.part_size and self._next <= self._limit:
-            self._flush()
+        while len(self._buf) >= self._part_size() and self._next <= self._limit:
+            self._flush(self._part_size())
 
-    def _flush(self) -> None:
+    def _part_size(self) -> int:
+        """Unstarted, parts grow with their number like a plain writer's; started, the numbers
+        are the slots' and the coordinator's parts keep the planned size."""
+        return self._plan.size(self._next) if not self._shards else self._plan.first
+
+    def _flush(self, size: int | None = None) -> None:
+        """Upload the next number: ``size`` bytes of the buffer, or all of it."""
         bucket, key = storage.split_s3(self.url)
-        data = bytes(self._buf)
+        data = bytes(self._buf[:size] if size else self._buf)
         with storage.map_storage_errors(self.url):
             if self._upload_id is None:  # never started: a plain multipart upload
                 self._upload_id = str(
@@ -167,7 +186,7 @@ class ComposedWriter(Writer):
         self._md5[self._next] = hashlib.md5(data, usedforsecurity=False).digest()
         fault(f"after_part:{self._next}")
         self._next += 1
-        self._buf.clear()
+        del self._buf[: len(data)]
 
     def _commit(self) -> None:
         bucket, key = storage.split_s3(self.url)

@@ -106,12 +106,15 @@ class ShardOutput:
     part: UploadedPart | None = None  # the predictions went up as this part (results hold none)
 
 
-def predictions_writer(url: str, scale: Scale) -> ComposedWriter | None:
+def predictions_writer(
+    url: str, scale: Scale, expected: int | None = None
+) -> ComposedWriter | None:
     """The writer of a sharded run's predictions.csv when its workers may upload parts: an S3
-    destination and shards of at least 5 MiB; None: the run's own writer takes every byte."""
+    destination and shards of at least 5 MiB; None: the run's own writer takes every byte.
+    ``expected``: the output's planned size (its own parts are sized from it)."""
     if scale.shard_bytes is None or not compose.usable(url, 1, scale.shard_bytes):
         return None
-    return ComposedWriter(url, create_only=True, identical_ok=True)
+    return ComposedWriter(url, create_only=True, identical_ok=True, expected=expected)
 
 
 def applies(scale: Scale | None, stream: CsvStream, size: int | None) -> bool:

@@ -94,6 +94,7 @@ class LocalStore:
         create_only: bool = False,
         identical_ok: bool = False,
         metadata: Mapping[str, str] | None = None,
+        expected: int | None = None,  # a file has no parts to size
     ) -> Writer:
         if metadata:
             raise BadArgument(f"cannot store metadata with '{url}': only S3 objects carry it")
@@ -129,6 +130,7 @@ class FsspecStore(LocalStore):
         create_only: bool = False,
         identical_ok: bool = False,
         metadata: Mapping[str, str] | None = None,
+        expected: int | None = None,  # a file has no parts to size
     ) -> Writer:
         if metadata:
             raise BadArgument(f"cannot store metadata with '{url}': only S3 objects carry it")
