@@ -110,10 +110,15 @@ def predictions_writer(
     url: str, scale: Scale, expected: int | None = None
 ) -> ComposedWriter | None:
     """The writer of a sharded run's predictions.csv when its workers may upload parts: an S3
-    destination and shards of at least 5 MiB; None: the run's own writer takes every byte.
+    destination and shards of at least 5 MiB, or a local destination with workers on this
+    machine (part files beside it); None: the run's own writer takes every byte.
     ``expected``: the output's planned size (its own parts are sized from it)."""
     if scale.shard_bytes is None or not compose.usable(url, 1, scale.shard_bytes):
         return None
+    if not storage.is_s3(url):  # part files beside it: only workers of this machine reach it
+        if scale.cluster.kind != "local":
+            return None
+        return compose.LocalComposedWriter(url, create_only=True, identical_ok=True)
     return ComposedWriter(url, create_only=True, identical_ok=True, expected=expected)
 
 
