@@ -64,6 +64,10 @@ def _workers(text: str) -> int | None:
     return int(text)
 
 
+def _number(text: str) -> int | None:
+    return int(text) if text.strip().isdigit() else None
+
+
 def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
     interrupt.requested.set()  # survives even if the exception below is swallowed by a library
     if interrupt.decided():  # the manifest is being or has been written: finish as it says
@@ -74,11 +78,13 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.log_format)
-    # test-only knobs (tests/reliability): smaller multipart parts and a SIGKILL at a named point
-    part_size = os.environ.get("DROPSCORE_PART_SIZE", "")
+    # test-only knobs (tests/reliability): smaller multipart parts, a SIGKILL at a named point,
+    # and S3's part limits made small enough to reach with megabytes
     storage.configure(
-        part_size=int(part_size) if part_size.isdigit() else None,
+        part_size=_number(os.environ.get("DROPSCORE_PART_SIZE", "")),
         fault=os.environ.get("DROPSCORE_FAULT"),
+        max_parts=_number(os.environ.get("DROPSCORE_MAX_PARTS", "")),
+        max_part_size=_number(os.environ.get("DROPSCORE_MAX_PART_SIZE", "")),
     )
     signal.signal(signal.SIGTERM, _on_sigterm)
     if args.command == "score":

@@ -109,6 +109,7 @@ def build_parser() -> cliutil.EnvDefaultsParser:
     _service_args(p)
     _gate_arg(p)
     _budget_args(p)
+    _scale_args(p)  # handed to each event's child
     _jobs_parser(sub)
     return parser
 
@@ -156,6 +157,7 @@ def _jobs_parser(sub: Any) -> None:
     )
     _gate_arg(run)
     _budget_args(run)
+    _scale_args(run)
     for q in (add, lst, rm, run):
         q.add_argument("--bucket", required=True, help="the dropscore bucket (holds jobs/)")
         q.add_argument("--registry", default=None, help="registry URL (default s3://BUCKET/models)")

@@ -149,11 +149,20 @@ def run_scope() -> Iterator[None]:
             _scope.reset(token)
 
 
-def client(spec: ClusterSpec, *, run_id: str = "") -> Any:
+def expected_shards(size: int, shard_bytes: int) -> int:
+    """At most how many shards a plain file of ``size`` bytes is cut into: a shard closes at
+    the first unit end past ``shard_bytes``, so every shard but the last holds at least that.
+    Known from the size alone, before the planning pass has counted them."""
+    return max(1, size // max(1, shard_bytes) + 1)
+
+
+def client(spec: ClusterSpec, *, run_id: str = "", shards: int | None = None) -> Any:
     """The Dask client for ``spec``, started (local) or connected (tcp) once per process;
-    for ``fargate``, started for the run and stopped when its ``run_scope`` ends."""
+    for ``fargate``, started for the run and stopped when its ``run_scope`` ends, with no
+    more worker tasks than ``shards`` (the run's ``expected_shards``): one without a shard is
+    billed for nothing."""
     if spec.kind == "fargate":
-        return _fargate_client(spec, run_id)
+        return _fargate_client(spec, run_id, shards)
     with _lock:
         found = _clients.get(spec)
         if found is not None and found.status == "running":
@@ -185,8 +194,9 @@ def client(spec: ClusterSpec, *, run_id: str = "") -> Any:
         return made
 
 
-def _fargate_client(spec: ClusterSpec, run_id: str) -> Any:
-    """A scheduler here and ``spec.workers`` Fargate workers, for the current run_scope."""
+def _fargate_client(spec: ClusterSpec, run_id: str, shards: int | None) -> Any:
+    """A scheduler here and min(``spec.workers``, ``shards``) Fargate workers, for the current
+    run_scope."""
     scope = _scope.get()
     if scope is not None and scope.client is not None:
         return scope.client
@@ -206,7 +216,7 @@ def _fargate_client(spec: ClusterSpec, run_id: str) -> Any:
         fargate.fargate_cluster(
             spec.aws,
             run_id=run_id,
-            n=spec.workers,
+            n=max(1, min(spec.workers, shards or spec.workers)),
             environ=os.environ,
             scheduler_port=fargate.SCHEDULER_PORT,
         )

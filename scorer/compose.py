@@ -20,9 +20,15 @@ completes the coordinator reads the object back once, in order, and hashes it.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import logging
+import os
+import tempfile
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from scorer import storage
@@ -32,7 +38,7 @@ from scorer.storage.base import Writer, fault
 
 log = logging.getLogger("dropscore.scorer")
 
-MAX_PARTS = 10_000
+MAX_LOCAL_PARTS = base.MAX_PARTS  # part numbers of a local destination's part files (no S3 limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +59,29 @@ class UploadedPart:
 
 
 def usable(url: str, shards: int, shard_bytes: int) -> bool:
-    """Workers upload their parts for an S3 destination whose shards hold ≥ 5 MiB of input and
+    if not storage.is_s3(url):  # part files beside a local destination: no size limits
+        return MAX_LOCAL_PARTS // (shards + 1) >= 1
+    return _usable_s3(url, shards, shard_bytes)
+
+
+def _usable_s3(url: str, shards: int, shard_bytes: int) -> bool:
+    """Workers upload their parts for an S3 destination whose shards hold ≥ 5 MiB of input,
+    whose shards' outputs fit one part (≤ 5 GiB, planned at ``OUTPUT_BOUND`` × the shard) and
     that fit the part numbers; else the coordinator writes every byte (today's path)."""
-    return storage.is_s3(url) and shard_bytes >= MIN_PART_SIZE and MAX_PARTS // (shards + 1) >= 1
+    limits = base.SETTINGS
+    return (
+        storage.is_s3(url)
+        and shard_bytes >= MIN_PART_SIZE
+        and base.OUTPUT_BOUND * shard_bytes <= limits.max_part_size
+        and limits.max_parts // (shards + 1) >= 1
+    )
 
 
 def upload_part(target: PartTarget, data: bytes) -> UploadedPart:
     """On a worker: one part of the coordinator's upload (its credentials come from the worker's
-    environment, as for reading the input)."""
+    environment, as for reading the input); for a local destination, a part file beside it."""
+    if not storage.is_s3(target.url):
+        return _write_local_part(target, data)
     bucket, key = storage.split_s3(target.url)
     with storage.map_storage_errors(target.url):
         resp = storage.s3_client().upload_part(
@@ -73,7 +94,15 @@ class ComposedWriter(Writer):
     """The S3 writer of predictions.csv for a sharded run: bytes written here (the header,
     small shards) are the coordinator's parts, ``adopt`` takes a part a worker uploaded."""
 
-    def __init__(self, url: str, *, create_only: bool = False, identical_ok: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        create_only: bool = False,
+        identical_ok: bool = False,
+        expected: int | None = None,
+    ) -> None:
+        self._plan = base.plan_parts(expected)  # the coordinator's own parts
         self._buf = bytearray()
         self._parts: dict[int, str] = {}
         self._md5: dict[int, bytes] = {}
@@ -81,7 +110,7 @@ class ComposedWriter(Writer):
         self._slot = 1  # shard slots: see the module's docstring; unstarted: numbers 1, 2 …
         self._shards = 0
         self._next = 1
-        self._limit = MAX_PARTS
+        self._limit = self._plan.max_parts
         self._digest: str | None = None
         self._done = False
         self.received = 0  # bytes that passed through the coordinator
@@ -94,7 +123,7 @@ class ComposedWriter(Writer):
 
     def start(self, shards: int) -> str:
         """Open the upload for ``shards`` shards; its id."""
-        self._slot = MAX_PARTS // (shards + 1)
+        self._slot = self._plan.max_parts // (shards + 1)
         self._shards = shards
         bucket, key = storage.split_s3(self.url)
         with storage.map_storage_errors(self.url):
@@ -139,7 +168,7 @@ class ComposedWriter(Writer):
     def _enter(self, slot: int) -> None:
         self._next = slot * self._slot + 1
         last = slot >= self._shards
-        self._limit = MAX_PARTS if last else (slot + 1) * self._slot - 1
+        self._limit = self._plan.max_parts if last else (slot + 1) * self._slot - 1
 
     # -- Writer ---------------------------------------------------------------------------
 
@@ -149,12 +178,18 @@ class ComposedWriter(Writer):
 
     def _put(self, data: bytes) -> None:
         self._buf += data
-        if len(self._buf) >= base.SETTINGS.part_size and self._next <= self._limit:
-            self._flush()
+        while len(self._buf) >= self._part_size() and self._next <= self._limit:
+            self._flush(self._part_size())
 
-    def _flush(self) -> None:
+    def _part_size(self) -> int:
+        """Unstarted, parts grow with their number like a plain writer's; started, the numbers
+        are the slots' and the coordinator's parts keep the planned size."""
+        return self._plan.size(self._next) if not self._shards else self._plan.first
+
+    def _flush(self, size: int | None = None) -> None:
+        """Upload the next number: ``size`` bytes of the buffer, or all of it."""
         bucket, key = storage.split_s3(self.url)
-        data = bytes(self._buf)
+        data = bytes(self._buf[:size] if size else self._buf)
         with storage.map_storage_errors(self.url):
             if self._upload_id is None:  # never started: a plain multipart upload
                 self._upload_id = str(
@@ -167,7 +202,7 @@ class ComposedWriter(Writer):
         self._md5[self._next] = hashlib.md5(data, usedforsecurity=False).digest()
         fault(f"after_part:{self._next}")
         self._next += 1
-        self._buf.clear()
+        del self._buf[: len(data)]
 
     def _commit(self) -> None:
         bucket, key = storage.split_s3(self.url)
@@ -235,3 +270,135 @@ class ComposedWriter(Writer):
             except Exception as exc:  # the next run's commit aborts it (runs._abort_stale_uploads)
                 log.warning("could not abort the upload", extra={"output": self.url, "error": exc})
             self._upload_id = None
+
+
+# --- local destinations ------------------------------------------------------------------------
+def local_part_path(url: str, upload_id: str, number: int) -> Path:
+    """``.<name>.<upload id>.<number>.part`` beside the destination: a dot-file ending in .part,
+    which listings skip like a Writer's temp file (scorer.storage.local)."""
+    target = Path(url)
+    return target.parent / f".{target.name}.{upload_id}.{number:05d}.part"
+
+
+def _write_local_part(target: PartTarget, data: bytes) -> UploadedPart:
+    """On a worker of this machine: the part's bytes written to a temp file, then renamed onto
+    the part's name, so a rescheduled shard's second write replaces its first whole (the last
+    write wins, as for an S3 part number) and a worker killed mid-write leaves no part."""
+    path = local_part_path(target.url, target.upload_id, target.number)
+    with storage.map_storage_errors(target.url):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+    return UploadedPart(target.number, LOCAL_ETAG, len(data))
+
+
+LOCAL_ETAG = ""  # a part file has no ETag; the joined file is hashed as it is written
+
+
+class LocalComposedWriter(ComposedWriter):
+    """predictions.csv of a sharded run to a local destination whose Dask workers share this
+    machine (``--cluster local``): each worker writes its shard's predictions to a part file
+    beside the destination; on commit the run joins the part files in number order into the
+    usual temp file, which is then linked into place (create-only) like any local output. The
+    predictions never travel back through Dask. Numbers as in the S3 composition (slots per
+    shard; the run's own bytes between them), but a part file has no minimum size: every shard
+    writes its part, and bytes waiting at the run always get a number of their own."""
+
+    def __init__(self, url: str, *, create_only: bool = False, identical_ok: bool = False) -> None:
+        super().__init__(url, create_only=create_only, identical_ok=identical_ok)
+        self._plan = dataclasses.replace(self._plan, max_parts=MAX_LOCAL_PARTS)  # S3's aside
+        self._limit = self._plan.max_parts
+        with storage.map_storage_errors(url):  # the workers write beside it from the start
+            Path(url).parent.mkdir(parents=True, exist_ok=True)
+
+    def start(self, shards: int) -> str:
+        self._slot = self._plan.max_parts // (shards + 1)
+        self._shards = shards
+        self._upload_id = self._upload_id or uuid.uuid4().hex[:12]
+        self._enter(0)
+        return self._upload_id
+
+    def target(self, shard: int, force: bool = False) -> PartTarget:
+        return dataclasses.replace(super().target(shard), force=True)
+
+    def ready_for(self, shard: int) -> bool:
+        if self._buf and self._next <= self._limit:
+            self._flush()
+        return not self._buf
+
+    def adopt(self, part: UploadedPart, carried: int = 0) -> None:
+        self._parts[part.number] = part.etag
+        self.size += part.size - carried
+        self.adopted += part.size - carried
+        fault(f"after_part:{part.number}")
+
+    def _flush(self, size: int | None = None) -> None:
+        self._upload_id = self._upload_id or uuid.uuid4().hex[:12]
+        data = bytes(self._buf[:size] if size else self._buf)
+        target = PartTarget(self.url, self._upload_id, self._next, True)
+        self._parts[self._next] = _write_local_part(target, data).etag
+        fault(f"after_part:{self._next}")
+        self._next += 1
+        del self._buf[: len(data)]
+
+    def _commit(self) -> None:
+        if self._buf or not self._parts:
+            self._flush()
+        assert self._upload_id is not None
+        # the local writer's own temp file, create-only link and identical check
+        with storage.open_write(
+            self.url, create_only=self.create_only, identical_ok=self.identical_ok
+        ) as joined:
+            for number in sorted(self._parts):
+                path = local_part_path(self.url, self._upload_id, number)
+                with storage.map_storage_errors(self.url), open(path, "rb") as fh:
+                    while chunk := fh.read(8 << 20):
+                        joined.write(chunk)
+        self._digest = joined.sha256
+        self._remove_parts()
+        self._upload_id = None
+        log.info(
+            "composed predictions from worker parts",
+            extra={
+                "output": self.url,
+                "parts": len(self._parts),
+                "worker_bytes": self.adopted,
+                "coordinator_bytes": self.received,
+            },
+        )
+
+    @property
+    def sha256(self) -> str:
+        """Of the joined file, hashed while it was written ("" before the commit)."""
+        if not self.adopted:
+            return self._hash.hexdigest()
+        return self._digest or ""
+
+    def _same_as_existing(self) -> bool:
+        return False  # the joined file's own writer already accepted identical bytes
+
+    def commit(self) -> None:
+        try:
+            Writer.commit(self)
+        except BaseException:
+            self._remove_parts()
+            raise
+        self._done = True
+
+    def abort(self) -> None:
+        self._remove_parts()
+
+    def _remove_parts(self) -> None:
+        """Every part file of this upload, a killed worker's temp files included."""
+        if self._upload_id is None:
+            return
+        target = Path(self.url)
+        for path in target.parent.glob(f".{target.name}.{self._upload_id}.*"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

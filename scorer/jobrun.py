@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from scorer import layout, notify, refs, runs, schedules, service, storage
+from scorer import cluster, layout, notify, refs, runs, schedules, service, storage
 from scorer.errors import DropscoreError, ObjectMissing
 from scorer.jobs import PREFIX, Job, Source, read
 from scorer.layout import ObjectVersion, RunId
@@ -163,7 +163,8 @@ def run(
 
     def one(key: str) -> RunLine:
         try:
-            return _score_one(source.bucket, key, bucket, where, model, settings)
+            with cluster.run_scope():  # --cluster fargate: the workers live as long as the run
+                return _score_one(source.bucket, key, bucket, where, model, settings)
         except DropscoreError as exc:
             log.warning("run failed; retry the occurrence", extra={"key": key, "code": exc.code})
             return RunLine(key, "error", error=f"{exc.code}: {exc.message}")
@@ -220,6 +221,7 @@ def _score_one(
         max_rejected_rate=settings.max_rejected_rate,
         limits=settings.limits,
         event_bus=settings.event_bus,
+        scale=settings.scale,  # --cluster / --shard-over-mb, as for score, event and sweep
     )
     m = result.manifest
     if not result.already_done:  # a job's runs announce themselves like any other run

@@ -266,6 +266,12 @@ def _stream(
         manifest.input["dialect"] = plan.dialect
         pred_url = storage.join(out, layout.PREDICTIONS)
         rej_url = storage.join(out, layout.REJECTED)
+        # S3's parts are sized from it; a plain file too big for one object is refused here
+        expected = storage.expected_output(
+            budget.limits.max_decompressed_bytes if stream.compressed else manifest.input["bytes"]
+        )
+        if not stream.compressed:  # a gzip file's size once expanded is not known up front
+            storage.check_fits(pred_url, expected)
         asked = workers
         if workers is None:
             workers = auto_workers(manifest.input.get("bytes"))
@@ -279,7 +285,7 @@ def _stream(
         composed = None  # a sharded run's predictions writer whose parts the workers upload
         if shards.applies(scale, stream, manifest.input.get("bytes")):  # issue 14: Dask shards
             assert scale is not None
-            composed = shards.predictions_writer(pred_url, scale)
+            composed = shards.predictions_writer(pred_url, scale, expected)
             results = shards.sharded_results(
                 stream, src.url, src.version_id, etag, manifest.input["bytes"], model, plan,
                 scale, batch_rows, manifest, composed,
@@ -292,10 +298,14 @@ def _stream(
         manifest.workers = workers  # a sharded run records its Dask workers when it starts
         log.debug("scoring", extra={"run_id": manifest.run_id, "workers": workers})
         # create-only: a rerun or a duplicate never makes a second version of an output
-        pred_writer = composed or storage.open_write(pred_url, create_only=True, identical_ok=True)
+        pred_writer = composed or storage.open_write(
+            pred_url, create_only=True, identical_ok=True, expected=expected
+        )
         with (
             pred_writer as pred_out,
-            storage.open_write(rej_url, create_only=True, identical_ok=True) as rej_out,
+            storage.open_write(
+                rej_url, create_only=True, identical_ok=True, expected=expected
+            ) as rej_out,
         ):
             pred_out.write(output.header_line(output.prediction_columns(plan.header, card)))
             rej_out.write(output.header_line(list(output.REJECTED_HEADER)))

@@ -106,12 +106,20 @@ class ShardOutput:
     part: UploadedPart | None = None  # the predictions went up as this part (results hold none)
 
 
-def predictions_writer(url: str, scale: Scale) -> ComposedWriter | None:
+def predictions_writer(
+    url: str, scale: Scale, expected: int | None = None
+) -> ComposedWriter | None:
     """The writer of a sharded run's predictions.csv when its workers may upload parts: an S3
-    destination and shards of at least 5 MiB; None: the run's own writer takes every byte."""
+    destination and shards of at least 5 MiB, or a local destination with workers on this
+    machine (part files beside it); None: the run's own writer takes every byte.
+    ``expected``: the output's planned size (its own parts are sized from it)."""
     if scale.shard_bytes is None or not compose.usable(url, 1, scale.shard_bytes):
         return None
-    return ComposedWriter(url, create_only=True, identical_ok=True)
+    if not storage.is_s3(url):  # part files beside it: only workers of this machine reach it
+        if scale.cluster.kind != "local":
+            return None
+        return compose.LocalComposedWriter(url, create_only=True, identical_ok=True)
+    return ComposedWriter(url, create_only=True, identical_ok=True, expected=expected)
 
 
 def applies(scale: Scale | None, stream: CsvStream, size: int | None) -> bool:
@@ -193,7 +201,8 @@ def sharded_results(
         composer.start(len(shards))
     else:
         composer = None
-    dask = cluster.client(scale.cluster, run_id=manifest.run_id)
+    expected = cluster.expected_shards(size, scale.shard_bytes)  # fargate: workers to start
+    dask = cluster.client(scale.cluster, run_id=manifest.run_id, shards=expected)
     workers = max(1, cluster.worker_count(dask))
     manifest.shards = len(shards)
     manifest.workers = workers

@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from scorer import events, service, storage
+from scorer import events, service, shards, storage
 from scorer.errors import DropscoreError
 
 log = logging.getLogger("dropscore.watch")
@@ -74,9 +74,20 @@ def handle(body: str, settings: service.Settings) -> int:
     cmd += ["--max-input-mb", f"{limits.max_input_mb:g}"]
     cmd += ["--max-decompressed-mb", f"{limits.max_decompressed_mb:g}"]
     cmd += ["--max-cpu-seconds", f"{limits.max_cpu_seconds:g}"]
+    cmd += scale_args(settings.scale)
     code, tail = run_child(cmd, body.encode(), EVENT_TIMEOUT_S)
     log.info("event finished", extra={"exit": code, "result": _result_line(tail)})
     return code
+
+
+def scale_args(scale: shards.Scale | None) -> list[str]:
+    """The child's --cluster, --cluster-timeout and --shard-over-mb: watch's own, as parsed."""
+    if scale is None:
+        return []
+    # bytes / 2**20 is exact in a float, so the child parses back the same shard size
+    mb = "off" if scale.shard_bytes is None else repr(scale.shard_bytes / (1024 * 1024))
+    spec = scale.cluster
+    return ["--cluster", str(spec), "--cluster-timeout", repr(spec.timeout), "--shard-over-mb", mb]
 
 
 def run_child(cmd: list[str], stdin: bytes, timeout: float) -> tuple[int, str]:

@@ -15,10 +15,14 @@ from scorer.errors import ObjectMissing
 from scorer.storage.base import (
     MIN_PART_SIZE,
     ObjectInfo,
+    PartPlan,
     Store,
     Writer,
+    check_fits,
     configure,
+    expected_output,
     map_storage_errors,
+    plan_parts,
 )
 from scorer.storage.local import FsspecStore, LocalStore
 from scorer.storage.s3 import CLIENT_OVERRIDES, S3Store, configure_client, s3_client, split_s3
@@ -28,13 +32,16 @@ __all__ = [
     "MIN_PART_SIZE",
     "ObjectInfo",
     "ObjectMissing",
+    "PartPlan",
     "Store",
     "Writer",
     "abort_uploads",
+    "check_fits",
     "configure",
     "configure_client",
     "delete",
     "exists",
+    "expected_output",
     "for_url",
     "head",
     "is_s3",
@@ -44,6 +51,7 @@ __all__ = [
     "map_storage_errors",
     "open_read",
     "open_write",
+    "plan_parts",
     "read_bytes",
     "read_with_etag",
     "replace_if",
@@ -132,12 +140,15 @@ def open_write(
     create_only: bool = False,
     identical_ok: bool = False,
     metadata: Mapping[str, str] | None = None,
+    expected: int | None = None,
 ) -> Writer:
     """A streaming writer: nothing is visible at ``url`` until it commits (leaving its ``with``
-    block); ``identical_ok``: create-only, but the same bytes already there count as written."""
+    block); ``identical_ok``: create-only, but the same bytes already there count as written;
+    ``expected``: about how many bytes it will take (S3 sizes its parts from it)."""
     return for_url(url).open_write(
-        url, create_only=create_only, identical_ok=identical_ok, metadata=metadata
-    )
+        url, create_only=create_only, identical_ok=identical_ok, metadata=metadata,
+        expected=expected,
+    )  # fmt: skip
 
 
 def write_bytes(

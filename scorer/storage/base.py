@@ -10,14 +10,25 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
+from scorer.codes import Code
 from scorer.errors import (
     DropscoreError,
+    FileRefused,
     ObjectMissing,
     StorageUnavailable,
     VersionExists,
 )
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB except the last
+# S3's other multipart limits: part numbers 1..10,000, parts of at most 5 GiB, objects of 5 TiB
+MAX_PARTS = 10_000
+MAX_PART_SIZE = 5 * 1024**3
+MAX_OBJECT_SIZE = 5 * 1024**4
+MIB = 1024 * 1024
+# An output's size as a multiple of its (plain) input's: predictions.csv of sample-shaped files
+# is ≈ 2.25× the input (the cells again plus the prediction columns), rejected.csv at most
+# about as much; 3× leaves a margin. Narrower rows can exceed it: parts then grow as they go.
+OUTPUT_BOUND = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +42,101 @@ class Settings:
 
     part_size: int = 8 * 1024 * 1024
     fault: str | None = None
+    # S3's limits, smaller only in tests (DROPSCORE_MAX_PARTS, DROPSCORE_MAX_PART_SIZE), so that
+    # running out of part numbers can be shown with megabytes rather than 84 GB
+    max_parts: int = MAX_PARTS
+    max_part_size: int = MAX_PART_SIZE
 
 
 SETTINGS = Settings()
 
 
-def configure(*, part_size: int | None = None, fault: str | None = None) -> None:
-    """Process-wide settings the CLI enters once (DROPSCORE_PART_SIZE, DROPSCORE_FAULT)."""
+def configure(
+    *,
+    part_size: int | None = None,
+    fault: str | None = None,
+    max_parts: int | None = None,
+    max_part_size: int | None = None,
+) -> None:
+    """Process-wide settings the CLI enters once (DROPSCORE_PART_SIZE, DROPSCORE_FAULT and the
+    test-only DROPSCORE_MAX_PARTS, DROPSCORE_MAX_PART_SIZE)."""
     global SETTINGS
     size = max(int(part_size), MIN_PART_SIZE) if part_size else SETTINGS.part_size
-    SETTINGS = Settings(part_size=size, fault=fault or None)  # one assignment: never half-set
+    SETTINGS = Settings(  # one assignment: never half-set
+        part_size=size,
+        fault=fault or None,
+        max_parts=min(max(int(max_parts), 1), MAX_PARTS) if max_parts else MAX_PARTS,
+        max_part_size=(
+            min(max(int(max_part_size), MIN_PART_SIZE), MAX_PART_SIZE)
+            if max_part_size
+            else MAX_PART_SIZE
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PartPlan:
+    """The sizes of a multipart upload's parts: ``first`` for the first ``step`` parts, then
+    double every ``step`` parts, up to the largest part S3 takes. Sized from the expected output
+    (``plan_parts``), so its parts fit the part numbers; the doubling keeps an output larger
+    than expected (narrow rows, a gzip input) from running out of them mid-run."""
+
+    first: int
+    step: int
+    max_part: int
+    max_parts: int
+
+    def size(self, number: int) -> int:
+        """The size part ``number`` (1-based) is cut at."""
+        tier = min((max(number, 1) - 1) // self.step, 40)
+        return min(self.max_part, self.first << tier)
+
+    @property
+    def capacity(self) -> int:
+        """The most bytes parts 1..max_parts of these sizes hold (S3's object limit aside)."""
+        total, number = 0, 1
+        while number <= self.max_parts:
+            count = min(self.step - (number - 1) % self.step, self.max_parts - number + 1)
+            total += count * self.size(number)
+            number += count
+        return total
+
+
+def plan_parts(expected: int | None, settings: Settings | None = None) -> PartPlan:
+    """Part sizes for an output of about ``expected`` bytes (None: unknown): the configured part
+    size, or larger so that ``expected`` fits a tenth of the part numbers' worth of doublings."""
+    cfg = settings or SETTINGS
+    need = -(-(expected or 0) // cfg.max_parts)  # ceil: parts of this size fit it in max_parts
+    first = max(cfg.part_size, -(-need // MIB) * MIB)  # whole MiB: tidy part boundaries
+    return PartPlan(
+        first=min(first, cfg.max_part_size),
+        step=max(1, cfg.max_parts // 10),
+        max_part=cfg.max_part_size,
+        max_parts=cfg.max_parts,
+    )
+
+
+def expected_output(input_bytes: int | None) -> int | None:
+    """The size an output of a plain input of ``input_bytes`` is planned for."""
+    return None if input_bytes is None else OUTPUT_BOUND * input_bytes
+
+
+def check_fits(url: str, expected: int | None) -> None:
+    """FileRefused (OUTPUT_TOO_LARGE) when an S3 output of ``expected`` bytes could not be
+    written: more than S3's 5 TiB object limit or its parts' capacity. Checked before the file
+    is scored, so it is refused up front rather than failing after hours of work."""
+    if expected is None or not url.startswith("s3://"):
+        return
+    room = min(MAX_OBJECT_SIZE, plan_parts(expected).capacity)
+    if expected > room:
+        raise FileRefused(
+            f"the file is too large for one S3 output: {OUTPUT_BOUND}× its "
+            f"{expected // OUTPUT_BOUND / MIB:,.1f} MiB (the most its predictions.csv is "
+            f"planned for) exceeds the {room / MIB:,.0f} MiB an S3 object can hold in "
+            f"{SETTINGS.max_parts:,} parts of at most {SETTINGS.max_part_size / MIB:,.0f} MiB; "
+            "split the file and upload the parts",
+            code=Code.OUTPUT_TOO_LARGE,
+        )
 
 
 def fault(point: str) -> None:
@@ -94,6 +190,7 @@ class Store(Protocol):
         create_only: bool = False,
         identical_ok: bool = False,
         metadata: Mapping[str, str] | None = None,
+        expected: int | None = None,
     ) -> Writer: ...
 
     def abort_uploads(self, prefix_url: str) -> int: ...

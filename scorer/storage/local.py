@@ -94,6 +94,7 @@ class LocalStore:
         create_only: bool = False,
         identical_ok: bool = False,
         metadata: Mapping[str, str] | None = None,
+        expected: int | None = None,  # a file has no parts to size
     ) -> Writer:
         _refuse_metadata(url, metadata)
         return LocalWriter(self, url, create_only=create_only, identical_ok=identical_ok)
@@ -128,6 +129,7 @@ class FsspecStore(LocalStore):
         create_only: bool = False,
         identical_ok: bool = False,
         metadata: Mapping[str, str] | None = None,
+        expected: int | None = None,  # a file has no parts to size
     ) -> Writer:
         _refuse_metadata(url, metadata)
         raise StorageUnavailable(f"cannot write to '{url}': only local paths and s3://")

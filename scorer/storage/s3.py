@@ -176,10 +176,12 @@ class S3Store:
         create_only: bool = False,
         identical_ok: bool = False,
         metadata: Mapping[str, str] | None = None,
+        expected: int | None = None,
     ) -> Writer:
         return S3Writer(
-            self, url, create_only=create_only, identical_ok=identical_ok, metadata=metadata
-        )
+            self, url, create_only=create_only, identical_ok=identical_ok, metadata=metadata,
+            expected=expected,
+        )  # fmt: skip
 
     def abort_uploads(self, prefix_url: str) -> int:
         bucket, prefix = split_s3(prefix_url)
@@ -225,7 +227,8 @@ class _S3Stream(io.RawIOBase):
 
 
 class S3Writer(Writer):
-    """One PUT for a small object, else a multipart upload in ``part_size`` parts."""
+    """One PUT for a small object, else a multipart upload in parts sized from the expected
+    output (``base.plan_parts``): S3 takes at most 10,000 of them."""
 
     def __init__(
         self,
@@ -235,20 +238,22 @@ class S3Writer(Writer):
         create_only: bool = False,
         identical_ok: bool = False,
         metadata: Mapping[str, str] | None = None,
+        expected: int | None = None,
     ) -> None:
         self.metadata = dict(metadata or {})
         self._buf = bytearray()
         self._parts: list[dict[str, Any]] = []
         self._upload_id: str | None = None
-        self._part_size = base.SETTINGS.part_size
+        self._plan = base.plan_parts(expected)
         super().__init__(store, url, create_only=create_only, identical_ok=identical_ok)
 
     def _put(self, data: bytes) -> None:
         self._buf += data
-        if len(self._buf) >= self._part_size:
+        while len(self._buf) >= self._plan.size(len(self._parts) + 1):
             self._flush_part()
 
-    def _flush_part(self) -> None:
+    def _flush_part(self, final: bool = False) -> None:
+        """Upload the next part: a part's size of the buffer, or (``final``) all of it."""
         bucket, key = split_s3(self.url)
         client = s3_client()
         with map_storage_errors(self.url):
@@ -257,16 +262,17 @@ class S3Writer(Writer):
                     Bucket=bucket, Key=key, Metadata=self.metadata
                 )["UploadId"]
             number = len(self._parts) + 1
+            size = len(self._buf) if final else self._plan.size(number)
             resp = client.upload_part(
                 Bucket=bucket,
                 Key=key,
                 UploadId=self._upload_id,
                 PartNumber=number,
-                Body=bytes(self._buf),
+                Body=bytes(self._buf[:size]),
             )
         self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
         base.fault(f"after_part:{number}")
-        self._buf.clear()
+        del self._buf[:size]
 
     def _commit(self) -> None:
         bucket, key = split_s3(self.url)
@@ -279,7 +285,7 @@ class S3Writer(Writer):
                 )
             else:
                 if self._buf:
-                    self._flush_part()
+                    self._flush_part(final=True)
                 client.complete_multipart_upload(
                     Bucket=bucket,
                     Key=key,

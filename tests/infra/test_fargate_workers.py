@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -460,7 +461,9 @@ def claims_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def score_cli(src: Path, out: Path, registry: str, cluster_arg: str) -> int:
+def score_cli(
+    src: Path, out: Path, registry: str, cluster_arg: str, shard_mb: str = "0.004"
+) -> int:
     from scorer import cliutil
     from scorer.__main__ import main
     from scorer.cli import build_parser
@@ -468,7 +471,7 @@ def score_cli(src: Path, out: Path, registry: str, cluster_arg: str) -> int:
     return cliutil.run(
         main,
         ["score", str(src), "--registry", registry, "--model", "claims", "--out", str(out),
-         "--workers", "0", "--cluster", cluster_arg, "--shard-over-mb", "0.004"],
+         "--workers", "0", "--cluster", cluster_arg, "--shard-over-mb", shard_mb],
         parser=build_parser,
     )  # fmt: skip
 
@@ -517,6 +520,191 @@ def test_a_run_on_fargate_workers_scores_the_bytes_of_one_process_then_stops_the
     assert statuses(ecs, config, started) == ["STOPPED"] * 2
     assert stop_orphans(config, run_id=manifest["run_id"], ecs=ecs) == []
     assert ended(scorer_task) == [0, 0]
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_a_small_file_starts_no_more_workers_than_it_has_shards(
+    tmp_path: Path,
+    trained_registry: str,
+    claims_csv: Path,
+    config: FargateConfig,
+    ecs: Any,
+    scorer_task: list[subprocess.Popen[bytes]],
+) -> None:
+    """fargate:4 for a file of one and a half shards (as its size says before the planning pass
+    counts them): two worker tasks, not four (a task without a shard is billed for nothing)."""
+    started: list[str] = []
+    ecs.meta.events.register(
+        "after-call.ecs.RunTask",
+        lambda parsed, **_: started.extend(t["taskArn"] for t in parsed.get("tasks", [])),
+    )
+    shard_mb = claims_csv.stat().st_size / 1.5 / (1024 * 1024)
+    out = tmp_path / "fargate"
+    assert score_cli(claims_csv, out, trained_registry, "fargate:4", repr(shard_mb)) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["shards"] == 2
+    assert len(started) == manifest["workers"] == 2
+    assert statuses(ecs, config, started) == ["STOPPED"] * 2
+    assert ended(scorer_task) == [0, 0]
+
+
+def kill_a_busy_worker(
+    processes: list[subprocess.Popen[bytes]],
+    killed: list[int],
+    deadline_s: float = 180,
+    everyone: bool = False,
+) -> None:
+    """From another Dask client on the run's scheduler: once a worker is scoring a shard, kill
+    its `dask worker` process and the worker process under it (SIGKILL) — what a Fargate task
+    whose container dies does to the run; ``everyone``: every worker's, at that moment."""
+    import psutil
+    from distributed import Client
+
+    address = f"tcp://127.0.0.1:{fargate.SCHEDULER_PORT}"
+    deadline = time.monotonic() + deadline_s
+    watcher = None
+    while watcher is None and time.monotonic() < deadline:
+        try:
+            watcher = Client(address, timeout="2s")
+        except OSError:
+            time.sleep(0.2)
+    if watcher is None:
+        return
+    try:
+        while len(watcher.scheduler_info()["workers"]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = watcher.run(os.getpid)
+        while time.monotonic() < deadline:
+            busy = [w for w, tasks in watcher.processing().items() if tasks and w in pids]
+            if busy:
+                for address in list(pids) if everyone else busy[:1]:
+                    worker = psutil.Process(pids[address])
+                    container = next(p for p in processes if p.pid == worker.ppid())
+                    for proc in (psutil.Process(container.pid), worker):
+                        proc.kill()
+                    killed.append(container.pid)
+                return
+            time.sleep(0.005)
+    finally:
+        watcher.close()
+
+
+@pytest.fixture(scope="module")
+def bigger_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~1 MB of sample rows with quoted cells and rejected rows."""
+    from training.sample_data import generate
+
+    path = tmp_path_factory.mktemp("fargate-kill") / "claims.csv"
+    frame = generate(20_000, seed=11).drop(columns=["charges"])
+    frame["region"] = frame["region"].where(frame.index % 7 != 3, "a, quoted\nregion")
+    frame["age"] = frame["age"].astype(str).where(frame.index % 11 != 5, "forty")
+    frame.to_csv(path, index=False)
+    return path
+
+
+def score_here(src: Path, out: Path, registry: str, cluster_arg: str) -> dict[str, Any]:
+    """A run as `score` makes it (its run_scope, the cluster parsed from the environment), with
+    units of 64 rows so that the file's ~1 MB makes ~20 shards of 50 KB; its manifest."""
+    from scorer import cluster, runs, service, storage
+    from scorer.layout import ObjectVersion
+    from scorer.registry import Registry
+    from scorer.shards import Scale
+
+    model = service.load_model(Registry(registry), "claims")
+    spec = cluster.parse(cluster_arg, environ=os.environ)
+    with cluster.run_scope():
+        runs.score(ObjectVersion("", str(src)), str(out), model, "claims-v1-fargate-kill",
+                   info=storage.head(str(src)), batch_rows=64, workers=0,
+                   scale=Scale(spec, 50_000))  # fmt: skip
+    return dict(json.loads((out / "manifest.json").read_text()))
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_a_fargate_worker_killed_mid_run_leaves_one_manifest_and_the_same_bytes(
+    tmp_path: Path,
+    trained_registry: str,
+    bigger_csv: Path,
+    config: FargateConfig,
+    ecs: Any,
+    scorer_task: list[subprocess.Popen[bytes]],
+) -> None:
+    """One of two worker tasks dies mid-run (its processes SIGKILLed): Dask scores its shards on
+    the other, the run commits one manifest with the bytes of `--cluster none`, and every task
+    the run started is STOPPED (the dead one included: ECS would stop it; the run asks too)."""
+    started: list[str] = []
+    ecs.meta.events.register(
+        "after-call.ecs.RunTask",
+        lambda parsed, **_: started.extend(t["taskArn"] for t in parsed.get("tasks", [])),
+    )
+    one, sharded = tmp_path / "none", tmp_path / "fargate"
+    alone = score_here(bigger_csv, one, trained_registry, "none")
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_a_busy_worker, args=(scorer_task, killed), daemon=True)
+    killer.start()
+    manifest = score_here(bigger_csv, sharded, trained_registry, "fargate:2")
+    killer.join(timeout=60)
+    assert killed, "no worker was busy while the run was scoring"
+
+    assert sorted(p.name for p in sharded.iterdir()) == sorted(p.name for p in one.iterdir())
+    for name in ("predictions.csv", "rejected.csv"):
+        assert (sharded / name).read_bytes() == (one / name).read_bytes(), name
+    for field in ("status", "rows_in", "rows_scored", "rows_rejected", "rejected_by_code",
+                  "warnings_by_code", "alerts", "distributions"):  # fmt: skip
+        assert manifest[field] == alone[field], field
+    assert manifest["shards"] >= 10
+    assert len(started) == 2
+    assert statuses(ecs, config, started) == ["STOPPED"] * 2
+    assert stop_orphans(config, run_id=manifest["run_id"], ecs=ecs) == []
+    codes = {p.pid: p.wait(timeout=60) for p in scorer_task}
+    assert codes == {p.pid: (-signal.SIGKILL if p.pid in killed else 0) for p in scorer_task}
+
+
+@pytest.mark.usefixtures("tasks_keep_running")
+def test_a_run_whose_fargate_workers_all_die_fails_in_time_and_stays_pending(
+    tmp_path: Path,
+    trained_registry: str,
+    bigger_csv: Path,
+    config: FargateConfig,
+    ecs: Any,
+    scorer_task: list[subprocess.Popen[bytes]],
+) -> None:
+    """Every worker task dies mid-run (Fargate replaces none): the model scattered to them is
+    lost with them, so the shards left fail at once rather than wait for workers that will not
+    come: the run ends CLUSTER_UNAVAILABLE — no manifest, the input pending for a retry or the
+    sweep — and every task it started is STOPPED."""
+    from scorer.cluster import ClusterUnavailable
+
+    started: list[str] = []
+    ecs.meta.events.register(
+        "after-call.ecs.RunTask",
+        lambda parsed, **_: started.extend(t["taskArn"] for t in parsed.get("tasks", [])),
+    )
+    killed: list[int] = []
+    killer = threading.Thread(
+        target=kill_a_busy_worker, args=(scorer_task, killed), kwargs={"everyone": True},
+        daemon=True,
+    )  # fmt: skip
+    killer.start()
+    out = tmp_path / "fargate"
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            score_here(bigger_csv, out, trained_registry, "fargate:2")
+        except BaseException as exc:  # handed to the test's thread
+            failed.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=120)
+    assert not runner.is_alive(), "the run still waits for workers that will never come"
+    assert len(killed) == 2, "the workers were not both busy killing"
+    (exc,) = failed
+    assert isinstance(exc, ClusterUnavailable), exc
+    assert "the input stays pending" in exc.message
+    assert not (out / "manifest.json").exists()
+    assert len(started) == 2
+    assert statuses(ecs, config, started) == ["STOPPED"] * 2
 
 
 @pytest.mark.usefixtures("tasks_keep_running")

@@ -101,3 +101,41 @@ def test_cluster_settings_that_cannot_work_are_usage_errors(
     assert line.startswith("error [BAD_ARGUMENT]: ")
     assert fragment in line
     assert not out.exists()
+
+
+def help_of(command: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    from scorer.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*command, "--help"])
+    return capsys.readouterr().out
+
+
+def option_help(text: str, option: str) -> str:
+    """The help of one option: its line and those below it up to the next option's (argparse
+    wraps them to the terminal's width: compared as words)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"  {option} "))
+    end = next(
+        (i for i in range(start + 1, len(lines)) if not lines[i].startswith("    ")), len(lines)
+    )
+    return " ".join(" ".join(lines[start:end]).split())
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["event"], ["sweep"], ["watch"], ["jobs", "run"]],
+    ids=lambda c: " ".join(c),
+)
+def test_every_command_that_scores_a_file_takes_the_cluster_options(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same three options, help texts and DROPSCORE_* variables as `score`."""
+    score = help_of(["score"], capsys)
+    theirs = help_of(command, capsys)
+    for option, env in (("--cluster", "DROPSCORE_CLUSTER"),
+                        ("--cluster-timeout", "DROPSCORE_CLUSTER_TIMEOUT"),
+                        ("--shard-over-mb", "DROPSCORE_SHARD_OVER_MB")):  # fmt: skip
+        assert f"\n  {option} " in theirs, f"{' '.join(command)} has no {option}"
+        assert option_help(theirs, option) == option_help(score, option)
+        assert f"[env {env}]" in option_help(theirs, option)

@@ -445,3 +445,46 @@ def test_a_jobs_cost_this_month_adds_up_its_occurrences(s3: Any, bucket: str) ->
     assert jobrun.month_cost(bucket, "m", "2026-11") == (0.75, 2, False)
     assert jobrun.month_cost(bucket, "m", "2026-10") == (5.0, 1, False)
     assert jobrun.month_cost(bucket, "nobody", "2026-11") == (0.0, 0, False)
+
+
+def test_a_jobs_big_file_is_sharded_on_the_cluster_with_the_bytes_of_one_process(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    s3: Any,
+    bucket: str,
+    s3_registry: str,
+) -> None:
+    """`jobs run` takes --cluster/--shard-over-mb like score, event and sweep (flags or their
+    DROPSCORE_* variables): a file above the threshold is scored in shards, same bytes."""
+    put_sample(s3, bucket, "incoming/scaled/a.csv", rows=400, seed=8)  # ~20 KB
+    add_job(bucket, "scaled", f"s3://{bucket}/incoming/scaled/", "all", "cron(0 2 * * ? *)")
+    run = ["jobs", "run", "scaled", "--bucket", bucket, "--event-bus", "off", "--at"]
+
+    code, err = cli(capsys, *run, "2026-02-01T02:00:00Z", "--cluster", "none")
+    assert code == 0, err
+    monkeypatch.setenv("DROPSCORE_SHARD_OVER_MB", "0.004")  # 4 KB shards, from the environment
+    code, err = cli(capsys, *run, "2026-03-01T02:00:00Z", "--cluster", "local:1")
+    assert code == 0, err
+
+    found = {k.split("/")[3]: m for k, m in manifests(s3, bucket).items()}
+    one, sharded = found["20260201T0200Z"], found["20260301T0200Z"]
+    assert "shards" not in one
+    assert sharded["shards"] > 1
+    for name in ("predictions", "rejected"):
+        if name not in one["outputs"]:
+            assert name not in sharded["outputs"]
+            continue
+        a, b = (
+            s3.get_object(Bucket=bucket, Key=m["outputs"][name]["key"])["Body"].read()
+            for m in (one, sharded)
+        )
+        assert a == b, name
+    assert sharded["rows_scored"] == one["rows_scored"] == 400
+
+
+def test_jobs_run_refuses_cluster_settings_that_cannot_work(
+    capsys: pytest.CaptureFixture[str], bucket: str
+) -> None:
+    code, err = cli(capsys, "jobs", "run", "any", "--bucket", bucket, "--shard-over-mb", "-1")
+    assert code == 2
+    assert "error [BAD_ARGUMENT]: --shard-over-mb must be a positive number of MB" in err
