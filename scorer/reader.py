@@ -131,6 +131,7 @@ class CsvStream:
         self._started = False  # a BOM is dropped at the very start only
         self._eof = False
         self._deferred: FileRefused | None = None  # raised once the text before it is used
+        self._dropped = 0  # bytes read but never to be handed out (from an invalid byte on)
         self._pending: list[str] = []  # lines for the csv module, not yet in a unit
         self._lines = 0  # physical lines handed out (header included)
         self._chars_per_line = 0.0
@@ -158,7 +159,8 @@ class CsvStream:
         next record starts: what was read, less what is held decoded, split or undecoded.
         scorer.shards cuts shards there (it is exact only between units, where it is read)."""
         held = (
-            len(self._undecoded)
+            self._dropped
+            + len(self._undecoded)
             + len(self._text.encode())
             + sum(len(line.encode()) for line in self._pending)
         )
@@ -195,6 +197,7 @@ class CsvStream:
         try:
             text = data[:cut].decode("utf-8")
         except UnicodeDecodeError as exc:
+            self._dropped += len(data) - exc.start
             self._text += self._unbom(data[: exc.start].decode("utf-8"))
             self._defer(None)
             return True
@@ -211,6 +214,7 @@ class CsvStream:
     def _defer(self, exc: FileRefused | None) -> None:
         """Stop reading at an error; the whole lines before it are still handed out first."""
         end = max(self._text.rfind("\n"), self._text.rfind("\r")) + 1
+        self._dropped += len(self._text[end:].encode())
         self._text = self._text[:end]
         if exc is None:
             line = self._lines + len(self._pending) + count_lines(self._text) + 1

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import logging
 from collections import deque
 from collections.abc import Iterator
@@ -131,7 +132,21 @@ def plan_shards(
     stream: CsvStream, shard_bytes: int, header_end: int, header_lines: int, size: int
 ) -> list[Shard]:
     """Consume the stream's units and cut them into shards of about ``shard_bytes``."""
-    shards: list[Shard] = []
+    return list(cut_shards(stream, shard_bytes, header_end, header_lines, size))
+
+
+def shard_bound(size: int, header_end: int, shard_bytes: int) -> int:
+    """At most how many shards ``cut_shards`` makes: every shard but the last holds at least
+    ``shard_bytes`` of the bytes after the header."""
+    return max(0, size - header_end) // shard_bytes + 1
+
+
+def cut_shards(
+    stream: CsvStream, shard_bytes: int, header_end: int, header_lines: int, size: int
+) -> Iterator[Shard]:
+    """The stream's units cut into shards of about ``shard_bytes``, each handed out as soon as
+    the pass has passed its end (so it can be scored while the pass goes on); a refusal the
+    reader raises comes out in file order, after the shards before it."""
     start, first_row, first_line = header_end, 1, header_lines + 1
     shapes: list[UnitShape] = []
     next_line = first_line  # where the next unit starts unless the reader dropped blank lines
@@ -151,11 +166,10 @@ def plan_shards(
         end = stream.handed_out  # exact, computed only where a shard may end
         low = end
         if end - start >= shard_bytes:
-            shards.append(Shard(start, end, first_row, first_line, tuple(shapes)))
+            yield Shard(start, end, first_row, first_line, tuple(shapes))
             start, first_row, first_line = end, unit.first_row + unit.records, next_line
             shapes = []
-    shards.append(Shard(start, size, first_row, first_line, tuple(shapes)))
-    return shards
+    yield Shard(start, size, first_row, first_line, tuple(shapes))
 
 
 def header_of(
@@ -188,27 +202,47 @@ def sharded_results(
     assert scale.shard_bytes is not None
     header_end, header_lines = header_of(url, version_id, if_match, stream.delimiter)
     source = Source(url, version_id, if_match, header_end, stream.delimiter)
-    shards = plan_shards(stream, scale.shard_bytes, header_end, header_lines, size)
-    if composer is not None and compose.usable(composer.url, len(shards), scale.shard_bytes):
-        composer.start(len(shards))
+    # shards are submitted as the pass cuts them: their count is known only at its end, so
+    # the upload's part numbers are spread over the most there can be
+    bound = shard_bound(size, header_end, scale.shard_bytes)
+    planned = cut_shards(stream, scale.shard_bytes, header_end, header_lines, size)
+    first = next(planned)  # a refusal in the first shard's bytes is met before the cluster
+    if composer is not None and compose.usable(composer.url, bound, scale.shard_bytes):
+        composer.start(bound)
     else:
         composer = None
     dask = cluster.client(scale.cluster, run_id=manifest.run_id)
     workers = max(1, cluster.worker_count(dask))
-    manifest.shards = len(shards)
-    manifest.workers = workers
-    log.info(
-        "scoring in shards",
-        extra={"run_id": manifest.run_id, "shards": len(shards), "workers": workers},
-    )
+    log.info("scoring in shards", extra={"run_id": manifest.run_id, "workers": workers})
     # pickled once per worker for this run (never forked: see scorer.cluster)
     shared = dask.scatter(model, broadcast=True, hash=False)
-    jobs = iter(enumerate(ShardJob(source, s, plan, batch_rows) for s in shards))
+    jobs = enumerate(
+        ShardJob(source, s, plan, batch_rows) for s in itertools.chain([first], planned)
+    )
     pending: deque[tuple[int, ShardJob, bytes, Any]] = deque()
+    cut = 0  # shards cut and submitted so far; all of them once ``jobs`` is exhausted
+    done = False
     try:
         while True:
-            while len(pending) < 2 * workers and (item := next(jobs, None)) is not None:
+            # the pass goes on while there is room, and pauses as soon as the oldest shard is
+            # scored, so its bytes are composed (and its worker's memory freed) early
+            while not done and len(pending) < 2 * workers:
+                if pending and pending[0][3].done():
+                    break
+                item = next(jobs, None)  # the pass cuts the next shard (or raises a refusal)
+                if item is None:
+                    done = True
+                    manifest.shards = cut  # recorded only once the whole file is cut
+                    manifest.workers = workers
+                    if composer is not None:
+                        composer.shards_known(cut)
+                    log.info(
+                        "all shards cut",
+                        extra={"run_id": manifest.run_id, "shards": cut, "workers": workers},
+                    )
+                    break
                 i, job = item
+                cut += 1
                 target = composer.target(i) if composer else None
                 # the header waits in the writer: it goes up in front of shard 0's part
                 prefix = composer.pending() if composer and i == 0 else b""
@@ -238,6 +272,8 @@ def sharded_results(
                 composer.passed(i)
             yield from out.results
     finally:
+        # a refusal met by the pass, a lost shard or a stop: nothing more is scored; the run's
+        # writers abort the upload, so a part a worker is still sending lands nowhere
         for *_, fut in pending:
             fut.cancel()
         shared.release()
