@@ -147,6 +147,7 @@ def cut_shards(
     """The stream's units cut into shards of about ``shard_bytes``, each handed out as soon as
     the pass has passed its end (so it can be scored while the pass goes on); a refusal the
     reader raises comes out in file order, after the shards before it."""
+    stream.scan_cuts = True  # the same units as the csv module's, found without parsing
     start, first_row, first_line = header_end, 1, header_lines + 1
     shapes: list[UnitShape] = []
     next_line = first_line  # where the next unit starts unless the reader dropped blank lines
