@@ -215,8 +215,12 @@ def sharded_results(
     dask = cluster.client(scale.cluster, run_id=manifest.run_id)
     workers = max(1, cluster.worker_count(dask))
     log.info("scoring in shards", extra={"run_id": manifest.run_id, "workers": workers})
-    # pickled once per worker for this run (never forked: see scorer.cluster)
-    shared = dask.scatter(model, broadcast=True, hash=False)
+    # the model as a task, not scattered data (never forked: see scorer.cluster): the scheduler
+    # keeps it pickled in the task and computes it again when every worker holding it is lost.
+    # Scattered data would be gone then, and the shards waiting for it cancelled ("already
+    # forgotten") — Dask's memory manager keeps only as many copies as tasks wait for, so
+    # losing one worker could lose the model's last copy. Workers fetch it from each other.
+    shared = dask.submit(_the, model, pure=False)
     jobs = enumerate(
         ShardJob(source, s, plan, batch_rows) for s in itertools.chain([first], planned)
     )
@@ -278,6 +282,10 @@ def sharded_results(
         for *_, fut in pending:
             fut.cancel()
         shared.release()
+
+
+def _the(model: LoadedModel) -> LoadedModel:
+    return model
 
 
 def _result(future: Any) -> ShardOutput:
