@@ -3,9 +3,11 @@
 The shard plan comes from the reader itself: the run's own ``CsvStream`` cuts the file into
 units, and a unit never splits a record (quoted newlines, CRLF, lone CRs, blank lines and the
 BOM are the reader's business). Reading units is a pass over the bytes: quote-free blocks are
-only counted, and only blocks holding a quote go through the csv module — no validation, no
-prediction, no formatting. A shard ends at the end of a unit once it holds ``shard_bytes``, so
-each shard is ``(byte start, byte end, first row number, first physical line number)``, exact.
+only counted; in blocks holding a quote the unit ends come from the quotes' parity where that
+provably is what the csv module reads (``csvtext.scan_records``), from the csv module elsewhere —
+no validation, no prediction, no formatting. A shard ends at the end of a unit once it holds
+``shard_bytes``, so each shard is ``(byte start, byte end, first row number, first physical line
+number)``, exact, and is submitted as soon as the pass has cut it.
 
 A worker reads the header's bytes and then its byte range, as one small CSV, through the same
 ``CsvStream`` with its counters set to the shard's first row and line, and scores it with
@@ -16,8 +18,9 @@ To an S3 destination with shards of at least 5 MiB, a worker uploads its shard's
 itself as one part of the run's multipart upload and hands back only the counts (see
 ``scorer.compose``); rejected rows (usually few) and local destinations go through the run.
 
-A refusal the reader would raise (malformed CSV, not UTF-8, NUL bytes …) is met by the scan, in
-file order, before any shard is scored, and ends the run as it does in one process.
+A refusal the reader would raise (malformed CSV, not UTF-8, NUL bytes …) is met by the pass, in
+file order; the shards before it that are still in flight are cancelled and the run's writers
+abort, so the run ends as it does in one process.
 Gzip is not sharded: the stream cannot be entered mid-way, and staging the decompressed bytes
 would cost a full extra write and read; a .csv.gz is scored by the one process (see README).
 """
