@@ -2,6 +2,7 @@
 
     python -m bench.scale [--rows 10000000] [--shard-over-mb 64] [--model lr|lightgbm] [--keep]
                           [--registry DIR] [--out DIR]
+    python -m bench.scale --plan-only [--rows N] [--shard-over-mb S] [--profile]
 
 A sample file (``training.sample_data``, target dropped, plus a free-text ``note`` column in which
 about one row in 40 holds a quoted cell with commas and an embedded newline; one row in 997 has
@@ -23,6 +24,8 @@ from elsewhere:
   CPU seconds (its children, the Dask workers, excluded) less the planning pass's CPU: the rate
   at which one process can take scored batches back and stream them into the outputs. Its own
   CPU also holds imports, the model load and Dask's bookkeeping, so the rate is a lower bound.
+``--plan-only`` times the planning pass alone (no model, no runs), in this process, and with
+``--profile`` prints where its time goes (cProfile, by own time).
 Generated files live in bench/out/scale/ (gitignored) and are reused; outputs are removed unless
 ``--keep``.
 """
@@ -75,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     root = Path(args.out) if args.out else SCALE
     root.mkdir(parents=True, exist_ok=True)
+    if args.plan_only:
+        src = sample(args.rows, root / "data")
+        return plan_only(src, args.rows, args.shard_over_mb, profile=args.profile)
     env = _env()
     registry = Path(args.registry) if args.registry else _model(env, args.model, retrain=False)
     src = sample(args.rows, root / "data")
@@ -122,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
         "--registry", help="score with this registry's claims:production instead of training one"
     )
     p.add_argument("--out", help="folder for the sample and the outputs (default bench/out/scale)")
+    p.add_argument(
+        "--plan-only", action="store_true", help="time the planning pass alone, in this process"
+    )
+    p.add_argument("--profile", action="store_true", help="with --plan-only: where the time goes")
     return p
 
 
@@ -289,6 +299,42 @@ def in_process(src: Path, registry: Path, shard_over_mb: float) -> Parts:
     start_s = time.perf_counter() - t0
     cluster.close_all()
     return Parts(start_s, plan_s, plan_cpu_s, len(cut), rows, shard_s, shard_cpu_s)
+
+
+def plan_pass(src: Path, shard_over_mb: float) -> tuple[list[Any], float, float]:
+    """The coordinator's planning pass over ``src`` as a run makes it (the reader with the run's
+    batch size, default comma dialect): (shards, wall s, CPU s)."""
+    from scorer import shards
+    from scorer.reader import CsvStream
+    from scorer.runs import BATCH_ROWS
+
+    size = src.stat().st_size
+    t0, c0 = time.perf_counter(), time.process_time()
+    with src.open("rb") as fh:
+        stream = CsvStream(fh, size, batch_size=BATCH_ROWS)
+        header_end, header_lines = stream.handed_out, stream.lines_out
+        cut = shards.plan_shards(stream, int(shard_over_mb * MB), header_end, header_lines, size)
+    return cut, time.perf_counter() - t0, time.process_time() - c0
+
+
+def plan_only(src: Path, rows: int, shard_over_mb: float, *, profile: bool) -> int:
+    size = src.stat().st_size
+    plan_pass(src, shard_over_mb)  # imports and the page cache warm
+    cut, wall, cpu = plan_pass(src, shard_over_mb)
+    print(
+        f"planning pass, {rows:,} rows, {size / MB:.1f} MB: {len(cut)} shards, {wall:.2f} s, "
+        f"{cpu:.2f} s CPU ({size / MB / wall:.0f} MB/s in wall, {size / MB / cpu:.0f} MB per "
+        f"CPU-s); load {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    if profile:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.runcall(plan_pass, src, shard_over_mb)
+        pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(14)
+    return 0
 
 
 # --- the report ---------------------------------------------------------------------------------

@@ -161,6 +161,14 @@ class ComposedWriter(Writer):
         self.adopted += part.size - carried
         fault(f"after_part:{part.number}")
 
+    def shards_known(self, shards: int) -> None:
+        """The run cut ``shards`` shards, at most the number ``start`` was given (the shards
+        are submitted while the file is still being cut): the slot after the last is the last."""
+        assert shards <= self._shards
+        self._shards = shards
+        if self._next > shards * self._slot:  # the last shard has passed already
+            self._limit = MAX_PARTS
+
     def passed(self, shard: int) -> None:
         """Shard ``shard``'s place in the file is done: later bytes go after its part."""
         self._enter(shard + 1)

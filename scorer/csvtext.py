@@ -10,7 +10,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import IO
+
+import numpy as np
 
 from scorer import gunzip
 from scorer.budget import Budget
@@ -105,13 +108,14 @@ class Counting:
 
 
 BLANK = ("\n", "\r\n", "\r")
-_EXTRA_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")  # str.splitlines() only
+_EXTRA_CHARS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # line breaks to str.splitlines() only
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 
 def split_lines(text: str) -> list[str]:
     """Physical lines as a text reader with newline='' gives them (ends on \\n, \\r\\n, \\r)."""
-    if _EXTRA_BREAKS.search(text) is None:
+    # one search per character: many times faster than the character class over a block
+    if not any(c in text for c in _EXTRA_CHARS):
         return text.splitlines(keepends=True)
     return _LINE.findall(text)
 
@@ -201,3 +205,73 @@ def refusal(exc: csv.Error, line: int) -> FileRefused:
         f"the CSV is malformed near line {line} ({msg}); check the quoting",
         code=Code.MALFORMED_CSV,
     )
+
+
+_QUOTE, _LF, _CR = 34, 10, 13
+
+
+@dataclass(frozen=True, slots=True)
+class Scanned:
+    """Where the first records of some whole lines end, found by ``scan_records``."""
+
+    lines: int  # lines the records take (blank lines between them included)
+    records: int  # records (blank lines outside quotes are none)
+    open: bool  # the text ends inside a quoted value, before ``count`` records
+
+
+def scan_records(text: str, delimiter: str, count: int) -> Scanned | None:
+    """The csv module's record ends in ``text`` (whole physical lines, starting at a record's
+    start), found from the quotes' parity alone: up to ``count`` non-empty records. None when
+    that is not provably what the csv module (strict, doubled quotes) reads: a quote that
+    opens other than right after a delimiter, a line end or a closing quote, or closes other
+    than right before one of those (a quote inside an unquoted cell, an error), or a record
+    long enough to hold an oversized field. Then the caller asks the csv module.
+
+    Why parity is enough there: if every quote that parity calls opening stands where a field
+    starts (or right after a closing one: a doubled quote) and every closing one stands where a
+    field ends (or right before an opening one), the csv module is inside a quoted value exactly
+    where an odd number of quotes lie behind, so a record ends at each line end with an even
+    number behind it, and a record is empty only when it is one blank line."""
+    sep = ord(delimiter)
+    if sep >= 0x80 or sep in (_QUOTE, _LF, _CR):
+        return None
+    data = np.frombuffer(text.encode(), dtype=np.uint8)
+    n = len(data)
+    if n == 0:
+        return Scanned(0, 0, False)
+    quotes = np.flatnonzero(data == _QUOTE)
+    opening, closing = quotes[0::2], quotes[1::2]
+    before = data[opening[opening > 0] - 1]
+    if not np.isin(before, (sep, _LF, _CR, _QUOTE)).all():
+        return None
+    after = data[closing[closing + 1 < n] + 1]
+    if not np.isin(after, (sep, _LF, _CR, _QUOTE)).all():
+        return None
+    # physical line ends (exclusive): LF, a CR not followed by LF, the end of the text
+    crs = np.flatnonzero(data == _CR)
+    lone = crs[(crs + 1 >= n) | (data[np.minimum(crs + 1, n - 1)] != _LF)]
+    ends = np.flatnonzero(data == _LF)
+    if len(lone):  # rare: sorting costs more than the rest of the scan
+        ends = np.sort(np.concatenate((ends, lone)))
+    ends = ends + 1
+    if len(ends) == 0 or ends[-1] != n:
+        ends = np.append(ends, n)
+    starts = np.concatenate(([0], ends[:-1]))
+    width = ends - starts
+    first = data[starts]
+    blank = ((width == 1) & ((first == _LF) | (first == _CR))) | (
+        (width == 2) & (first == _CR) & (data[np.minimum(starts + 1, n - 1)] == _LF)
+    )
+    even = np.searchsorted(quotes, ends) % 2 == 0  # quotes before each line end
+    last = np.flatnonzero(even)  # the line each record ends on
+    lines_in = np.diff(np.concatenate(([-1], last)))
+    spans = np.diff(np.concatenate(([0], ends[last])))
+    opened = n - (ends[last[-1]] if len(last) else 0)  # the unfinished record's bytes
+    if (len(spans) and spans.max() > MAX_FIELD) or (not even[-1] and opened > MAX_FIELD):
+        return None  # the csv module decides about a value that may be over the limit
+    taken = np.cumsum(~((lines_in == 1) & blank[last]))
+    if len(taken) and taken[-1] >= count:
+        j = int(np.searchsorted(taken, count))
+        return Scanned(int(last[j]) + 1, count, False)
+    records = int(taken[-1]) if len(taken) else 0
+    return Scanned(len(ends), records, not bool(even[-1]))

@@ -34,6 +34,7 @@ from scorer.csvtext import (
     line_too_long,
     one_record_per_line,
     refusal,
+    scan_records,
     simple,
     split_lines,
 )
@@ -131,10 +132,14 @@ class CsvStream:
         self._started = False  # a BOM is dropped at the very start only
         self._eof = False
         self._deferred: FileRefused | None = None  # raised once the text before it is used
+        self._dropped = 0  # bytes read but never to be handed out (from an invalid byte on)
         self._pending: list[str] = []  # lines for the csv module, not yet in a unit
         self._lines = 0  # physical lines handed out (header included)
         self._chars_per_line = 0.0
         self.rows_read = 0
+        # cut units by the quotes' parity where it provably agrees with the csv module (see
+        # ``csvtext.scan_records``): the same units, found without parsing (the shard plan)
+        self.scan_cuts = False
         self._units: Iterator[Unit] | None = None
         self._first: Unit | None = None  # looked at by ``first_unit``, not yet handed out
         self.delimiter = delimiter if isinstance(delimiter, str) else ","
@@ -158,9 +163,10 @@ class CsvStream:
         next record starts: what was read, less what is held decoded, split or undecoded.
         scorer.shards cuts shards there (it is exact only between units, where it is read)."""
         held = (
-            len(self._undecoded)
+            self._dropped
+            + len(self._undecoded)
             + len(self._text.encode())
-            + sum(len(line.encode()) for line in self._pending)
+            + len("".join(self._pending).encode())
         )
         return self._raw.bytes_out - held
 
@@ -195,6 +201,7 @@ class CsvStream:
         try:
             text = data[:cut].decode("utf-8")
         except UnicodeDecodeError as exc:
+            self._dropped += len(data) - exc.start
             self._text += self._unbom(data[: exc.start].decode("utf-8"))
             self._defer(None)
             return True
@@ -211,6 +218,7 @@ class CsvStream:
     def _defer(self, exc: FileRefused | None) -> None:
         """Stop reading at an error; the whole lines before it are still handed out first."""
         end = max(self._text.rfind("\n"), self._text.rfind("\r")) + 1
+        self._dropped += len(self._text[end:].encode())
         self._text = self._text[:end]
         if exc is None:
             line = self._lines + len(self._pending) + count_lines(self._text) + 1
@@ -357,6 +365,8 @@ class CsvStream:
             return LineUnit(
                 take, self._lines + 1, self.rows_read + 1, len(take), True, self.delimiter
             )
+        if self.scan_cuts and (scanned := self._scanned_unit()) is not None:
+            return scanned
         taken: list[str] = []
 
         def feed() -> Iterator[str]:
@@ -389,6 +399,27 @@ class CsvStream:
             pending[:0] = taken[used:]
             del taken[used:]
         return LineUnit(taken, self._lines + 1, self.rows_read + 1, records, False, self.delimiter)
+
+    def _scanned_unit(self) -> LineUnit | None:
+        """``_line_unit``'s unit found by ``scan_records``; None: the csv module must say (the
+        pending lines then hold what was read on, as the csv module would have read it)."""
+        pending = self._pending
+        while True:
+            found = scan_records("".join(pending), self.delimiter, self.batch_size)
+            if found is None:
+                return None
+            if not found.open:
+                break
+            # a quoted value runs past the lines: read on, as the csv module's feed does
+            block = self._take_block()
+            if not block:
+                return None  # the file ends (or a read error waits) inside a quoted value
+            pending.extend(split_lines(block))
+        taken = pending[: found.lines]
+        del pending[: found.lines]
+        return LineUnit(
+            taken, self._lines + 1, self.rows_read + 1, found.records, False, self.delimiter
+        )
 
 
 def parse_unit(unit: Unit, *, threads: bool = False) -> Batch:

@@ -3,9 +3,11 @@
 The shard plan comes from the reader itself: the run's own ``CsvStream`` cuts the file into
 units, and a unit never splits a record (quoted newlines, CRLF, lone CRs, blank lines and the
 BOM are the reader's business). Reading units is a pass over the bytes: quote-free blocks are
-only counted, and only blocks holding a quote go through the csv module — no validation, no
-prediction, no formatting. A shard ends at the end of a unit once it holds ``shard_bytes``, so
-each shard is ``(byte start, byte end, first row number, first physical line number)``, exact.
+only counted; in blocks holding a quote the unit ends come from the quotes' parity where that
+provably is what the csv module reads (``csvtext.scan_records``), from the csv module elsewhere —
+no validation, no prediction, no formatting. A shard ends at the end of a unit once it holds
+``shard_bytes``, so each shard is ``(byte start, byte end, first row number, first physical line
+number)``, exact, and is submitted as soon as the pass has cut it.
 
 A worker reads the header's bytes and then its byte range, as one small CSV, through the same
 ``CsvStream`` with its counters set to the shard's first row and line, and scores it with
@@ -16,8 +18,9 @@ To an S3 destination with shards of at least 5 MiB, a worker uploads its shard's
 itself as one part of the run's multipart upload and hands back only the counts (see
 ``scorer.compose``); rejected rows (usually few) and local destinations go through the run.
 
-A refusal the reader would raise (malformed CSV, not UTF-8, NUL bytes …) is met by the scan, in
-file order, before any shard is scored, and ends the run as it does in one process.
+A refusal the reader would raise (malformed CSV, not UTF-8, NUL bytes …) is met by the pass, in
+file order; the shards before it that are still in flight are cancelled and the run's writers
+abort, so the run ends as it does in one process.
 Gzip is not sharded: the stream cannot be entered mid-way, and staging the decompressed bytes
 would cost a full extra write and read; a .csv.gz is scored by the one process (see README).
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import logging
 from collections import deque
 from collections.abc import Iterator
@@ -139,7 +143,22 @@ def plan_shards(
     stream: CsvStream, shard_bytes: int, header_end: int, header_lines: int, size: int
 ) -> list[Shard]:
     """Consume the stream's units and cut them into shards of about ``shard_bytes``."""
-    shards: list[Shard] = []
+    return list(cut_shards(stream, shard_bytes, header_end, header_lines, size))
+
+
+def shard_bound(size: int, header_end: int, shard_bytes: int) -> int:
+    """At most how many shards ``cut_shards`` makes: every shard but the last holds at least
+    ``shard_bytes`` of the bytes after the header."""
+    return max(0, size - header_end) // shard_bytes + 1
+
+
+def cut_shards(
+    stream: CsvStream, shard_bytes: int, header_end: int, header_lines: int, size: int
+) -> Iterator[Shard]:
+    """The stream's units cut into shards of about ``shard_bytes``, each handed out as soon as
+    the pass has passed its end (so it can be scored while the pass goes on); a refusal the
+    reader raises comes out in file order, after the shards before it."""
+    stream.scan_cuts = True  # the same units as the csv module's, found without parsing
     start, first_row, first_line = header_end, 1, header_lines + 1
     shapes: list[UnitShape] = []
     next_line = first_line  # where the next unit starts unless the reader dropped blank lines
@@ -159,11 +178,10 @@ def plan_shards(
         end = stream.handed_out  # exact, computed only where a shard may end
         low = end
         if end - start >= shard_bytes:
-            shards.append(Shard(start, end, first_row, first_line, tuple(shapes)))
+            yield Shard(start, end, first_row, first_line, tuple(shapes))
             start, first_row, first_line = end, unit.first_row + unit.records, next_line
             shapes = []
-    shards.append(Shard(start, size, first_row, first_line, tuple(shapes)))
-    return shards
+    yield Shard(start, size, first_row, first_line, tuple(shapes))
 
 
 def header_of(
@@ -196,28 +214,52 @@ def sharded_results(
     assert scale.shard_bytes is not None
     header_end, header_lines = header_of(url, version_id, if_match, stream.delimiter)
     source = Source(url, version_id, if_match, header_end, stream.delimiter)
-    shards = plan_shards(stream, scale.shard_bytes, header_end, header_lines, size)
-    if composer is not None and compose.usable(composer.url, len(shards), scale.shard_bytes):
-        composer.start(len(shards))
+    # shards are submitted as the pass cuts them: their count is known only at its end, so
+    # the upload's part numbers are spread over the most there can be
+    bound = shard_bound(size, header_end, scale.shard_bytes)
+    planned = cut_shards(stream, scale.shard_bytes, header_end, header_lines, size)
+    first = next(planned)  # a refusal in the first shard's bytes is met before the cluster
+    if composer is not None and compose.usable(composer.url, bound, scale.shard_bytes):
+        composer.start(bound)
     else:
         composer = None
     expected = cluster.expected_shards(size, scale.shard_bytes)  # fargate: workers to start
     dask = cluster.client(scale.cluster, run_id=manifest.run_id, shards=expected)
     workers = max(1, cluster.worker_count(dask))
-    manifest.shards = len(shards)
-    manifest.workers = workers
-    log.info(
-        "scoring in shards",
-        extra={"run_id": manifest.run_id, "shards": len(shards), "workers": workers},
+    log.info("scoring in shards", extra={"run_id": manifest.run_id, "workers": workers})
+    # the model as a task, not scattered data (never forked: see scorer.cluster): the scheduler
+    # keeps it pickled in the task and computes it again when every worker holding it is lost.
+    # Scattered data would be gone then, and the shards waiting for it cancelled ("already
+    # forgotten") — Dask's memory manager keeps only as many copies as tasks wait for, so
+    # losing one worker could lose the model's last copy. Workers fetch it from each other.
+    shared = dask.submit(_the, model, pure=False)
+    jobs = enumerate(
+        ShardJob(source, s, plan, batch_rows) for s in itertools.chain([first], planned)
     )
-    # pickled once per worker for this run (never forked: see scorer.cluster)
-    shared = dask.scatter(model, broadcast=True, hash=False)
-    jobs = iter(enumerate(ShardJob(source, s, plan, batch_rows) for s in shards))
     pending: deque[tuple[int, ShardJob, bytes, Any]] = deque()
+    cut = 0  # shards cut and submitted so far; all of them once ``jobs`` is exhausted
+    done = False
     try:
         while True:
-            while len(pending) < 2 * workers and (item := next(jobs, None)) is not None:
+            # the pass goes on while there is room, and pauses as soon as the oldest shard is
+            # scored, so its bytes are composed (and its worker's memory freed) early
+            while not done and len(pending) < 2 * workers:
+                if pending and pending[0][3].done():
+                    break
+                item = next(jobs, None)  # the pass cuts the next shard (or raises a refusal)
+                if item is None:
+                    done = True
+                    manifest.shards = cut  # recorded only once the whole file is cut
+                    manifest.workers = workers
+                    if composer is not None:
+                        composer.shards_known(cut)
+                    log.info(
+                        "all shards cut",
+                        extra={"run_id": manifest.run_id, "shards": cut, "workers": workers},
+                    )
+                    break
                 i, job = item
+                cut += 1
                 target = composer.target(i) if composer else None
                 # the header waits in the writer: it goes up in front of shard 0's part
                 prefix = composer.pending() if composer and i == 0 else b""
@@ -247,9 +289,15 @@ def sharded_results(
                 composer.passed(i)
             yield from out.results
     finally:
+        # a refusal met by the pass, a lost shard or a stop: nothing more is scored; the run's
+        # writers abort the upload, so a part a worker is still sending lands nowhere
         for *_, fut in pending:
             fut.cancel()
         shared.release()
+
+
+def _the(model: LoadedModel) -> LoadedModel:
+    return model
 
 
 def _result(future: Any) -> ShardOutput:

@@ -163,3 +163,73 @@ def test_the_first_unit_can_be_looked_at_before_the_units_are_handed_out() -> No
     assert units[0] is first
     assert sum(u.records for u in units) == 100 == stream.rows_read
     assert CsvStream(io.BytesIO(b"n;c\n"), delimiter=";").first_unit() is None
+
+
+def cuts(data: bytes, batch_size: int, block_chars: int, scan: bool, delimiter: str = ",") -> list:
+    """Every unit as the reader hands it out (with the byte offset and line count after it),
+    then the refusal's code and message: what a shard plan is made of."""
+    got: list = []
+    try:
+        stream = CsvStream(
+            io.BytesIO(data), batch_size=batch_size, block_chars=block_chars, delimiter=delimiter
+        )
+        stream.scan_cuts = scan
+        got.append((stream.header, stream.handed_out, stream.lines_out))
+        for unit in stream.units():
+            got.append((repr(unit), stream.handed_out, stream.lines_out, stream.rows_read))
+    except FileRefused as exc:
+        got.append((exc.code, exc.message))
+    return got
+
+
+WELL_FORMED = ["a", "1", "", " ", "é", '"q,1"', '"multi\nline"', '"multi\r\nline"', '"x""y"',
+               '""', '""""', '"\r"', '"\n\n"', '"a\rb"', "\u2028", "\x85"]  # fmt: skip
+well_formed = st.builds(
+    lambda eol, body, bom, tail: (
+        ("\ufeff" if bom else "") + "h1,h2,h3" + eol + "".join(body) + tail
+    ),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+    st.lists(st.tuples(st.sampled_from(WELL_FORMED), st.sampled_from(SEPARATORS)).map("".join)),
+    st.booleans(),
+    st.sampled_from(["", "", '"open\n', 'a"b\n', '"bad"x\n', "\r", "\n\n"]),  # trouble at the end
+)
+SIZES = [(1, 1), (2, 3), (3, 5), (50, 7), (2, 64), (4, 200), (32768, 1 << 21)]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(well_formed, texts), st.sampled_from(SIZES))
+def test_units_cut_by_the_quote_scan_are_the_csv_modules(text: str, sizes: tuple[int, int]) -> None:
+    """The shard plan's fast cuts (quote parity where it provably agrees, the csv module
+    elsewhere) give the reader's units exactly: the same lines, rows, line numbers, byte
+    offsets and refusals, at every block and unit size."""
+    data = text.encode()
+    assert cuts(data, *sizes, scan=True) == cuts(data, *sizes, scan=False)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    well_formed,
+    st.integers(0, 10_000),
+    st.sampled_from([b"\xff", b"\xe6", b"\x00", b"\xc3", b'"', b"\r", b"\n"]),
+    st.sampled_from(SIZES),
+)
+def test_units_cut_by_the_quote_scan_survive_a_bad_byte_anywhere(
+    text: str, at: int, bad: bytes, sizes: tuple[int, int]
+) -> None:
+    data = text.encode()
+    at %= len(data) + 1
+    data = data[:at] + bad + data[at:]
+    assert cuts(data, *sizes, scan=True) == cuts(data, *sizes, scan=False)
+
+
+def test_the_quote_scan_answers_for_well_formed_quoting_only() -> None:
+    from scorer.csvtext import Scanned, scan_records
+
+    text = 'a,"b\nc",d\n\n"x""y",2\r\n"open\n'
+    assert scan_records(text, ",", 10) == Scanned(lines=5, records=2, open=True)
+    assert scan_records(text, ",", 1) == Scanned(lines=2, records=1, open=False)
+    assert scan_records('a;"b\nc";d\n', ";", 5) == Scanned(lines=2, records=1, open=False)
+    for bad in ('a,b"c\n', 'a,"b"c\n', 'a, "b"\n', 'a,"b" \n'):  # the csv module must say
+        assert scan_records(bad, ",", 5) is None
+    big = '"' + "x" * (1024 * 1024) + '"\n'  # may be over the csv module's field limit
+    assert scan_records(big, ",", 5) is None

@@ -449,3 +449,30 @@ def test_a_worker_killed_while_uploading_parts_leaves_the_same_objects(
     assert killed, "no worker was busy while the run was scoring"
     assert composed(caplog), "the workers uploaded no part"
     assert sharded[:2] == one[:2]
+
+
+def test_a_file_refused_after_shards_were_scored_ends_as_in_one_process(
+    bucket: str, s3: Any, claims_model: LoadedModel, big: bytes
+) -> None:
+    """Shards are submitted as the pass cuts them: with one worker (two shards in flight) the
+    first shard is scored and its part uploaded before the pass reaches a quote left open in
+    the third; the run still ends as in one process — the same failed manifest, no output, no
+    multipart upload left open."""
+    from distributed import get_task_stream
+
+    from scorer.storage import MIN_PART_SIZE
+
+    rows = big.split(b"\n", 1)[1]
+    data = big + rows[: 4 * MIN_PART_SIZE].rsplit(b"\n", 1)[0] + b"\n"
+    data += b'40,male,"30.5,2,no,southeast,x\n' + rows[:5000]
+    key = "incoming/late.csv"
+    version = s3.put_object(Bucket=bucket, Key=key, Body=data)["VersionId"]
+    one = s3_run(s3, bucket, key, version, claims_model, "none", None, "late")
+    assert one[1]["reason"]["code"] == "MALFORMED_CSV"
+    assert one[0] == {}
+    dask = cluster.client(cluster.parse("local:1"))
+    with get_task_stream(dask) as stream:
+        sharded = s3_run(s3, bucket, key, version, claims_model, "local:1", MIN_PART_SIZE, "late")
+    assert sharded[:2] == one[:2]
+    scored = [t for t in stream.data if str(t["key"]).startswith("score_shard_to")]
+    assert scored, "no shard was scored before the pass met the refusal"
