@@ -149,18 +149,11 @@ def run_scope() -> Iterator[None]:
             _scope.reset(token)
 
 
-def expected_shards(size: int, shard_bytes: int) -> int:
-    """At most how many shards a plain file of ``size`` bytes is cut into: a shard closes at
-    the first unit end past ``shard_bytes``, so every shard but the last holds at least that.
-    Known from the size alone, before the planning pass has counted them."""
-    return max(1, size // max(1, shard_bytes) + 1)
-
-
 def client(spec: ClusterSpec, *, run_id: str = "", shards: int | None = None) -> Any:
     """The Dask client for ``spec``, started (local) or connected (tcp) once per process;
     for ``fargate``, started for the run and stopped when its ``run_scope`` ends, with no
-    more worker tasks than ``shards`` (the run's ``expected_shards``): one without a shard is
-    billed for nothing."""
+    more worker tasks than ``shards`` (the most shards the run's file can be cut into): one
+    without a shard is billed for nothing."""
     if spec.kind == "fargate":
         return _fargate_client(spec, run_id, shards)
     with _lock:

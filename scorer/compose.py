@@ -167,7 +167,7 @@ class ComposedWriter(Writer):
         assert shards <= self._shards
         self._shards = shards
         if self._next > shards * self._slot:  # the last shard has passed already
-            self._limit = MAX_PARTS
+            self._limit = self._plan.max_parts
 
     def passed(self, shard: int) -> None:
         """Shard ``shard``'s place in the file is done: later bytes go after its part."""

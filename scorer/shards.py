@@ -223,8 +223,8 @@ def sharded_results(
         composer.start(bound)
     else:
         composer = None
-    expected = cluster.expected_shards(size, scale.shard_bytes)  # fargate: workers to start
-    dask = cluster.client(scale.cluster, run_id=manifest.run_id, shards=expected)
+    # fargate starts no more worker tasks than there can be shards
+    dask = cluster.client(scale.cluster, run_id=manifest.run_id, shards=bound)
     workers = max(1, cluster.worker_count(dask))
     log.info("scoring in shards", extra={"run_id": manifest.run_id, "workers": workers})
     # the model as a task, not scattered data (never forked: see scorer.cluster): the scheduler
