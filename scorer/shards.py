@@ -31,6 +31,7 @@ import dataclasses
 import io
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -268,7 +269,7 @@ def sharded_results(
             if not pending:
                 return
             i, job, prefix, fut = pending.popleft()
-            out = _result(fut)
+            out = _result(fut, dask, scale.cluster.timeout)
             if composer is not None:
                 if out.part is not None:
                     carried = len(prefix)
@@ -283,7 +284,7 @@ def sharded_results(
                             extra={"run_id": manifest.run_id, "shard": i, "bytes": len(again)},
                         )
                         fut = dask.submit(score_shard_to, job, shared, target, again, pure=False)
-                        out = _result(fut)
+                        out = _result(fut, dask, scale.cluster.timeout)
                     assert out.part is not None
                     composer.adopt(out.part, carried)
                 composer.passed(i)
@@ -300,16 +301,33 @@ def _the(model: LoadedModel) -> LoadedModel:
     return model
 
 
-def _result(future: Any) -> ShardOutput:
-    try:
-        return cast(ShardOutput, future.result())
-    except DropscoreError:  # a refusal or failure of the scoring itself, as in one process
-        raise
-    except Exception as exc:  # Dask gave up: workers lost too often, the scheduler gone …
-        raise cluster.ClusterUnavailable(
-            f"the Dask cluster lost a shard ({type(exc).__name__}: {exc}); the input stays "
-            "pending for a retry or the sweep"
-        ) from exc
+def _result(future: Any, dask: Any, patience: float) -> ShardOutput:
+    """The shard's output. The model is a task Dask computes again on another worker when its
+    worker is lost, so losing workers never loses the run — but with no worker left at all
+    (Fargate replaces none; a local nanny restarts its worker within seconds) the run would wait
+    for ever: after ``patience`` seconds without a worker it ends, the input pending."""
+    alone_since: float | None = None
+    while True:
+        try:
+            return cast(ShardOutput, future.result(timeout=1.0))
+        except TimeoutError:
+            if cluster.worker_count(dask):
+                alone_since = None
+                continue
+            alone_since = alone_since or time.monotonic()
+            if time.monotonic() - alone_since < patience:
+                continue
+            raise cluster.ClusterUnavailable(
+                f"every Dask worker of the run was lost and none came back in {patience:g} s; "
+                "the input stays pending for a retry or the sweep"
+            ) from None
+        except DropscoreError:  # a refusal or failure of the scoring itself, as in one process
+            raise
+        except Exception as exc:  # Dask gave up: workers lost too often, the scheduler gone …
+            raise cluster.ClusterUnavailable(
+                f"the Dask cluster lost a shard ({type(exc).__name__}: {exc}); the input stays "
+                "pending for a retry or the sweep"
+            ) from exc
 
 
 def score_shard_to(

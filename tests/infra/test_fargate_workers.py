@@ -668,10 +668,10 @@ def test_a_run_whose_fargate_workers_all_die_fails_in_time_and_stays_pending(
     ecs: Any,
     scorer_task: list[subprocess.Popen[bytes]],
 ) -> None:
-    """Every worker task dies mid-run (Fargate replaces none): the model scattered to them is
-    lost with them, so the shards left fail at once rather than wait for workers that will not
-    come: the run ends CLUSTER_UNAVAILABLE — no manifest, the input pending for a retry or the
-    sweep — and every task it started is STOPPED."""
+    """Every worker task dies mid-run (Fargate replaces none): after --cluster-timeout without
+    a worker the run stops waiting for workers that will not come and ends CLUSTER_UNAVAILABLE
+    — no manifest, the input pending for a retry or the sweep — and every task it started is
+    STOPPED."""
     from scorer.cluster import ClusterUnavailable
 
     started: list[str] = []
