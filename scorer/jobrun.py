@@ -224,7 +224,7 @@ def _score_one(
     m = result.manifest
     if not result.already_done:  # a job's runs announce themselves like any other run
         notify.announce(m, out, settings.event_bus, settings.ui_url)
-    usd = (m.cost or {}).get("usd") if not result.already_done else None
+    usd = m.cost.usd if not result.already_done else None
     return RunLine(
         key=key,
         status="skipped" if result.already_done else m.status,
@@ -234,7 +234,7 @@ def _score_one(
         rows_scored=m.rows_scored,
         rows_rejected=m.rows_rejected,
         alerts=[] if result.already_done else list(m.alerts),
-        error=(m.reason or {}).get("message", "") if m.status == "failed" else "",
+        error=m.reason.message if m.status == "failed" and m.reason else "",
         cost_usd=float(usd) if usd is not None else None,
     )
 

@@ -58,24 +58,23 @@ def detail_types(manifest: Manifest) -> list[str]:
 
 def run_detail(manifest: Manifest, out: str, ui_url: str | None = None) -> dict[str, Any]:
     """The ``detail`` of a run's events: enough to act on without opening the manifest."""
-    inp = manifest.input or {}
-    model = manifest.model or {}
+    inp = manifest.input
     links: dict[str, str] = {"manifest": storage.join(out, layout.MANIFEST)}
-    for name, entry in sorted((manifest.outputs or {}).items()):
-        links[name] = str(entry.get("url") or storage.join(out, f"{name}.csv"))
+    for name, entry in sorted(manifest.outputs.items()):
+        links[name] = entry.url or storage.join(out, f"{name}.csv")
     if ui_url and storage.is_s3(out):
         rel_run = out.split("/", 3)[3].removeprefix(layout.SCORED)
         links["run_page"] = f"{ui_url.rstrip('/')}/runs?run={quote(rel_run, safe='/')}"
     detail: dict[str, Any] = {
         "run_id": manifest.run_id,
         "status": manifest.status,
-        "reason": manifest.reason,
+        "reason": manifest.reason.to_dict() if manifest.reason is not None else None,
         "input": {
-            "bucket": inp.get("bucket") or None,
-            "key": inp.get("key") or inp.get("url"),
-            "version_id": inp.get("version_id"),
+            "bucket": inp.bucket or None,
+            "key": inp.key or inp.url,
+            "version_id": inp.version_id,
         },
-        "model": f"{model.get('name')}@{model.get('version')}",
+        "model": manifest.model.ref,
         "counts": {
             "rows_in": manifest.rows_in,
             "rows_scored": manifest.rows_scored,
@@ -87,7 +86,7 @@ def run_detail(manifest: Manifest, out: str, ui_url: str | None = None) -> dict[
         "started_at": manifest.started_at,
         "finished_at": manifest.finished_at,
         "duration_s": manifest.duration_s,
-        "cost": manifest.cost,
+        "cost": manifest.cost.to_dict(),
         "links": links,
     }
     detail["summary"] = summary(detail)  # what a notification shows (see infra's transformer)

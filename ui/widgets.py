@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import altair as alt
@@ -171,17 +171,11 @@ def without_server_paths(m: Manifest) -> Manifest:
     """A copy of a manifest fit to hand to a user: a file written on this server (a temporary
     folder) is named by its file name only; bucket URLs stay, they are where the files are."""
 
-    def public(url: object) -> object:
-        text = str(url)
-        return url if "://" in text or "/" not in text else text.rsplit("/", 1)[-1]
+    def public(url: str) -> str:
+        return url if "://" in url or "/" not in url else url.rsplit("/", 1)[-1]
 
-    copy = Manifest.from_json(m.to_json())
-    if "url" in copy.input:
-        copy.input["url"] = public(copy.input["url"])
-    for entry in copy.outputs.values():
-        if "url" in entry:
-            entry["url"] = public(entry["url"])
-    return copy
+    outputs = {name: replace(e, url=public(e.url)) for name, e in m.outputs.items()}
+    return replace(m, input=replace(m.input, url=public(m.input.url)), outputs=outputs)
 
 
 def alerts_markdown(alerts: Sequence[dict[str, object]]) -> str:

@@ -20,7 +20,7 @@ import streamlit as st
 from scorer import api, layout, pinning, service, storage
 from scorer.card import ModelCard
 from scorer.errors import BadArgument, FileRefused
-from scorer.manifest import Manifest
+from scorer.manifest import Manifest, Reason
 from scorer.model import LoadedModel
 from scorer.schema import OUTPUT_COLUMNS
 from ui import data, state, widgets
@@ -199,9 +199,9 @@ def _show(result: Scored) -> None:
             icon=":material/warning:",
         )
     else:
-        reason = m.reason or {}
+        reason = m.reason or Reason("FAILED", "")
         st.error(
-            f"Not scored ({reason.get('code', 'FAILED')}): {widgets.md(reason.get('message', ''))}",
+            f"Not scored ({reason.code}): {widgets.md(reason.message)}",
             icon=":material/error:",
         )
     if m.alerts:
