@@ -233,7 +233,7 @@ def _score_one(
         rows_in=m.rows_in,
         rows_scored=m.rows_scored,
         rows_rejected=m.rows_rejected,
-        alerts=[] if result.already_done else list(m.alerts),
+        alerts=[] if result.already_done else [a.to_dict() for a in m.alerts],
         error=m.reason.message if m.status == "failed" and m.reason else "",
         cost_usd=float(usd) if usd is not None else None,
     )

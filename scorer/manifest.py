@@ -20,6 +20,8 @@ TERMINAL: tuple[Status, ...] = ("ok", "partial", "failed")
 
 
 class _Section:
+    """A section's JSON object from its fields, in ``keys`` order, ``extra`` as it was read."""
+
     __slots__ = ()
     keys: tuple[str, ...] | None
     extra: Mapping[str, Any]
@@ -115,6 +117,21 @@ class OutputEntry(_Section):
 
 @_fields
 @dataclass(frozen=True, slots=True)
+class AlertEntry(_Section):
+    """One alert a run raised (``alerts``; see scorer/alerts.py for the rule)."""
+
+    code: str = ""  # a scorer.codes.Code: DRIFT, DRIFT_PREDICTION, UNSEEN_SHARE …
+    level: str = ""  # warning | major
+    message: str = ""
+    value: float = 0.0  # the PSI or the share that raised it
+    threshold: float = 0.0  # what it was compared with (already adjusted for the run's size)
+    column: str | None = None  # the feature it is about; None for the whole run
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] | None = None
+
+
+@_fields
+@dataclass(frozen=True, slots=True)
 class TaskEntry(_Section):
     """The compute the run ran on (``task``: scorer.cost.TaskSize); no keys in older manifests."""
 
@@ -168,7 +185,7 @@ class Counts:
     warnings_by_column: dict[str, dict[str, int]]
     extra_columns: list[str]
     distributions: dict[str, Any]
-    alerts: list[dict[str, Any]]
+    alerts: tuple[AlertEntry, ...]
 
     def as_fields(self) -> dict[str, Any]:
         """The manifest's fields these are (``Manifest(**counts.as_fields(), …)``)."""
@@ -205,8 +222,7 @@ class Manifest:
     warnings_by_code: dict[str, int] = field(default_factory=dict)
     warnings_by_column: dict[str, dict[str, int]] = field(default_factory=dict)
     extra_columns: list[str] = field(default_factory=list)
-    # {code, level, message, value, threshold, column}: see scorer/alerts.py
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts: tuple[AlertEntry, ...] = ()
     outputs: dict[str, OutputEntry] = field(default_factory=dict)
     # the run's rows per feature and per prediction bin: see scorer.drift.Distributions.as_dict
     distributions: dict[str, Any] = field(default_factory=dict)
@@ -235,6 +251,7 @@ class Manifest:
         for name in ("input", "model", "task", "cost"):
             doc[name] = doc[name].to_dict()
         doc["reason"] = self.reason.to_dict() if self.reason is not None else None
+        doc["alerts"] = [alert.to_dict() for alert in self.alerts]
         doc["outputs"] = {name: entry.to_dict() for name, entry in self.outputs.items()}
         if not self.shards:  # written only by a sharded run: other manifests keep their old bytes
             del doc["shards"]
@@ -251,6 +268,7 @@ class Manifest:
         doc["model"] = ModelEntry.from_dict(doc.get("model") or {})
         if doc.get("reason") is not None:
             doc["reason"] = Reason.from_dict(doc["reason"])
+        doc["alerts"] = tuple(AlertEntry.from_dict(a) for a in doc.get("alerts") or ())
         doc["outputs"] = {
             k: OutputEntry.from_dict(v) for k, v in (doc.get("outputs") or {}).items()
         }

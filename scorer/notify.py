@@ -82,7 +82,7 @@ def run_detail(manifest: Manifest, out: str, ui_url: str | None = None) -> dict[
             "rejected_by_code": manifest.rejected_by_code,
             "warnings_by_code": manifest.warnings_by_code,
         },
-        "alerts": manifest.alerts,
+        "alerts": [alert.to_dict() for alert in manifest.alerts],
         "started_at": manifest.started_at,
         "finished_at": manifest.finished_at,
         "duration_s": manifest.duration_s,

@@ -45,6 +45,7 @@ from scorer.errors import (
 )
 from scorer.layout import ObjectVersion
 from scorer.manifest import (
+    AlertEntry,
     CostEntry,
     Draft,
     InputEntry,
@@ -87,8 +88,8 @@ def summary_line(result: RunResult) -> str:
     return line
 
 
-def _alert_text(alert: dict[str, Any]) -> str:
-    return str(alert.get("message") or alert.get("code")).split(";", 1)[0]
+def _alert_text(alert: AlertEntry) -> str:
+    return (alert.message or alert.code).split(";", 1)[0]
 
 
 def manifest_url(out: str) -> str:

@@ -140,7 +140,7 @@ def score_object(
             "rows_scored": m.rows_scored,
             "rows_rejected": m.rows_rejected,
             "warnings": m.warnings_by_code,
-            "alerts": [a["message"] for a in m.alerts],
+            "alerts": [a.message for a in m.alerts],
             "output": out,
         },
     )

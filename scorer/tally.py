@@ -11,7 +11,7 @@ from scorer.batches import BatchResult, Totals
 from scorer.card import ModelCard
 from scorer.drift import Distributions
 from scorer.errors import FileRefused
-from scorer.manifest import Counts, Reason, decide_status
+from scorer.manifest import AlertEntry, Counts, Reason, decide_status
 from scorer.schema import HeaderPlan
 
 
@@ -84,7 +84,7 @@ def account(
     return Counts(
         status, reason, rows_in, totals.rows_scored, totals.rows_rejected,
         dict(sorted(rejected.items())), warnings, by_column, list(plan.extra), distributions,
-        [a.as_dict() for a in raised],
+        tuple(AlertEntry.from_dict(a.as_dict()) for a in raised),
     )  # fmt: skip
 
 

@@ -218,7 +218,7 @@ def _detail(settings: UISettings, key: str) -> None:
             icon=":material/error:",
         )
     if m.alerts:
-        major = sum(a.get("level") == "major" for a in m.alerts)
+        major = sum(a.level == "major" for a in m.alerts)
         box = st.error if major else st.warning
         box(
             f"**{len(m.alerts)} alert{'s' if len(m.alerts) != 1 else ''}"

@@ -183,7 +183,7 @@ def _score(
 
 def _show(result: Scored) -> None:
     m = result.manifest
-    major = any(a.get("level") == "major" for a in m.alerts)
+    major = any(a.level == "major" for a in m.alerts)
     if m.status == "ok" and major:  # scored, but not like the data the model learned from
         st.warning(
             f"All {m.rows_in:,} rows scored, with alerts: this file does not look like the "
@@ -265,9 +265,9 @@ def show_warnings(m: Manifest) -> None:
         st.dataframe(
             pd.DataFrame(
                 {
-                    "alert": [a.get("code") for a in m.alerts],
-                    "level": [a.get("level") for a in m.alerts],
-                    "what": [a.get("message") for a in m.alerts],
+                    "alert": [a.code for a in m.alerts],
+                    "level": [a.level for a in m.alerts],
+                    "what": [a.message for a in m.alerts],
                 }
             ),
             hide_index=True,
