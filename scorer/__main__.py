@@ -198,7 +198,7 @@ def _event_one(ref: ObjectVersion, settings: service.Settings) -> int:
         print(f"ignored: {ref} is not a file under {settings.incoming}", file=sys.stderr)
         return 0
     m = result.manifest
-    key = str(m.input.get("key") or ref.key)  # the key found, maybe as the event gave it
+    key = m.input.key or ref.key  # the key found, maybe as the event gave it
     out = layout.output_prefix(ref.bucket, key, m.run_id, settings.incoming, settings.scored)
     print(_summary(result, out), file=sys.stderr)
     return _exit_code(result)

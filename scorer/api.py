@@ -27,7 +27,7 @@ import io
 import math
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,11 +38,12 @@ import pandas as pd
 from scorer import layout, output, runs, service, storage
 from scorer.batches import Totals, score_batch
 from scorer.drift import Distributions
-from scorer.manifest import Manifest
+from scorer.manifest import InputEntry, Manifest
 from scorer.model import LoadedModel
 from scorer.reader import CsvStream
 from scorer.registry import Registry
 from scorer.schema import plan_header
+from scorer.tally import account, collect, refuse_empty
 
 __all__ = ["LoadedModel", "Scored", "ScoredFile", "load_model", "score_file", "score_frame"]
 
@@ -109,14 +110,17 @@ def score_csv(
     totals = Totals()
     dist = Distributions(card)
     results = (score_batch(batch, model, plan) for batch in stream.batches())
-    runs.collect(results, predictions.append, rejected.append, totals, dist)
+    collect(results, predictions.append, rejected.append, totals, dist)
+    counts = account(card, plan, stream.rows_read, totals, dist, max_rejected_rate)
+    refuse_empty(counts)
     manifest = Manifest(
         run_id="",
-        status="failed",
-        input={"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+        input=InputEntry(
+            bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), keys=("bytes", "sha256")
+        ),
         model=runs.model_entry(model),
+        **counts.as_fields(),
     )
-    runs.account(manifest, card, plan, stream.rows_read, totals, dist, max_rejected_rate)
     return manifest, b"".join(predictions), b"".join(rejected)
 
 
@@ -148,8 +152,8 @@ def score_file(
             batch_rows=batch_rows,
             max_rejected_rate=max_rejected_rate,
         )
-        manifest = result.manifest
-        manifest.input["url"] = name  # the temporary path means nothing to the caller
+        # the temporary path means nothing to the caller
+        manifest = replace(result.manifest, input=replace(result.manifest.input, url=name))
 
         def read(file: str, key: str) -> bytes | None:
             path = Path(out) / file

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from scorer import storage
 from scorer.errors import BadArgument, DropscoreError
@@ -77,25 +76,23 @@ def read_manifest(path: RunPath, scored: str = SCORED) -> Manifest:
 
 
 def summarise(path: RunPath, manifest: Manifest) -> RunSummary:
-    model: dict[str, Any] = manifest.model or {}
-    inp: dict[str, Any] = manifest.input or {}
-    version = model.get("version")
-    reason = (manifest.reason or {}).get("message", "") if manifest.status == "failed" else ""
+    model, inp, version = manifest.model, manifest.input, manifest.model.version
+    reason = manifest.reason.message if manifest.status == "failed" and manifest.reason else ""
     return RunSummary(
         key=path.key,
         run_id=path.run_id,
         rel=path.rel,
         status=manifest.status,
-        input=str(inp.get("key") or inp.get("url") or path.rel),
+        input=inp.key or inp.url or path.rel,
         rows_in=int(manifest.rows_in),
         rows_scored=int(manifest.rows_scored),
         rows_rejected=int(manifest.rows_rejected),
-        model=str(model.get("name", "")),
+        model=model.name,
         model_version=int(version) if isinstance(version, int | str) and str(version) else None,
         started_at=manifest.started_at,
         duration_s=float(manifest.duration_s),
         reason=reason,
-        cost_usd=_usd((manifest.cost or {}).get("usd")),
+        cost_usd=_usd(manifest.cost.usd),
     )
 
 
@@ -123,7 +120,6 @@ def read_many(
 
 def output_url(path: RunPath, manifest: Manifest, name: str, scored: str = SCORED) -> str | None:
     """URL of one of a run's outputs (``predictions`` or ``rejected``) if the run wrote it."""
-    entry = (manifest.outputs or {}).get(name)
-    if not entry:
+    if name not in manifest.outputs:
         return None
     return path.url(scored, f"{name}.csv")

@@ -117,7 +117,7 @@ def _check_placement(ledger: Ledger, incoming: str) -> list[Violation]:
         m = run.manifest
         if m is None or m.status not in TERMINAL:
             continue
-        key, bucket = str(m.input.get("key") or ""), str(m.input.get("bucket") or "")
+        key, bucket = m.input.key or "", m.input.bucket or ""
         # a job's runs: sources in other buckets or prefixes under _sources/, and each
         # occurrence of an 'all' job under _jobs/<job>/<occurrence>/ (see layout.result_folder)
         occ = layout.job_occurrence(run.rel)
@@ -143,9 +143,9 @@ def _check_placement(ledger: Ledger, incoming: str) -> list[Violation]:
                     f"its input '{key}' belongs in {ledger.scored}{folder}/, not here",
                 )
             )
-        version_id = m.input.get("version_id")
+        version_id = m.input.version_id
         identity = _manifest_input(m).identity
-        model = (m.model.get("name"), m.model.get("version"))
+        model = (m.model.name, m.model.version)
         # a version id names one version of one object; an ETag only content, so with the key
         owner = (*model, identity) if version_id else (*model, key, identity)
         owner = (occurrence, bucket, *owner)  # each occurrence of an 'all' job scores anew
@@ -239,18 +239,16 @@ def _check_run(run: RunFacts, model_versions: Mapping[str, set[int]]) -> list[Vi
                 "ROWS_IN",
                 f"rows_in {m.rows_in} but an independent parse counts {run.input_records} records",
             )
-    name, version = m.model.get("name"), m.model.get("version")
+    name, version = m.model.name, m.model.version
     if not isinstance(version, int) or version not in model_versions.get(str(name), set()):
         bad("MODEL_MISSING", f"model {name}@{version} is not in the registry")
-    listed = {
-        str(e.get("key") or e.get("url", "")).rsplit("/", 1)[-1]: e for e in m.outputs.values()
-    }
+    listed = {e.file: e for e in m.outputs.values()}
     for fname, entry in sorted(listed.items()):
         obj = run.objects.get(fname)
         if obj is None:
             bad("OUTPUT_MISSING", f"manifest lists {fname} but it does not exist")
             continue
-        if obj.sha256 != entry.get("sha256"):
+        if obj.sha256 != entry.sha256:
             bad("SHA256", f"{fname} sha256 {str(obj.sha256)[:12]}… != manifest's")
         expect = m.rows_scored if fname == PREDICTIONS else m.rows_rejected
         if obj.records is not None and obj.records != expect:
@@ -267,23 +265,19 @@ def _check_run(run: RunFacts, model_versions: Mapping[str, set[int]]) -> list[Vi
 
 def _counted(m: Manifest) -> bool:
     """Whether the manifest claims a record count of its input (not a file refused unread)."""
-    return m.status != "failed" or (m.reason or {}).get("code") in _COUNTED_FAILURES
+    return m.status != "failed" or (m.reason is not None and m.reason.code in _COUNTED_FAILURES)
 
 
 def _manifest_input(m: Manifest) -> ObjectVersion:
     """The input version a manifest names (its etag is the one its run id came from)."""
     inp = m.input
-    return ObjectVersion.of(
-        inp.get("bucket") or "", inp.get("key") or "", inp.get("version_id"), inp.get("etag")
-    )
+    return ObjectVersion.of(inp.bucket or "", inp.key or "", inp.version_id, inp.etag)
 
 
 def _check_identity(run: RunFacts, m: Manifest, bad: Any) -> None:
     model = m.model
     try:
-        expected = str(
-            RunId.of(str(model.get("name")), int(model.get("version") or 0), _manifest_input(m))
-        )
+        expected = str(RunId.of(str(model.name), int(model.version or 0), _manifest_input(m)))
     except (DropscoreError, TypeError, ValueError) as exc:
         bad("RUN_ID_MISMATCH", f"manifest names no valid model/input ({exc})")
         return
@@ -354,7 +348,7 @@ def gather(
                 run = runs.setdefault(f"{rel}/{run_id}", RunFacts(rel=rel, run_id=run_id))
                 run.open_uploads += 1
     names = {prod.name} | {
-        str(r.manifest.model.get("name")) for r in runs.values() if r.manifest is not None
+        str(r.manifest.model.name) for r in runs.values() if r.manifest is not None
     }
     for inp in inputs:
         with contextlib.suppress(FileRefused):
@@ -411,13 +405,13 @@ def _read_run(bucket: str, scored: str, run: RunFacts) -> None:
     m = run.manifest
     if m is None or not _counted(m):
         return  # a refused input is not held to a count: not read again (a bomb, an .xlsx)
-    key, version_id = m.input.get("key"), m.input.get("version_id")
+    key, version_id = m.input.key, m.input.version_id
     if not key:
         return
     try:
-        source = str(m.input.get("bucket") or bucket)  # a job's source may be another bucket
+        source = m.input.bucket or bucket  # a job's source may be another bucket
         with storage.open_read(f"s3://{source}/{key}", version_id) as fh:
-            dialect = m.input.get("dialect") or {}
+            dialect = m.input.dialect or {}
             run.input_records = count_records(fh, str(dialect.get("delimiter") or ","))
     except FileRefused as exc:  # corrupt gzip or a bomb: no count, said so
         run.input_error = f"{exc.code}: {exc.message}"

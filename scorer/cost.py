@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scorer.manifest import CostEntry, TaskEntry
 
 MIN_BILLED_S = 60
 
@@ -120,20 +123,20 @@ def estimate(size: TaskSize, duration_s: float) -> dict[str, Any]:
     return out
 
 
-def describe(cost: Mapping[str, Any], task: Mapping[str, Any]) -> str:
+def describe(cost: CostEntry, task: TaskEntry) -> str:
     """One line for people: the figure and what it rests on, or why there is none."""
-    if not cost:
+    if not cost.keys:
         return "not recorded (a run from before cost estimates)"
     size = []
-    if task.get("vcpu"):
-        size.append(f"{task['vcpu']:g} vCPU")
-    if task.get("memory_gb"):
-        size.append(f"{task['memory_gb']:g} GB")
-    size += [str(task.get(k)) for k in ("architecture", "region") if task.get(k)]
-    if task.get("spot"):
+    if task.vcpu:
+        size.append(f"{task.vcpu:g} vCPU")
+    if task.memory_gb:
+        size.append(f"{task.memory_gb:g} GB")
+    size += [str(value) for value in (task.architecture, task.region) if value]
+    if task.spot:
         size.append("Spot")
     on = f" on {', '.join(size)}" if size else ""
-    usd = cost.get("usd")
+    usd = cost.usd
     if not isinstance(usd, int | float):
-        return f"no figure: {cost.get('note', 'unknown')}{on}"
-    return f"${usd:.6f} (estimate{on}, billed {cost.get('billed_s')} s; {cost.get('note')})"
+        return f"no figure: {cost.note if 'note' in cost.keys else 'unknown'}{on}"
+    return f"${usd:.6f} (estimate{on}, billed {cost.billed_s} s; {cost.note})"

@@ -226,7 +226,7 @@ def _score_one(
     m = result.manifest
     if not result.already_done:  # a job's runs announce themselves like any other run
         notify.announce(m, out, settings.event_bus, settings.ui_url, settings.scored)
-    usd = (m.cost or {}).get("usd") if not result.already_done else None
+    usd = m.cost.usd if not result.already_done else None
     return RunLine(
         key=key,
         status="skipped" if result.already_done else m.status,
@@ -235,8 +235,8 @@ def _score_one(
         rows_in=m.rows_in,
         rows_scored=m.rows_scored,
         rows_rejected=m.rows_rejected,
-        alerts=[] if result.already_done else list(m.alerts),
-        error=(m.reason or {}).get("message", "") if m.status == "failed" else "",
+        alerts=[] if result.already_done else [a.to_dict() for a in m.alerts],
+        error=m.reason.message if m.status == "failed" and m.reason else "",
         cost_usd=float(usd) if usd is not None else None,
     )
 

@@ -61,11 +61,10 @@ def run_detail(
 ) -> dict[str, Any]:
     """The ``detail`` of a run's events: enough to act on without opening the manifest.
     ``scored``: the results prefix ``out`` is under, which the run page's link leaves out."""
-    inp = manifest.input or {}
-    model = manifest.model or {}
+    inp = manifest.input
     links: dict[str, str] = {"manifest": storage.join(out, layout.MANIFEST)}
-    for name, entry in sorted((manifest.outputs or {}).items()):
-        links[name] = str(entry.get("url") or storage.join(out, f"{name}.csv"))
+    for name, entry in sorted(manifest.outputs.items()):
+        links[name] = entry.url or storage.join(out, f"{name}.csv")
     if ui_url and storage.is_s3(out):
         found = layout.run_file(storage.split_s3(storage.join(out, layout.MANIFEST))[1], scored)
         if found is not None:  # the name the UI's runs page resolves (layout.check_run_path)
@@ -74,13 +73,13 @@ def run_detail(
     detail: dict[str, Any] = {
         "run_id": manifest.run_id,
         "status": manifest.status,
-        "reason": manifest.reason,
+        "reason": manifest.reason.to_dict() if manifest.reason is not None else None,
         "input": {
-            "bucket": inp.get("bucket") or None,
-            "key": inp.get("key") or inp.get("url"),
-            "version_id": inp.get("version_id"),
+            "bucket": inp.bucket or None,
+            "key": inp.key or inp.url,
+            "version_id": inp.version_id,
         },
-        "model": f"{model.get('name')}@{model.get('version')}",
+        "model": manifest.model.ref,
         "counts": {
             "rows_in": manifest.rows_in,
             "rows_scored": manifest.rows_scored,
@@ -88,11 +87,11 @@ def run_detail(
             "rejected_by_code": manifest.rejected_by_code,
             "warnings_by_code": manifest.warnings_by_code,
         },
-        "alerts": manifest.alerts,
+        "alerts": [alert.to_dict() for alert in manifest.alerts],
         "started_at": manifest.started_at,
         "finished_at": manifest.finished_at,
         "duration_s": manifest.duration_s,
-        "cost": manifest.cost,
+        "cost": manifest.cost.to_dict(),
         "links": links,
     }
     detail["summary"] = summary(detail)  # what a notification shows (see infra's transformer)

@@ -15,14 +15,13 @@ import datetime as dt
 import logging
 import resource
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scorer import (
     __version__,
-    alerts,
     cost,
     dialect,
     interrupt,
@@ -34,7 +33,6 @@ from scorer import (
 )
 from scorer.batches import BatchResult, Totals, score_batch
 from scorer.budget import Budget, Limits
-from scorer.card import ModelCard
 from scorer.drift import Distributions
 from scorer.errors import (
     DestinationInUse,
@@ -46,10 +44,21 @@ from scorer.errors import (
     VersionExists,
 )
 from scorer.layout import ObjectVersion
-from scorer.manifest import Manifest, decide_status, destination_conflict
+from scorer.manifest import (
+    AlertEntry,
+    CostEntry,
+    Draft,
+    InputEntry,
+    Manifest,
+    ModelEntry,
+    OutputEntry,
+    Reason,
+    TaskEntry,
+    destination_conflict,
+)
 from scorer.model import LoadedModel
 from scorer.reader import CsvStream
-from scorer.schema import HeaderPlan
+from scorer.tally import account, collect, refuse_empty
 from scorer.workers import auto_workers, fork_safe, freeze_heap, scored_in_order, thaw_heap
 
 log = logging.getLogger("dropscore.scorer")
@@ -75,12 +84,12 @@ def summary_line(result: RunResult) -> str:
     if m.alerts:
         line += "; alerts: " + ", ".join(_alert_text(a) for a in m.alerts)
     if m.reason:
-        line += f" [{m.reason['code']}] {m.reason['message']}"
+        line += f" [{m.reason.code}] {m.reason.message}"
     return line
 
 
-def _alert_text(alert: dict[str, Any]) -> str:
-    return str(alert.get("message") or alert.get("code")).split(";", 1)[0]
+def _alert_text(alert: AlertEntry) -> str:
+    return (alert.message or alert.code).split(";", 1)[0]
 
 
 def manifest_url(out: str) -> str:
@@ -129,7 +138,8 @@ def score(
     t0 = time.monotonic()
     # the manifest records the ETag and size the HEAD gave (none for a local file's run)
     src = dataclasses.replace(src, etag=info.etag if info else "", size=info.size if info else None)
-    manifest = new_manifest(src, run_id, model, started=started.isoformat(), event_bus=event_bus)
+    draft = Draft(run_id, bytes=src.size)
+    refused: Reason | None = None
     # the model and the libraries are long-lived: keep them out of the cyclic collector's
     # full passes, which otherwise rescan them every few batches (a third of the CPU time)
     freeze_heap()  # counted: runs on other threads share it
@@ -139,7 +149,7 @@ def score(
             src,
             out,
             model,
-            manifest,
+            draft,
             progress,
             batch_rows,
             workers,
@@ -148,8 +158,7 @@ def score(
             scale,
         )
     except (FileRefused, SourceGone) as exc:
-        manifest.status = "failed"
-        manifest.reason = {"code": exc.code, "message": exc.message}
+        refused = Reason(exc.code, exc.message)
     except DropscoreError as exc:
         # a concurrent duplicate may have committed (and aborted our upload) meanwhile
         theirs = read_manifest(out)
@@ -162,7 +171,7 @@ def score(
         return RunResult(theirs, already_done=True)
     finally:
         thaw_heap()
-    _finish(manifest, t0)
+    manifest = _finish(src, model, draft, refused, started.isoformat(), t0, event_bus)
     _refuse_leftovers(out, manifest)
     result = commit(out, manifest, model)
     _abort_stale_uploads(out)
@@ -186,7 +195,7 @@ def _leftover_message(out: str, detail: str) -> str:
 def _refuse_leftovers(out: str, manifest: Manifest) -> None:
     """An output this run does not write but that is there is not this run's: a run of the same
     input and model writes the same files with the same bytes (create-only + identical_ok)."""
-    listed = {str(e.get("url", "")).rsplit("/", 1)[-1] for e in manifest.outputs.values()}
+    listed = {e.url.rsplit("/", 1)[-1] for e in manifest.outputs.values()}
     unwritten = set(layout.OUTPUT_FILES) - listed
     folder = _folder(out)
     found = sorted(
@@ -199,18 +208,18 @@ def _refuse_leftovers(out: str, manifest: Manifest) -> None:
         raise DestinationInUse(_leftover_message(out, ", ".join(found)))
 
 
-def model_entry(model: LoadedModel) -> dict[str, Any]:
-    """The manifest's ``model`` section."""
+def model_entry(model: LoadedModel) -> ModelEntry:
+    """The manifest's ``model`` section; its origin (how it was chosen) follows the card's."""
     card = model.card
-    return {
-        "name": card.name,
-        "version": card.version,
-        "sha256": card.model_sha256,
-        "card_sha256": card.json_sha256,
-        "task": card.task,
-        "engine": "plan" if model.plan is not None else "pipeline",
-        **dict(model.origin),
-    }
+    return ModelEntry(
+        name=card.name,
+        version=card.version,
+        sha256=card.model_sha256,
+        card_sha256=card.json_sha256,
+        task=card.task,
+        engine="plan" if model.plan is not None else "pipeline",
+        extra=dict(model.origin),
+    )
 
 
 def _folder(url: str) -> str:
@@ -232,7 +241,7 @@ def _stream(
     src: ObjectVersion,
     out: str,
     model: LoadedModel,
-    manifest: Manifest,
+    draft: Draft,
     progress: Progress | None,
     batch_rows: int,
     workers: int | None,
@@ -241,10 +250,10 @@ def _stream(
     scale: shards.Scale | None = None,
 ) -> None:
     card = model.card
-    budget.check_size(manifest.input.get("bytes"))
+    budget.check_size(draft.bytes)
     try:
         # no version id (unversioned bucket): read only the content whose ETag names this run
-        etag = None if src.version_id else (manifest.input.get("etag") or None)
+        etag = None if src.version_id else (src.etag or None)
         source = storage.open_read(src.url, src.version_id, if_match=etag)
     except ObjectMissing as exc:
         what = f"version {src.version_id} of " if src.version_id else ""
@@ -257,46 +266,47 @@ def _stream(
     with source:
         stream = CsvStream(
             source,
-            manifest.input.get("bytes") or 0,
+            draft.bytes or 0,
             batch_size=batch_rows,
             budget=budget,
             delimiter=dialect.delimiter_rule(card),
         )
         plan = dialect.plan_file(stream, card)
-        manifest.input["dialect"] = plan.dialect
+        draft.dialect = plan.dialect
         pred_url = storage.join(out, layout.PREDICTIONS)
         rej_url = storage.join(out, layout.REJECTED)
         # S3's parts are sized from it; a plain file too big for one object is refused here
         expected = storage.expected_output(
-            budget.limits.max_decompressed_bytes if stream.compressed else manifest.input["bytes"]
+            budget.limits.max_decompressed_bytes if stream.compressed else draft.bytes
         )
         if not stream.compressed:  # a gzip file's size once expanded is not known up front
             storage.check_fits(pred_url, expected)
         asked = workers
         if workers is None:
-            workers = auto_workers(manifest.input.get("bytes"))
+            workers = auto_workers(draft.bytes)
         if workers and not fork_safe(model):
             (log.warning if asked else log.info)(
                 "scoring in one process: this model's library does not survive a fork",
-                extra={"run_id": manifest.run_id, "estimator": card.estimator},
+                extra={"run_id": draft.run_id, "estimator": card.estimator},
             )
             workers = 0
         results: Iterable[BatchResult]
         composed = None  # a sharded run's predictions writer whose parts the workers upload
-        if shards.applies(scale, stream, manifest.input.get("bytes")):  # issue 14: Dask shards
+        if shards.applies(scale, stream, draft.bytes):  # issue 14: Dask shards
             assert scale is not None
+            assert draft.bytes is not None
             composed = shards.predictions_writer(pred_url, scale, expected)
             results = shards.sharded_results(
-                stream, src.url, src.version_id, etag, manifest.input["bytes"], model, plan,
-                scale, batch_rows, manifest, composed,
+                stream, src.url, src.version_id, etag, draft.bytes, model, plan,
+                scale, batch_rows, draft, composed,
             )  # fmt: skip
             workers = 0  # set by sharded_results: the Dask workers it used
         elif workers > 0:
             results = scored_in_order(stream.units(), model, plan, workers)
         else:
             results = (score_batch(b, model, plan) for b in stream.batches(threads=True))
-        manifest.workers = workers  # a sharded run records its Dask workers when it starts
-        log.debug("scoring", extra={"run_id": manifest.run_id, "workers": workers})
+        draft.workers = workers  # a sharded run records its Dask workers when it starts
+        log.debug("scoring", extra={"run_id": draft.run_id, "workers": workers})
         # create-only: a rerun or a duplicate never makes a second version of an output
         pred_writer = composed or storage.open_write(
             pred_url, create_only=True, identical_ok=True, expected=expected
@@ -317,169 +327,100 @@ def _stream(
                     progress(stream.bytes_in, stream.rows_read)
 
             collect(results, pred_out.write, rej_out.write, totals, dist, each)
-            manifest.input["sha256"] = stream.drain()
-            expected = manifest.input.get("bytes")
+            draft.sha256 = stream.drain()
+            expected = draft.bytes
             if expected is not None and stream.bytes_in != expected:
                 # a body cut short (even with a matching Content-Length) must not commit
                 raise StorageUnavailable(
                     f"read {stream.bytes_in} bytes of '{src.url}' but it has {expected}; "
                     "the download was cut short, so the input stays pending for a retry"
                 )
-            manifest.input["bytes"] = stream.bytes_in
-            manifest.input["compressed"] = stream.compressed
+            draft.bytes = stream.bytes_in
+            draft.compressed = stream.compressed
             file_warnings = dict(plan.dialect_warnings)
             if stream.trailing_zeros:  # padding after the last gzip member, ignored like gzip -d
                 file_warnings["GZIP_TRAILING_ZEROS"] = stream.trailing_zeros
-            account(
-                manifest,
-                card,
-                plan,
-                stream.rows_read,
-                totals,
-                dist,
-                max_rejected_rate,
-                file_warnings,
+            counts = account(
+                card, plan, stream.rows_read, totals, dist, max_rejected_rate, file_warnings
             )
-            if (manifest.reason or {}).get("code") == "ALL_ROWS_REJECTED":
+            draft.counts = counts
+            refuse_empty(counts)
+            if counts.reason is not None and counts.reason.code == "ALL_ROWS_REJECTED":
                 pred_out.discard()
             else:  # TOO_MANY_REJECTED keeps both: rejected.csv says why, predictions the rest
-                manifest.outputs["predictions"] = _output_entry(pred_url, pred_out)
-            if manifest.rows_rejected:
-                manifest.outputs["rejected"] = _output_entry(rej_url, rej_out)
+                draft.outputs["predictions"] = _output_entry(pred_url, pred_out)
+            if counts.rows_rejected:
+                draft.outputs["rejected"] = _output_entry(rej_url, rej_out)
             else:
                 rej_out.discard()
-    if composed is not None and "predictions" in manifest.outputs:  # hashed once it exists
-        manifest.outputs["predictions"]["sha256"] = composed.sha256
+    if composed is not None and "predictions" in draft.outputs:  # hashed once it exists
+        entry = draft.outputs["predictions"]
+        draft.outputs["predictions"] = dataclasses.replace(entry, sha256=composed.sha256)
 
 
-def collect(
-    results: Iterable[BatchResult],
-    predictions: Callable[[bytes], object],
-    rejected: Callable[[bytes], object],
-    totals: Totals,
-    dist: Distributions,
-    each: Callable[[], None] | None = None,
-) -> None:
-    """The one loop over scored batches (file runs and the Python API): their rows to the
-    outputs in order, their counts into ``totals`` and ``dist``; ``each`` runs before each
-    batch is written (a stop request, the budget, progress)."""
-    for result in results:
-        if each is not None:
-            each()
-        predictions(result.predictions)
-        if result.rejected:
-            rejected(result.rejected)
-        totals.add(result)
-        dist.merge(result.distributions)
-
-
-def account(
-    manifest: Manifest,
-    card: ModelCard,
-    plan: HeaderPlan,
-    rows_in: int,
-    totals: Totals,
-    dist: Distributions,
-    max_rejected_rate: float | None = None,
-    file_warnings: Mapping[str, int] | None = None,
-) -> None:
-    """Fill in a run's counts, warnings, distributions, alerts, status and reason from its
-    totals (pure; shared by file runs and the Python API). FileRefused: no data rows."""
-    rejected = totals.rejected_by_code
-    manifest.rows_in = rows_in
-    manifest.rows_scored = totals.rows_scored
-    manifest.rows_rejected = totals.rows_rejected
-    manifest.rejected_by_code = dict(sorted(rejected.items()))
-    manifest.warnings_by_code = dict(sorted({**totals.warnings, **(file_warnings or {})}.items()))
-    if plan.extra:
-        manifest.warnings_by_code["EXTRA_COLUMNS"] = len(plan.extra)
-    manifest.warnings_by_column = {
-        c: dict(sorted(v.items())) for c, v in sorted(totals.column_warnings.items())
-    }
-    manifest.extra_columns = list(plan.extra)
-    manifest.distributions = dist.as_dict()
-    manifest.alerts = [
-        a.as_dict()
-        for a in alerts.run_alerts(
-            card,
-            rows_in=rows_in,
-            rows_scored=totals.rows_scored,
-            rows_rejected=totals.rows_rejected,
-            warnings_by_column=manifest.warnings_by_column,
-            distributions=manifest.distributions,
-        )
-    ]
-    status, code = decide_status(rows_in, totals.rows_scored, totals.rows_rejected)
-    manifest.status = status
-    if code == "HEADER_ONLY":
-        raise FileRefused("the file has a header but no data rows; add rows to score", code=code)
-    if code == "ALL_ROWS_REJECTED":
-        top = ", ".join(f"{k}×{v}" for k, v in rejected.most_common(3))
-        manifest.reason = {
-            "code": code,
-            "message": f"every row was rejected ({top}); see rejected.csv for each "
-            "row's reason and fix the file",
-        }
-    elif too_many(totals.rows_rejected, rows_in, max_rejected_rate):
-        manifest.status = "failed"
-        manifest.reason = {
-            "code": "TOO_MANY_REJECTED",
-            "message": f"{totals.rows_rejected:,} of {rows_in:,} rows rejected "
-            f"({totals.rows_rejected / rows_in:.1%}), more than the --max-rejected-rate "
-            f"{max_rejected_rate:.1%} allows; see rejected.csv for each row's reason, fix "
-            "the file and score it again",
-        }
-
-
-def too_many(rejected: int, rows: int, max_rate: float | None) -> bool:
-    """The --max-rejected-rate gate: off when None; strictly above the rate fails the run."""
-    return max_rate is not None and rows > 0 and rejected / rows > max_rate
-
-
-def _output_entry(url: str, writer: storage.Writer) -> dict[str, Any]:
-    entry: dict[str, Any] = {"url": url, "sha256": writer.sha256, "bytes": writer.size}
+def _output_entry(url: str, writer: storage.Writer) -> OutputEntry:
     if storage.is_s3(url):
-        entry["key"] = storage.split_s3(url)[1]
-    return entry
+        return OutputEntry(url, writer.sha256, writer.size, storage.split_s3(url)[1])
+    return OutputEntry(url, writer.sha256, writer.size, keys=("url", "sha256", "bytes"))
 
 
-def _finish(manifest: Manifest, t0: float) -> None:
-    elapsed = time.monotonic() - t0
-    manifest.finished_at = dt.datetime.now(dt.UTC).isoformat()
-    manifest.duration_s = round(elapsed, 3)
-    manifest.rows_per_s = round(manifest.rows_in / elapsed, 1) if elapsed > 0 else 0.0
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    manifest.peak_memory_mb = round(peak_kb / 1024, 1)
-    if manifest.workers:  # the workers are this process's only children while it scores
-        child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        manifest.workers_peak_memory_mb = round(child_kb / 1024, 1)
-    size = taskinfo.current()
-    manifest.task = size.as_dict()
-    manifest.cost = cost.estimate(size, elapsed)
-
-
-def new_manifest(
-    src: ObjectVersion, run_id: str, model: LoadedModel, *, started: str, event_bus: str | None
+def _finish(
+    src: ObjectVersion,
+    model: LoadedModel,
+    draft: Draft,
+    refused: Reason | None,
+    started: str,
+    t0: float,
+    event_bus: str | None,
 ) -> Manifest:
-    """A run's manifest as it starts (``failed`` until the run says otherwise); ``src.etag`` is
-    the one its run id was derived from, so the checker can verify it."""
+    """The run's one manifest, from what it learned; ``refused``: why it ended ``failed``."""
+    elapsed = time.monotonic() - t0
+    counts = draft.counts
+    counted: dict[str, Any] = counts.as_fields() if counts is not None else {"status": "failed"}
+    if refused is not None:
+        counted.update(status="failed", reason=refused)
+    rows_in = counts.rows_in if counts is not None else 0
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # the workers are this process's only children while it scores
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if draft.workers else None
+    size = taskinfo.current()
     return Manifest(
-        run_id=run_id,
-        status="failed",
-        input={
-            "url": src.url,
-            "bucket": src.bucket,
-            "key": src.key if src.bucket else "",  # a local file is named by its url only
-            "version_id": src.version_id,
-            "etag": src.etag,
-            "bytes": src.size,
-            "sha256": None,
-        },
+        run_id=draft.run_id,
+        input=input_entry(src, draft),
         model=model_entry(model),
+        outputs=dict(draft.outputs),
         started_at=started,
+        finished_at=dt.datetime.now(dt.UTC).isoformat(),
+        duration_s=round(elapsed, 3),
+        rows_per_s=round(rows_in / elapsed, 1) if elapsed > 0 else 0.0,
+        peak_memory_mb=round(peak_kb / 1024, 1),
+        workers=draft.workers,
+        workers_peak_memory_mb=round(child_kb / 1024, 1) if child_kb is not None else None,
+        shards=draft.shards,
+        task=TaskEntry.from_dict(size.as_dict()),
+        cost=CostEntry.from_dict(cost.estimate(size, elapsed)),
+        event_bus=event_bus,
         libraries=model.card.libraries,
         scorer_version=__version__,
-        event_bus=event_bus,
+        **counted,
+    )
+
+
+def input_entry(src: ObjectVersion, draft: Draft) -> InputEntry:
+    """The manifest's ``input``: ``src.etag`` is the one its run id was derived from (so the
+    checker can verify it); the dialect and compression once the file was read that far."""
+    read = tuple(k for k in ("dialect", "compressed") if getattr(draft, k) is not None)
+    return InputEntry(
+        src.url,
+        src.bucket,
+        src.key if src.bucket else "",  # a local file is named by its url only
+        src.version_id,
+        src.etag,
+        draft.bytes,
+        draft.sha256,
+        draft.dialect,
+        draft.compressed,
+        keys=("url", "bucket", "key", "version_id", "etag", "bytes", "sha256", *read),
     )
 
 

@@ -9,11 +9,12 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scorer import cost, layout, notify, pinning, refs, runs, shards, storage, taskinfo
+from scorer import __version__, cost, layout, notify, pinning, refs, runs, shards, storage, taskinfo
 from scorer.budget import Limits
 from scorer.codes import Code
 from scorer.errors import DropscoreError, FileRefused, ObjectMissing, SourceGone
 from scorer.layout import ObjectVersion, RunId
+from scorer.manifest import CostEntry, Draft, Manifest, Reason, TaskEntry
 from scorer.model import LoadedModel
 from scorer.registry import Registry
 from scorer.storage.base import sha256_of
@@ -140,7 +141,7 @@ def score_object(
             "rows_scored": m.rows_scored,
             "rows_rejected": m.rows_rejected,
             "warnings": m.warnings_by_code,
-            "alerts": [a.get("message") for a in m.alerts],
+            "alerts": [a.message for a in m.alerts],
             "output": out,
         },
     )
@@ -183,11 +184,20 @@ def refuse(
         return runs.RunResult(existing, already_done=True)
     now = dt.datetime.now(dt.UTC).isoformat()
     task = taskinfo.current()
-    manifest = runs.new_manifest(src, run_id, model, started=now, event_bus=event_bus)
-    manifest.reason = {"code": error.code, "message": error.message}
-    manifest.finished_at = now
-    manifest.task = task.as_dict()
-    manifest.cost = cost.estimate(task, 0.0)
+    manifest = Manifest(
+        run_id=run_id,
+        status="failed",
+        input=runs.input_entry(src, Draft(run_id, bytes=src.size)),
+        model=runs.model_entry(model),
+        reason=Reason(error.code, error.message),
+        started_at=now,
+        finished_at=now,
+        task=TaskEntry.from_dict(task.as_dict()),
+        cost=CostEntry.from_dict(cost.estimate(task, 0.0)),
+        event_bus=event_bus,
+        libraries=model.card.libraries,
+        scorer_version=__version__,
+    )
     return runs.commit(out, manifest, model)
 
 

@@ -44,7 +44,7 @@ from scorer.cluster import ClusterSpec
 from scorer.compose import ComposedWriter, PartTarget, UploadedPart
 from scorer.csvtext import split_lines
 from scorer.errors import DropscoreError
-from scorer.manifest import Manifest
+from scorer.manifest import Draft
 from scorer.model import LoadedModel
 from scorer.reader import CsvStream, LineUnit, TextUnit, Unit, parse_unit
 from scorer.schema import HeaderPlan
@@ -204,7 +204,7 @@ def sharded_results(
     plan: HeaderPlan,
     scale: Scale,
     batch_rows: int,
-    manifest: Manifest,
+    manifest: Draft,
     composer: ComposedWriter | None = None,
 ) -> Iterator[BatchResult]:
     """The file's batch results in file order, the shards scored on the cluster; records the

@@ -8,7 +8,6 @@ import io
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -16,7 +15,7 @@ import streamlit as st
 from scorer import catalog, layout, schema, storage, validate
 from scorer.card import Feature, ModelCard
 from scorer.errors import DropscoreError
-from scorer.manifest import Manifest
+from scorer.manifest import AlertEntry, Manifest
 from scorer.model import LoadedModel
 from scorer.promotion import Promotion
 from scorer.refs import ModelRef
@@ -118,7 +117,7 @@ class Run:
     written before alerts existed: nothing is derived for them)."""
 
     summary: catalog.RunSummary
-    alerts: tuple[dict[str, Any], ...]
+    alerts: tuple[AlertEntry, ...]
 
 
 @st.cache_data(ttl=RUNS_TTL, show_spinner="Listing runs…")

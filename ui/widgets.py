@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import altair as alt
@@ -16,7 +16,7 @@ from scorer import storage
 from scorer.card import ModelCard
 from scorer.codes import Code
 from scorer.errors import DropscoreError, StorageUnavailable
-from scorer.manifest import Manifest
+from scorer.manifest import AlertEntry, Manifest
 from scorer.refs import ModelRef
 from ui import data
 from ui.formats import (  # noqa: F401  # re-exported: every page formats through widgets
@@ -123,47 +123,47 @@ ALERT_KIND = {
 }
 
 
-def _rank(alert: dict[str, object]) -> tuple[bool, int]:
+def _rank(alert: AlertEntry) -> tuple[bool, int]:
     kinds = list(ALERT_KIND)
-    code = str(alert.get("code"))
-    return (alert.get("level") != "major", kinds.index(code) if code in kinds else len(kinds))
+    code = alert.code
+    return (alert.level != "major", kinds.index(code) if code in kinds else len(kinds))
 
 
-def worst_alert(alerts: Sequence[dict[str, object]]) -> dict[str, object] | None:
+def worst_alert(alerts: Sequence[AlertEntry]) -> AlertEntry | None:
     """The alert a badge names: major before warning, drift before shares."""
     ranked = sorted(alerts, key=_rank)
     return ranked[0] if ranked else None
 
 
-def status_label(status: str, alerts: Sequence[dict[str, object]] = ()) -> str:
+def status_label(status: str, alerts: Sequence[AlertEntry] = ()) -> str:
     """``ok``, or ``ok · major drift`` when the run raised alerts: a run scored far outside its
     training data is never a plain ok."""
     worst = worst_alert(alerts)
     if worst is None:
         return status
-    kind = ALERT_KIND.get(str(worst.get("code")), "alert")
-    return f"{status} · {worst.get('level')} {kind}"
+    kind = ALERT_KIND.get(worst.code, "alert")
+    return f"{status} · {worst.level} {kind}"
 
 
-def alert_summary(alerts: Sequence[dict[str, object]]) -> str:
+def alert_summary(alerts: Sequence[AlertEntry]) -> str:
     """One short line per run for a table: what raised alerts, major first."""
     parts: dict[str, list[str]] = {}
     for a in sorted(alerts, key=_rank):
-        head = f"{a.get('level')} {ALERT_KIND.get(str(a.get('code')), str(a.get('code')))}"
-        what = "predictions" if a.get("code") == Code.DRIFT_PREDICTION else a.get("column")
+        head = f"{a.level} {ALERT_KIND.get(a.code, a.code)}"
+        what = "predictions" if a.code == Code.DRIFT_PREDICTION else a.column
         items = parts.setdefault(head, [])
         if what and str(what) not in items:
             items.append(str(what))
     return "; ".join(f"{h}: {', '.join(i)}" if i else h for h, i in parts.items())
 
 
-def status_markdown(status: str, alerts: Sequence[dict[str, object]] = ()) -> str:
+def status_markdown(status: str, alerts: Sequence[AlertEntry] = ()) -> str:
     """A coloured badge for a run status (and its worst alert), for use inside markdown."""
     worst = worst_alert(alerts)
     color = STATUS_COLOR.get(status, "gray")
     icon = STATUS_ICON.get(status, "")
     if worst is not None and status == "ok":  # scored, but not like the training data
-        color = "red" if worst.get("level") == "major" else "orange"
+        color = "red" if worst.level == "major" else "orange"
         icon = ":material/notifications:"
     return f":{color}-badge[{icon} {md(status_label(status, alerts))}]"
 
@@ -172,25 +172,19 @@ def without_server_paths(m: Manifest) -> Manifest:
     """A copy of a manifest fit to hand to a user: a file written on this server (a temporary
     folder) is named by its file name only; bucket URLs stay, they are where the files are."""
 
-    def public(url: object) -> object:
-        text = str(url)
-        return url if "://" in text or "/" not in text else text.rsplit("/", 1)[-1]
+    def public(url: str) -> str:
+        return url if "://" in url or "/" not in url else url.rsplit("/", 1)[-1]
 
-    copy = Manifest.from_json(m.to_json())
-    if "url" in copy.input:
-        copy.input["url"] = public(copy.input["url"])
-    for entry in copy.outputs.values():
-        if "url" in entry:
-            entry["url"] = public(entry["url"])
-    return copy
+    outputs = {name: replace(e, url=public(e.url)) for name, e in m.outputs.items()}
+    return replace(m, input=replace(m.input, url=public(m.input.url)), outputs=outputs)
 
 
-def alerts_markdown(alerts: Sequence[dict[str, object]]) -> str:
+def alerts_markdown(alerts: Sequence[AlertEntry]) -> str:
     """A run's alerts (manifest ``alerts``) as badge lines, major first, for use in markdown."""
-    order = sorted(alerts, key=lambda a: a.get("level") != "major")
+    order = sorted(alerts, key=lambda a: a.level != "major")
     return "  \n".join(
-        f":{'red' if a.get('level') == 'major' else 'orange'}-badge[:material/notifications: "
-        f"{a.get('code')}] {md(str(a.get('message', '')).split(';', 1)[0])}"
+        f":{'red' if a.level == 'major' else 'orange'}-badge[:material/notifications: "
+        f"{a.code}] {md(a.message.split(';', 1)[0])}"
         for a in order
     )
 

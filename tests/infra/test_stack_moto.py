@@ -183,17 +183,21 @@ def test_every_path_the_run_transformer_reads_is_in_a_real_run_event(template) -
     """moto does not apply input transformers: render the template's by hand on the detail
     scorer/notify.py sends, so a renamed field cannot silently empty the e-mail."""
     from scorer import notify
-    from scorer.manifest import Manifest
+    from scorer.manifest import AlertEntry, InputEntry, Manifest, ModelEntry
 
     m = Manifest(
         run_id="claims-v3-0123456789abcdef",
         status="partial",
-        input={"bucket": "b", "key": "incoming/a.csv", "version_id": "v1"},
-        model={"name": "claims", "version": 3},
+        input=InputEntry.from_dict({"bucket": "b", "key": "incoming/a.csv", "version_id": "v1"}),
+        model=ModelEntry.from_dict({"name": "claims", "version": 3}),
         rows_in=10,
         rows_scored=9,
         rows_rejected=1,
-        alerts=[{"code": "REJECTED_SHARE", "message": "warning: 10% of rows were rejected"}],
+        alerts=(
+            AlertEntry.from_dict(
+                {"code": "REJECTED_SHARE", "message": "warning: 10% of rows were rejected"}
+            ),
+        ),
     )
     event = {"detail-type": "Run Alert", "detail": notify.run_detail(m, "s3://b/scored/a/r")}
     transformer = props(template, "RunEventsRule")["Targets"][0]["InputTransformer"]

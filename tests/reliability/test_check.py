@@ -21,7 +21,7 @@ from scorer.__main__ import main
 from scorer.check import InputVersion, Ledger, RunFacts, StoredObject, evaluate
 from scorer.counting import count_records
 from scorer.layout import ObjectVersion, RunId
-from scorer.manifest import Manifest
+from scorer.manifest import InputEntry, Manifest, ModelEntry, OutputEntry, Reason
 
 IDENTITY = ObjectVersion("b", "incoming/a.csv", "v1", "etag1").identity
 RUN = str(RunId.of("claims", 1, IDENTITY))
@@ -31,14 +31,18 @@ def clean() -> Ledger:
     manifest = Manifest(
         run_id=RUN,
         status="partial",
-        input={"key": "incoming/a.csv", "version_id": "v1", "etag": "etag1"},
-        model={"name": "claims", "version": 1},
+        input=InputEntry.from_dict({"key": "incoming/a.csv", "version_id": "v1", "etag": "etag1"}),
+        model=ModelEntry.from_dict({"name": "claims", "version": 1}),
         rows_in=10,
         rows_scored=9,
         rows_rejected=1,
         outputs={
-            "predictions": {"key": f"scored/a/{RUN}/predictions.csv", "sha256": "p"},
-            "rejected": {"key": f"scored/a/{RUN}/rejected.csv", "sha256": "r"},
+            "predictions": OutputEntry.from_dict(
+                {"key": f"scored/a/{RUN}/predictions.csv", "sha256": "p"}
+            ),
+            "rejected": OutputEntry.from_dict(
+                {"key": f"scored/a/{RUN}/rejected.csv", "sha256": "r"}
+            ),
         },
     )
     run = RunFacts(
@@ -69,8 +73,7 @@ def _m(ledger: Ledger) -> Manifest:
 
 def _set(**kw: Any) -> Callable[[Ledger], None]:
     def change(ledger: Ledger) -> None:
-        for k, v in kw.items():
-            setattr(_m(ledger), k, v)
+        ledger.runs[0].manifest = dataclasses.replace(_m(ledger), **kw)
 
     return change
 
@@ -102,33 +105,49 @@ def _add_input(ledger: Ledger) -> None:
 def _twin(ledger: Ledger) -> None:
     """The phantom of finding 4: the same input version's manifest again under the folder of
     a wrongly decoded key (consistent with itself, so only the pair gives it away)."""
-    m = dataclasses.replace(_m(ledger), input={**_m(ledger).input, "key": "incoming/c  /a b.csv"})
-    m.status, m.reason = "failed", {"code": "SOURCE_GONE", "message": "…"}
-    m.rows_in = m.rows_scored = m.rows_rejected = 0
-    m.outputs = {}
+    m = dataclasses.replace(
+        _m(ledger),
+        input=dataclasses.replace(_m(ledger).input, key="incoming/c  /a b.csv"),
+        status="failed",
+        reason=Reason("SOURCE_GONE", "…"),
+        rows_in=0,
+        rows_scored=0,
+        rows_rejected=0,
+        outputs={},
+    )
     folder = layout.result_folder("incoming/c  /a b.csv")
     ledger.runs.append(RunFacts(rel=folder, run_id=RUN, manifest=m, objects={}))
 
 
 def _gone_elsewhere(ledger: Ledger) -> None:
-    m = _m(ledger)
-    m.status, m.reason, m.outputs = "failed", {"code": "SOURCE_GONE", "message": "…"}, {}
-    m.rows_in = m.rows_scored = m.rows_rejected = 0
-    m.input = {"key": "incoming/a.csv", "version_id": None, "etag": "other"}
+    ledger.runs[0].manifest = dataclasses.replace(
+        _m(ledger),
+        status="failed",
+        reason=Reason("SOURCE_GONE", "…"),
+        outputs={},
+        rows_in=0,
+        rows_scored=0,
+        rows_rejected=0,
+        input=InputEntry.from_dict({"key": "incoming/a.csv", "version_id": None, "etag": "other"}),
+    )
     ledger.runs[0].objects = {"manifest.json": StoredObject("manifest.json")}
 
 
 CASES: list[tuple[str, Callable[[Ledger], None], str]] = [
     (
         "a manifest whose input belongs in another folder",
-        _set(input={"key": "incoming/b.csv", "version_id": "v1", "etag": "etag1"}),
+        _set(
+            input=InputEntry.from_dict(
+                {"key": "incoming/b.csv", "version_id": "v1", "etag": "etag1"}
+            )
+        ),
         "MANIFEST_MISPLACED",
     ),
     (
         "a manifest whose input is in another bucket",
         lambda lg: (
             setattr(lg, "bucket", "mine"),
-            _m(lg).input.update(bucket="theirs"),
+            _set(input=dataclasses.replace(_m(lg).input, bucket="theirs"))(lg),
         ),
         "MANIFEST_MISPLACED",
     ),
@@ -208,9 +227,15 @@ def test_each_broken_promise_is_reported(change: Callable[[Ledger], None], code:
 
 def test_a_refused_file_is_not_held_to_the_independent_count() -> None:
     ledger = clean()
-    m = _m(ledger)
-    m.status, m.reason, m.outputs = "failed", {"code": "NOT_UTF8", "message": "…"}, {}
-    m.rows_in = m.rows_scored = m.rows_rejected = 0
+    ledger.runs[0].manifest = dataclasses.replace(
+        _m(ledger),
+        status="failed",
+        reason=Reason("NOT_UTF8", "…"),
+        outputs={},
+        rows_in=0,
+        rows_scored=0,
+        rows_rejected=0,
+    )
     ledger.runs[0].objects = {"manifest.json": StoredObject("manifest.json")}
     assert evaluate(ledger) == []
 
@@ -262,7 +287,7 @@ def test_scorer_check_command_is_clean_then_names_each_violation(
     assert result is not None
     assert main(["check", "--bucket", bucket]) == 0
     put(s3, bucket, "incoming/late.csv", sample_csv(5))
-    pred = result.manifest.outputs["predictions"]["key"]
+    pred = result.manifest.outputs["predictions"].key
     s3.put_object(Bucket=bucket, Key=pred, Body=b"tampered\n")
     capsys.readouterr()
     assert main(["check", "--bucket", bucket]) == 1
@@ -283,7 +308,7 @@ def test_deleted_outputs_and_manifests_are_reported_not_crashed_on(
     b = service.score_object(ObjectVersion(bucket, "incoming/b.csv"), settings)
     assert a is not None
     assert b is not None
-    s3.delete_object(Bucket=bucket, Key=a.manifest.outputs["rejected"]["key"])
+    s3.delete_object(Bucket=bucket, Key=a.manifest.outputs["rejected"].key)
     s3.delete_object(Bucket=bucket, Key=f"scored/b/{b.manifest.run_id}/manifest.json")
     found = sorted(v.split()[0] for v in ledger(bucket))
     assert found == [
@@ -306,7 +331,7 @@ def test_the_checker_counts_a_semicolon_file_in_the_dialect_it_was_scored_in(
     put(s3, bucket, "incoming/eu.csv", frame.to_csv(index=False, sep=";").encode())
     result = service.score_object(ObjectVersion(bucket, "incoming/eu.csv"), service.Settings())
     assert result is not None
-    assert result.manifest.input["dialect"]["delimiter"] == ";"
+    assert result.manifest.input.dialect["delimiter"] == ";"
     assert result.manifest.rows_in == 20
     assert main(["check", "--bucket", bucket]) == 0, capsys.readouterr().out
 

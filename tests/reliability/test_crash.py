@@ -92,7 +92,7 @@ def test_sigkill_then_rerun_gives_one_manifest_and_identical_predictions(
     assert not rerun.already_done
     m = rerun.manifest
     assert (m.status, m.rows_in, m.rows_scored) == ("ok", ROWS, ROWS)
-    pred = s3.get_object(Bucket=bucket, Key=m.outputs["predictions"]["key"])["Body"].read()
+    pred = s3.get_object(Bucket=bucket, Key=m.outputs["predictions"].key)["Body"].read()
     assert pred == reference
     assert open_uploads(s3, bucket) == []
     crash_keys = [k for k, _ in scored_versions(s3, bucket) if k.startswith("scored/crash/")]

@@ -16,6 +16,7 @@ import pytest
 
 from scorer import service, sweep
 from scorer.layout import ObjectVersion
+from scorer.manifest import Reason
 from tests.reliability.conftest import (
     ROOT,
     cli_proc,
@@ -118,7 +119,7 @@ def test_an_event_for_a_key_deleted_before_the_task_runs_is_terminal(
     assert r_marked
     assert (r_gone.manifest.status, r_gone.manifest.reason) == (
         "failed",
-        {"code": "SOURCE_GONE", "message": r_gone.manifest.reason["message"]},  # type: ignore[index]
+        Reason("SOURCE_GONE", r_gone.manifest.reason.message),  # type: ignore[union-attr]
     )
     assert (r_marked.manifest.status, r_marked.manifest.rows_in) == ("ok", 12)
     assert ledger(bucket) == []
@@ -242,9 +243,9 @@ def test_an_input_replaced_between_its_head_and_its_read_is_not_scored_as_the_ol
     assert raced.hits == 1
     assert stale is not None
     assert stale.manifest.status == "failed"
-    assert (stale.manifest.reason or {}).get("code") == "SOURCE_GONE"
+    assert (stale.manifest.reason.code if stale.manifest.reason else None) == "SOURCE_GONE"
     fresh = service.score_object(ObjectVersion(bucket, key), settings, model=model)
     assert fresh is not None
     assert (fresh.manifest.status, fresh.manifest.rows_in) == ("ok", 20)
-    assert fresh.manifest.input["etag"] != stale.manifest.input["etag"]
+    assert fresh.manifest.input.etag != stale.manifest.input.etag
     assert ledger(bucket) == []

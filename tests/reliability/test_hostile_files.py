@@ -75,7 +75,7 @@ def test_a_hostile_file_ends_in_its_expected_outcome(
     result, settings_ = _score(corpus_bucket, case, name, body, model)
     assert result is not None
     m = result.manifest
-    got = (m.status, (m.reason or {}).get("code"))
+    got = (m.status, (m.reason.code if m.reason else None))
     if expect.status == "failed":
         assert got == ("failed", expect.code), m.reason
     else:
@@ -89,7 +89,7 @@ def test_a_hostile_file_ends_in_its_expected_outcome(
     assert m.rows_in == m.rows_scored + m.rows_rejected
     assert ledger(corpus_bucket, settings=settings_) == []
     if "predictions" in m.outputs:
-        text = storage.read_bytes(m.outputs["predictions"]["url"]).decode()
+        text = storage.read_bytes(m.outputs["predictions"].url).decode()
         for row in csv.reader(io.StringIO(text)):
             for cell in row:  # nothing a spreadsheet would run as a formula
                 assert cell[:1] not in ("=", "@", "\t", "\r"), cell
@@ -148,7 +148,8 @@ def test_any_bytes_end_in_one_terminal_outcome_that_reconciles(
     m = result.manifest
     assert m.status in ("ok", "partial", "failed")
     assert m.rows_in == m.rows_scored + m.rows_rejected
-    if m.status != "failed" or (m.reason or {}).get("code") in ("HEADER_ONLY", "ALL_ROWS_REJECTED"):
+    code = m.reason.code if m.reason else None
+    if m.status != "failed" or code in ("HEADER_ONLY", "ALL_ROWS_REJECTED"):
         assert m.rows_in == count_records(io.BytesIO(body))
     found = storage.list_objects(f"s3://{corpus_bucket}/scored/{case}/")
     assert sum(1 for o in found if o.url.endswith("/manifest.json")) == 1

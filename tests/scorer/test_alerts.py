@@ -43,7 +43,7 @@ def far_outside(rows: int, seed: int = 3) -> pd.DataFrame:
 
 
 def codes(result: runs.RunResult) -> set[tuple[str, str, str | None]]:
-    return {(a["code"], a["level"], a["column"]) for a in result.manifest.alerts}
+    return {(a.code, a.level, a.column) for a in result.manifest.alerts}
 
 
 @pytest.mark.parametrize("seed", [21, 22, 23, 24, 25])
@@ -52,7 +52,7 @@ def test_fifty_rows_from_the_training_distribution_raise_no_alert(
 ) -> None:
     result = score_frame_file(tmp_path, claims_model, sample(50, seed))
     assert result.manifest.status == "ok"
-    assert result.manifest.alerts == []
+    assert result.manifest.alerts == ()
 
 
 def test_a_file_far_outside_training_raises_major_drift_and_share_alerts(
@@ -66,9 +66,11 @@ def test_a_file_far_outside_training_raises_major_drift_and_share_alerts(
     assert ("OUT_OF_RANGE_SHARE", "major", "age") in found
     # columns that did not move raise nothing
     assert not {c for c in found if c[2] in ("sex", "smoker", "region", "children")}
-    drift = next(a for a in result.manifest.alerts if a["column"] == "age")
-    assert drift["value"] > drift["threshold"] >= 0.25
-    assert json.loads(result.manifest.to_json())["alerts"] == result.manifest.alerts
+    drift = next(a for a in result.manifest.alerts if a.column == "age")
+    assert drift.value > drift.threshold >= 0.25
+    assert json.loads(result.manifest.to_json())["alerts"] == [
+        a.to_dict() for a in result.manifest.alerts
+    ]
 
 
 def test_unseen_categories_over_the_share_threshold_alert(

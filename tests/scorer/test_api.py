@@ -95,7 +95,7 @@ def test_every_row_rejected_comes_back_failed_with_the_rows(claims_model: Loaded
     scored = scorer.score_frame(frame, claims_model)
     assert scored.status == "failed"
     assert scored.manifest.reason is not None
-    assert scored.manifest.reason["code"] == "ALL_ROWS_REJECTED"
+    assert scored.manifest.reason.code == "ALL_ROWS_REJECTED"
     assert len(scored.predictions) == 0
     assert list(scored.rejected["code"]) == ["WRONG_TYPE"] * 3
 

@@ -146,16 +146,16 @@ def test_a_scored_file_records_task_size_and_cost_in_its_manifest(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     m = Manifest.from_json((out / "manifest.json").read_text())
-    assert m.task["where"] == "fargate"
-    assert (m.task["vcpu"], m.task["memory_gb"], m.task["region"]) == (2.0, 4.0, "eu-west-1")
-    assert m.cost["billed_s"] == max(60, -(-m.duration_s // 1))
-    per_s = (2 * cost.ON_DEMAND[("eu-west-1", m.task["architecture"])][0]) + 4 * (
-        cost.ON_DEMAND[("eu-west-1", m.task["architecture"])][1]
+    assert m.task.where == "fargate"
+    assert (m.task.vcpu, m.task.memory_gb, m.task.region) == (2.0, 4.0, "eu-west-1")
+    assert m.cost.billed_s == max(60, -(-m.duration_s // 1))
+    per_s = (2 * cost.ON_DEMAND[("eu-west-1", m.task.architecture)][0]) + 4 * (
+        cost.ON_DEMAND[("eu-west-1", m.task.architecture)][1]
     )
-    assert m.cost["usd"] == pytest.approx(per_s * m.cost["billed_s"] / 3600, abs=5e-7)
+    assert m.cost.usd == pytest.approx(per_s * m.cost.billed_s / 3600, abs=5e-7)
 
 
 def test_an_old_manifest_without_cost_still_loads() -> None:
     old = {"run_id": "claims-v1-0000000000000000", "status": "ok", "input": {}, "model": {}}
     m = Manifest.from_json(json.dumps(old))
-    assert (m.task, m.cost, m.event_bus) == ({}, {}, None)
+    assert (m.task.to_dict(), m.cost.to_dict(), m.event_bus) == ({}, {}, None)

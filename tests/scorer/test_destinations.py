@@ -14,7 +14,7 @@ import pytest
 from scorer import runs, storage
 from scorer.errors import DestinationInUse
 from scorer.layout import ObjectVersion
-from scorer.manifest import Manifest, destination_conflict
+from scorer.manifest import InputEntry, Manifest, ModelEntry, destination_conflict
 from scorer.model import LoadedModel
 from tests.scorer.test_s3_runs import cli
 
@@ -100,8 +100,8 @@ def test_conflict_names_the_model_version_that_holds_the_folder() -> None:
     held = Manifest(
         run_id="claims-v1-00000000000000aa",
         status="ok",
-        input={"url": "A.csv", "sha256": "ab" * 32},
-        model={"name": "claims", "version": 1},
+        input=InputEntry(url="A.csv", sha256="ab" * 32, keys=("url", "sha256")),
+        model=ModelEntry(name="claims", version=1, keys=("name", "version")),
     )
     assert destination_conflict(held, "claims-v1-00000000000000aa", "claims@1", "D") is None
     other_version = destination_conflict(held, "claims-v2-00000000000000aa", "claims@2", "D")
@@ -153,9 +153,8 @@ def test_a_killed_run_of_the_same_input_is_completed(
     assert not again.already_done
     assert again.manifest.status == "ok"
     assert storage.exists(str(out / "manifest.json"))
-    assert (
-        again.manifest.outputs["predictions"]["sha256"]
-        == (first.manifest.outputs["predictions"]["sha256"])
+    assert again.manifest.outputs["predictions"].sha256 == (
+        first.manifest.outputs["predictions"].sha256
     )
 
 

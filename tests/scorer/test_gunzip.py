@@ -143,10 +143,10 @@ def test_a_zero_padded_gzip_scores_like_the_unpadded_file_with_a_warning(
     a = _score(tmp_path, claims_model, "a.csv.gz", plain).manifest
     b = _score(tmp_path, claims_model, "b.csv.gz", plain + b"\x00" * 1000).manifest
     assert (b.status, b.rows_in, b.rows_scored) == ("ok", 50, 50) == (a.status, a.rows_in, 50)
-    assert b.outputs["predictions"]["sha256"] == a.outputs["predictions"]["sha256"]
+    assert b.outputs["predictions"].sha256 == a.outputs["predictions"].sha256
     assert b.warnings_by_code.get("GZIP_TRAILING_ZEROS") == 1000
     assert "GZIP_TRAILING_ZEROS" not in a.warnings_by_code
-    assert b.input["bytes"] == len(plain) + 1000
+    assert b.input.bytes == len(plain) + 1000
 
 
 # --- the budget ---------------------------------------------------------------------------------

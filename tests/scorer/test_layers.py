@@ -14,7 +14,7 @@ LAYERS: list[set[str]] = [  # README "Layout", top to bottom
     {"evaluator", "model", "predict", "dialect", "validate", "output", "drift", "alerts",
      "explain", "promotion"},
     {"interrupt", "storage", "counting", "registry", "taskinfo"},
-    {"batches", "workers", "fargate", "cluster", "compose", "shards", "runs"},
+    {"batches", "tally", "workers", "fargate", "cluster", "compose", "shards", "runs"},
     {"service", "events", "pinning", "sweep", "watch", "notify", "jobs", "jobrun", "schedules",
      "check", "catalog", "api", "logs", "cliutil", "cli", "__main__", ""},
 ]  # fmt: skip

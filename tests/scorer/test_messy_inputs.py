@@ -140,7 +140,7 @@ def baselines(
         frame = FRAMES[name]()
         manifest, preds = score(tmp_path_factory.mktemp(f"clean-{name}"), model, clean(frame))
         assert manifest.status == "ok", manifest.reason
-        assert manifest.input["dialect"] == {"delimiter": ",", "decimal": "."}
+        assert manifest.input.dialect == {"delimiter": ",", "decimal": "."}
         assert "CATEGORY_NORMALISED" not in manifest.warnings_by_code
         assert len(preds) == len(frame)
         out[name] = (model, frame, manifest, preds)
@@ -159,7 +159,7 @@ def test_a_messy_variant_predicts_exactly_as_the_clean_file(
     assert manifest.rows_in == clean_manifest.rows_in == len(frame)
     assert manifest.rows_scored == len(frame)
     assert preds == clean_preds  # the prediction (and score) of every row, by row number
-    assert manifest.input["dialect"] == dialect
+    assert manifest.input.dialect == dialect
     expected = dict(clean_manifest.warnings_by_code)
     if respell:
         expected["CATEGORY_NORMALISED"] = respelled(frame)
@@ -177,7 +177,7 @@ def test_a_european_file_scored_by_forked_workers_in_small_batches_is_the_same(
     manifest, preds = score(tmp_path, model, data, workers=2, batch_rows=50)
     assert manifest.workers == 2
     assert preds == clean_preds
-    assert manifest.input["dialect"] == {"delimiter": ";", "decimal": ","}
+    assert manifest.input.dialect == {"delimiter": ";", "decimal": ","}
 
 
 # --- what is not guessed --------------------------------------------------------------------
@@ -194,9 +194,9 @@ def test_both_decimal_marks_in_the_first_rows_refuse_the_file(
     manifest, _ = score(tmp_path, claims_model, (HEADER + rows("30,5", "31.5")).encode())
     assert manifest.status == "failed"
     assert manifest.reason is not None
-    assert manifest.reason["code"] == "MIXED_DECIMAL_MARKS"
-    assert "'30,5'" in manifest.reason["message"]
-    assert "'31.5'" in manifest.reason["message"]
+    assert manifest.reason.code == "MIXED_DECIMAL_MARKS"
+    assert "'30,5'" in manifest.reason.message
+    assert "'31.5'" in manifest.reason.message
 
 
 @pytest.mark.parametrize(
@@ -219,7 +219,7 @@ def test_a_later_cell_in_the_other_form_is_rejected_with_a_hint(
 ) -> None:
     data = (HEADER + rows(*[first] * 200) + rows(later)).encode()  # the first batch: ~50 rows
     manifest, preds = score(tmp_path, claims_model, data, batch_rows=50)
-    assert manifest.input["dialect"] == {"delimiter": ";", "decimal": decimal}
+    assert manifest.input.dialect == {"delimiter": ";", "decimal": decimal}
     assert manifest.status == "partial"
     assert manifest.rejected_by_code == {"WRONG_TYPE": 1}
     assert len(preds) == 200
@@ -237,7 +237,7 @@ def test_a_decimal_comma_in_a_comma_file_is_still_rejected(
         b'age,sex,bmi,children,smoker,region\n40,male,"30,5",2,no,southeast\n40,male,30,2,no,se\n'
     )
     manifest, _ = score(tmp_path, claims_model, data)
-    assert manifest.input["dialect"] == {"delimiter": ",", "decimal": "."}
+    assert manifest.input.dialect == {"delimiter": ",", "decimal": "."}
     assert manifest.rejected_by_code == {"WRONG_TYPE": 1}
     assert "SEMICOLON_DIALECT" not in manifest.warnings_by_code
     [rejected] = list(csv.DictReader(io.StringIO((tmp_path / "out" / "rejected.csv").read_text())))

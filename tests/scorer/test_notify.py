@@ -153,7 +153,7 @@ def test_a_refused_file_sends_run_failed_and_a_drifting_file_run_alert(
     assert sorted(e["detail-type"] for e in got) == ["Run Alert", "Run Completed"]
     assert {e["detail"]["run_id"] for e in got} == {result.manifest.run_id}
     alert = next(e for e in got if e["detail-type"] == "Run Alert")
-    assert alert["detail"]["alerts"] == result.manifest.alerts
+    assert alert["detail"]["alerts"] == [a.to_dict() for a in result.manifest.alerts]
     assert "alerts: " in notify.one_line(alert["detail-type"], alert["detail"])
 
 

@@ -92,9 +92,9 @@ def test_an_input_pinned_to_v1_is_scored_by_v1_while_production_is_v2(
     assert result is not None
     m = result.manifest
     assert m.status == "ok"
-    assert (m.model["name"], m.model["version"]) == ("claims", 1)
-    assert m.model["requested"] == "claims@1"
-    assert m.model["source"] == "object-metadata"
+    assert (m.model.name, m.model.version) == ("claims", 1)
+    assert m.model.extra["requested"] == "claims@1"
+    assert m.model.extra["source"] == "object-metadata"
     assert m.run_id.startswith("claims-v1-")
     # the folder the UI links to is the one the run landed in
     path = service.run_path(ref, "claims", 1, settings)
@@ -112,9 +112,9 @@ def test_an_unpinned_input_is_still_scored_by_production(
     settings = service.Settings(registry=s3_registry)
     result = service.score_object(_put(s3, bucket, "incoming/plain.csv", None), settings)
     assert result is not None
-    assert result.manifest.model["version"] == 2
-    assert result.manifest.model["source"] == "configured"
-    assert "requested" not in result.manifest.model
+    assert result.manifest.model.version == 2
+    assert result.manifest.model.extra["source"] == "configured"
+    assert "requested" not in result.manifest.model.to_dict()
     assert check.check(bucket, settings) == []
 
 
@@ -149,9 +149,9 @@ def test_a_request_that_cannot_be_honoured_ends_in_one_failed_manifest(
     m = first.manifest
     assert m.status == "failed"
     assert m.reason is not None
-    assert m.reason["code"] == code
-    assert asked in m.reason["message"]
-    assert m.model["requested"] == asked
+    assert m.reason.code == code
+    assert asked in m.reason.message
+    assert m.model.extra["requested"] == asked
     again = service.score_object(ref, settings)  # a duplicate event: no retry loop, no 2nd run
     assert again is not None
     assert again.already_done

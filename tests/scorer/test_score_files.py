@@ -97,8 +97,8 @@ def test_a_refused_file_ends_failed_with_a_reason(
 ) -> None:
     result = run(tmp_path, claims_model, data)
     m = result.manifest
-    assert (m.status, m.reason and m.reason["code"]) == ("failed", code)
-    assert len(m.reason["message"]) > 20  # says what to fix
+    assert (m.status, m.reason and m.reason.code) == ("failed", code)
+    assert len(m.reason.message) > 20  # says what to fix
     on_disk = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert on_disk["status"] == "failed"
     assert not (tmp_path / "out" / "predictions.csv").exists()
@@ -117,7 +117,7 @@ def test_decompression_bomb_is_refused(
     assert len(bomb) * 200 < len(body)
     m = run(tmp_path, claims_model, bomb, "bomb.csv.gz").manifest
     assert m.reason is not None
-    assert m.reason["code"] == "DECOMPRESSION_BOMB"
+    assert m.reason.code == "DECOMPRESSION_BOMB"
 
 
 ROW_CASES = [
@@ -202,7 +202,7 @@ def test_gzip_input_scores_like_plain(
 ) -> None:
     plain = run(tmp_path / "a", claims_model, sample_csv.read_bytes())
     gz = run(tmp_path / "b", claims_model, gzip.compress(sample_csv.read_bytes()), "x.csv.gz")
-    assert gz.manifest.input["compressed"] is True
+    assert gz.manifest.input.compressed is True
     assert (tmp_path / "a/out/predictions.csv").read_bytes() == (
         tmp_path / "b/out/predictions.csv"
     ).read_bytes()

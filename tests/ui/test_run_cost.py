@@ -45,9 +45,9 @@ def test_the_runs_page_shows_each_runs_cost_and_this_months_total(
     monkeypatch.delenv("ECS_CONTAINER_METADATA_URI_V4")
     taskinfo.current.cache_clear()
     local = score(bucket, "incoming/cost/laptop.csv").manifest
-    usd = on_fargate.cost["usd"]
+    usd = on_fargate.cost.usd
     assert usd > 0
-    assert local.cost["usd"] is None
+    assert local.cost.usd is None
 
     at = app(page="runs")
     assert not at.exception

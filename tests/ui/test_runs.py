@@ -275,12 +275,14 @@ def test_a_run_page_says_how_the_run_was_executed(app, seeded, s3) -> None:  # t
 
 def test_forked_workers_are_named_as_such() -> None:
     """The third way a run is executed (a big file on a multi-core task), from its manifest."""
-    from scorer.manifest import Manifest
+    from scorer.manifest import InputEntry, Manifest, ModelEntry
     from ui.views.runs import execution
 
-    forked = Manifest(run_id="r", status="ok", input={}, model={}, workers=2)
+    forked = Manifest(run_id="r", status="ok", input=InputEntry(), model=ModelEntry(), workers=2)
     assert execution(forked) == "on 2 forked workers"
-    sharded = Manifest(run_id="r", status="ok", input={}, model={}, workers=1, shards=3)
+    sharded = Manifest(
+        run_id="r", status="ok", input=InputEntry(), model=ModelEntry(), workers=1, shards=3
+    )
     assert execution(sharded) == "in 3 shards on 1 Dask worker"
 
 

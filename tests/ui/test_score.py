@@ -140,8 +140,8 @@ def test_the_bucket_scores_the_version_previewed_not_production(app, s3, s3_regi
     link = at.session_state["score.sent"][2]
     result = service.score_object(ObjectVersion(bucket, key), settings)  # as the event path runs
     assert result is not None
-    assert result.manifest.model["version"] == old
-    assert result.manifest.model["requested"] == f"claims@{old}"
+    assert result.manifest.model.version == old
+    assert result.manifest.model.extra["requested"] == f"claims@{old}"
     folder = link.rsplit("/", 1)[0]
     assert s3.head_object(Bucket=bucket, Key=f"scored/{link}/manifest.json")
     assert link == f"{folder}/{result.manifest.run_id}"

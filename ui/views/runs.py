@@ -195,10 +195,10 @@ def _detail(settings: UISettings, key: str) -> None:
         if st.button("Refresh", icon=":material/refresh:"):
             st.rerun()
         return
-    source = str(m.input.get("key") or path.rel)
+    source = m.input.key or path.rel
     # the file's name as the title (breaks at its hyphens on a phone), the full path below it
     st.title(widgets.md(source.rsplit("/", 1)[-1]))
-    name, version = str(m.model.get("name", "")), m.model.get("version")
+    name, version = m.model.name, m.model.version
     st.markdown(
         f"{widgets.status_markdown(m.status, m.alerts)} &nbsp; {widgets.md(source)} · run "
         f"`{path.run_id}` · model **{widgets.md(name)} v{widgets.md(version)}** · started "
@@ -214,11 +214,11 @@ def _detail(settings: UISettings, key: str) -> None:
         )
     if m.status == "failed" and m.reason:
         st.error(
-            f"{m.reason.get('code')}: {widgets.md(m.reason.get('message'))}",
+            f"{m.reason.code}: {widgets.md(m.reason.message)}",
             icon=":material/error:",
         )
     if m.alerts:
-        major = sum(a.get("level") == "major" for a in m.alerts)
+        major = sum(a.level == "major" for a in m.alerts)
         box = st.error if major else st.warning
         box(
             f"**{len(m.alerts)} alert{'s' if len(m.alerts) != 1 else ''}"
@@ -403,7 +403,7 @@ def _row_warnings(settings: UISettings, path: layout.RunPath, m: Manifest, card:
     url = catalog.output_url(path, m, "predictions", settings.scored)
     if url is None:
         return
-    decimal = str((m.input.get("dialect") or {}).get("decimal") or ".")
+    decimal = str((m.input.dialect or {}).get("decimal") or ".")
     found = data.preview_warnings(url, settings.registry, card.name, card.version, decimal)
     st.subheader("Row by row", anchor=False)
     st.caption(
@@ -426,7 +426,7 @@ def _downloads(settings: UISettings, path: layout.RunPath, m: Manifest) -> None:
         url = catalog.output_url(path, m, name, settings.scored)
         if url is None:
             continue
-        size = int((m.outputs.get(name) or {}).get("bytes") or 0)
+        size = m.outputs[name].bytes  # listed: output_url found it
         st.download_button(
             f"{label} ({size / 1024 / 1024:.1f} MB)" if size > 1 << 20 else label,
             lambda url=url: data.object_bytes(url),

@@ -15,6 +15,7 @@ import streamlit as st
 
 from scorer import jobrun, jobs
 from scorer.errors import DropscoreError
+from scorer.manifest import AlertEntry
 from ui import state, widgets
 from ui.settings import UISettings
 
@@ -120,7 +121,8 @@ def _last_result(settings: UISettings, job: jobs.Job) -> None:
         + ". Runs scored outside Fargate (the demo, a laptop) have no figure and add nothing."
     )
     if last.get("alerts"):
-        st.markdown(widgets.alerts_markdown(last["alerts"]))
+        # the occurrence summary's alerts: a run's manifest alerts with the input's key
+        st.markdown(widgets.alerts_markdown([AlertEntry.from_dict(a) for a in last["alerts"]]))
     if last.get("runs"):
         st.dataframe(
             pd.DataFrame(

@@ -21,7 +21,7 @@ from scorer import api, layout, pinning, service, storage
 from scorer.card import ModelCard
 from scorer.codes import Code
 from scorer.errors import BadArgument, FileRefused
-from scorer.manifest import Manifest
+from scorer.manifest import Manifest, Reason
 from scorer.model import LoadedModel
 from scorer.schema import OUTPUT_COLUMNS
 from ui import data, state, widgets
@@ -184,7 +184,7 @@ def _score(
 
 def _show(result: Scored) -> None:
     m = result.manifest
-    major = any(a.get("level") == "major" for a in m.alerts)
+    major = any(a.level == "major" for a in m.alerts)
     if m.status == "ok" and major:  # scored, but not like the data the model learned from
         st.warning(
             f"All {m.rows_in:,} rows scored, with alerts: this file does not look like the "
@@ -200,9 +200,9 @@ def _show(result: Scored) -> None:
             icon=":material/warning:",
         )
     else:
-        reason = m.reason or {}
+        reason = m.reason or Reason("FAILED", "")
         st.error(
-            f"Not scored ({reason.get('code', 'FAILED')}): {widgets.md(reason.get('message', ''))}",
+            f"Not scored ({reason.code}): {widgets.md(reason.message)}",
             icon=":material/error:",
         )
     if m.alerts:
@@ -266,9 +266,9 @@ def show_warnings(m: Manifest) -> None:
         st.dataframe(
             pd.DataFrame(
                 {
-                    "alert": [a.get("code") for a in m.alerts],
-                    "level": [a.get("level") for a in m.alerts],
-                    "what": [a.get("message") for a in m.alerts],
+                    "alert": [a.code for a in m.alerts],
+                    "level": [a.level for a in m.alerts],
+                    "what": [a.message for a in m.alerts],
                 }
             ),
             hide_index=True,
