@@ -127,7 +127,7 @@ def test_the_run_page_link_opens_the_run_under_a_configured_results_prefix(
         assert run == f"pre/claims/{run_id}"
         opened = data.manifest(bucket, run, scored)  # what the runs page shows for ?run=
         assert opened is not None
-        assert (opened.run_id, opened.input["key"]) == (run_id, "incoming/pre/claims.csv")
+        assert (opened.run_id, opened.input.key) == (run_id, "incoming/pre/claims.csv")
 
 
 def test_a_refused_file_sends_run_failed_and_a_drifting_file_run_alert(
