@@ -5,7 +5,9 @@
 For each size a sample file (``training.sample_data``, target column dropped) is scored by
   ours   ``python -m scorer score SRC --registry R --model claims --out DEST`` (defaults: the
          model's scoring plan, workers when the cores are idle); also with ``--workers 2``
-         forced and with ``--engine pipeline`` (the unpickled PyCaret pipeline)
+         forced and with ``--engine pipeline`` (the unpickled PyCaret pipeline); for a model
+         that is not linear (``--estimators lightgbm``) also with ``--workers 0``: one thread,
+         the path such models took before they were scored on threads
   (a)    naive: ``pd.read_csv`` → PyCaret ``predict_model`` → ``to_csv``
   (b)    lean loop: ``pd.read_csv(chunksize=32768)`` → ``pipeline.predict`` → append to a CSV
 each as its own process (tree). Measured: wall time; CPU time (user+sys of the whole tree);
@@ -86,15 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     summary: list[tuple[int, dict[str, Measure], dict[str, str]]] = []
     for rows in sizes:
         src = _sample(rows)
-        per: dict[str, list[Measure]] = {name: [] for name in LABELS}
+        per: dict[str, list[Measure]] = {}
         checks: dict[str, str] = {}
         for rep in range(args.repeat):
             work = OUT / "run" / f"{rows}-{rep}"
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-            runs = _runs(registry, model_pkl, src, work)
+            runs = _runs(registry, model_pkl, src, work, one_thread=args.estimators != "lr")
             for name, (cmd, first_row) in runs.items():
-                per[name].append(_measure(name, cmd, first_row, env))
+                per.setdefault(name, []).append(_measure(name, cmd, first_row, env))
             if rep == 0:
                 checks = _check(work)
             if not args.keep:
@@ -173,7 +175,7 @@ def _sample(rows: int) -> Path:
 
 
 def _runs(
-    registry: Path, model_pkl: Path, src: Path, work: Path
+    registry: Path, model_pkl: Path, src: Path, work: Path, *, one_thread: bool = False
 ) -> dict[str, tuple[list[str], Callable[[], bool]]]:
     ours_out = work / "ours"
     ours = [
@@ -186,7 +188,9 @@ def _runs(
     pipe = [*ours[:-1], str(pipe_out), "--engine", "pipeline"]
     naive = [PY, "-m", "bench.baselines", "naive", str(model_pkl), str(src), str(work / "a.csv")]
     lean = [PY, "-m", "bench.baselines", "lean", str(model_pkl), str(src), str(work / "b.csv")]
-    return {
+    one_out = work / "ours1"
+    one = [*ours[:-1], str(one_out), "--workers", "0"]
+    runs = {
         "ours": (ours, lambda: _has_row(ours_out, ".predictions.csv.*.part", "predictions.csv")),
         "ours2": (
             forced,
@@ -199,6 +203,12 @@ def _runs(
         "naive": (naive, lambda: _has_row(work, "a.csv")),
         "lean": (lean, lambda: _has_row(work, "b.csv")),
     }
+    if one_thread:
+        runs["ours1"] = (
+            one,
+            lambda: _has_row(one_out, ".predictions.csv.*.part", "predictions.csv"),
+        )
+    return runs
 
 
 def _warm_up(registry: Path, model_pkl: Path, env: dict[str, str]) -> None:
@@ -206,7 +216,7 @@ def _warm_up(registry: Path, model_pkl: Path, env: dict[str, str]) -> None:
     work = OUT / "run" / "warm-up"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    for cmd, _ in _runs(registry, model_pkl, _sample(2000), work).values():
+    for cmd, _ in _runs(registry, model_pkl, _sample(2000), work, one_thread=True).values():
         subprocess.run(cmd, check=True, env=env, cwd=ROOT, capture_output=True)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -297,7 +307,9 @@ def _check(work: Path) -> dict[str, str]:
         return {"naive": "no predictions.csv from ours", "lean": "no predictions.csv from ours"}
     ours = pd.read_csv(pred, usecols=["row_number", "prediction"])
     out: dict[str, str] = {}
-    for variant in ("ours2", "ours_pipe"):
+    for variant in ("ours2", "ours_pipe", "ours1"):
+        if not (work / variant).exists() and variant == "ours1":
+            continue  # a linear model: not run
         other = work / variant / "predictions.csv"
         if not other.exists():
             out[variant] = f"no predictions.csv from {variant}"
@@ -360,7 +372,9 @@ LABELS = {
     "ours_pipe": "ours, --engine pipeline",
     "naive": "(a) naive predict_model",
     "lean": "(b) lean loop",
+    "ours1": "ours, --workers 0",
 }
+OURS = ("ours", "ours2", "ours_pipe", "ours1")
 
 
 def _header(args: argparse.Namespace, env: dict[str, str], card: dict[str, Any]) -> str:
@@ -403,11 +417,15 @@ def _table(
         )
         lines.extend(f"    {note}" for note in m.notes)
     a, b = best["naive"], best["lean"]
-    for key in ("ours", "ours2", "ours_pipe"):
+    before = best.get("ours1")  # one thread: how a non-linear model was scored before
+    for key in (k for k in OURS if k in best):
         m = best[key]
         lines.append(
             f"{LABELS[key]}: /(a) = {m.wall_s / a.wall_s:.2f}, /(b) = {m.wall_s / b.wall_s:.2f}"
-            f"   (CPU: /(a) = {m.cpu_s / a.cpu_s:.2f}, /(b) = {m.cpu_s / b.cpu_s:.2f})"
+            + (f", /(--workers 0) = {m.wall_s / before.wall_s:.2f}" if before else "")
+            + f"   (CPU: /(a) = {m.cpu_s / a.cpu_s:.2f}, /(b) = {m.cpu_s / b.cpu_s:.2f}"
+            + (f", /(--workers 0) = {m.cpu_s / before.cpu_s:.2f}" if before else "")
+            + ")"
         )
     if rows == 1_000_000:
         for key in ("ours", "ours2", "ours_pipe"):

@@ -1,13 +1,16 @@
 """One batch of records scored (pure): validated, predicted and formatted into output bytes.
 
-The same function runs in the run's own process or in a forked worker, so a file's outputs are
-the same bytes whatever the number of workers; ``Totals`` adds the results up in file order.
+The same function runs in the run's own process, on its threads (``scored_on_threads``) or in a
+forked worker, so a file's outputs are the same bytes whatever the number of workers or threads;
+``Totals`` adds the results up in file order.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +18,8 @@ import pandas as pd
 
 from scorer import output
 from scorer.drift import Distributions
-from scorer.model import LoadedModel
+from scorer.model import LoadedModel, PlanEngine
+from scorer.plan import EstimatorHead
 from scorer.predict import Predictions, predict, refused_rows
 from scorer.reader import Batch, ColumnBatch
 from scorer.schema import HeaderPlan
@@ -36,7 +40,12 @@ class BatchResult:
     distributions: Distributions
 
 
-def score_batch(batch: Batch, model: LoadedModel, plan: HeaderPlan) -> BatchResult:
+def score_batch(
+    batch: Batch, model: LoadedModel, plan: HeaderPlan, *, threads: int | None = None
+) -> BatchResult:
+    """``threads``: the threads the model's library may use (``Engine.predict``); the bytes
+    are the same whatever it is."""
+
     def check(refuse: Refuse | None = None) -> CheckedBatch:
         if isinstance(batch, ColumnBatch):
             return check_columns(batch, plan, refuse)
@@ -46,13 +55,13 @@ def score_batch(batch: Batch, model: LoadedModel, plan: HeaderPlan) -> BatchResu
     first_valid = checked.valid
     refused: dict[int, tuple[str, str]] = {}  # positions in the first check's frame
     try:
-        preds = predict(model, checked.frame, typed=True)
+        preds = predict(model, checked.frame, typed=True, threads=threads)
     except ValueError:
         # The model refused the batch (e.g. a tree model and a number beyond float32): find
         # the rows it refuses, reject them with its reason, and score the rest.
-        refused = refused_rows(model, checked.frame)
+        refused = refused_rows(model, checked.frame, threads=threads)
         checked = check(lambda frame: refused)
-        preds = predict(model, checked.frame, typed=True)
+        preds = predict(model, checked.frame, typed=True, threads=threads)
     bad = non_finite(preds)
     if bad.any():
         # A finite input can still push a model past float64 (a linear model and 1e308): an
@@ -96,6 +105,53 @@ def score_batch(batch: Batch, model: LoadedModel, plan: HeaderPlan) -> BatchResu
         column_warnings=checked.column_warnings,
         distributions=dist,
     )
+
+
+def threads_help(model: LoadedModel) -> bool:
+    """Whether scoring batches on threads of the run's process pays: a scoring plan with an
+    estimator head, whose library predicts outside the GIL (LightGBM: two thirds of a batch's
+    CPU time). Not a numpy-only plan (it is forked instead, ``scorer.workers``), not the
+    pipeline engine (its calls are serialised by a lock)."""
+    engine = model.engine
+    return isinstance(engine, PlanEngine) and isinstance(engine.plan.head, EstimatorHead)
+
+
+def scored_on_threads(
+    batches: Iterable[Batch], model: LoadedModel, plan: HeaderPlan, threads: int
+) -> Iterator[BatchResult]:
+    """``score_batch`` over ``batches``, results in file order, ``threads`` batches scored at
+    once on threads of this process, each predicting on one thread of the model's library.
+
+    For models that must not be forked (``fork_safe``): while one thread is in LightGBM's
+    predict (outside the GIL), another validates or formats, and no OpenMP team spins waiting
+    between batches. The bytes are those of one thread: each batch is scored on its own.
+    Batches are read here, at most one ahead of the threads; an error reading one is raised
+    only after every batch before it was yielded, as when scoring one batch at a time.
+    """
+    if threads < 2:
+        yield from (score_batch(batch, model, plan) for batch in batches)
+        return
+    pending: deque[Future[BatchResult]] = deque()
+    with ThreadPoolExecutor(threads, thread_name_prefix="score") as pool:
+        try:
+            source = iter(batches)
+            while True:
+                try:
+                    batch = next(source)
+                except StopIteration:
+                    break
+                except Exception:
+                    while pending:  # the batches before it come first
+                        yield pending.popleft().result()
+                    raise
+                pending.append(pool.submit(score_batch, batch, model, plan, threads=1))
+                if len(pending) > threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:  # stopped early: what has not started never will
+                future.cancel()
 
 
 NON_FINITE_PREDICTION = "NON_FINITE_PREDICTION"

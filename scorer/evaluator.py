@@ -80,14 +80,17 @@ class Evaluator:
             self.intercept = _frozen(np.array(head.intercept, dtype=np.float64))
 
     def predict(
-        self, columns: Mapping[str, np.ndarray]
+        self, columns: Mapping[str, np.ndarray], *, threads: int | None = None
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(values, score, proba) with the meaning of ``scorer.predict.Predictions``. Numbers
-        come as float64 with NaN for missing, categories as object arrays of str / NaN."""
+        come as float64 with NaN for missing, categories as object arrays of str / NaN.
+
+        ``threads``: the OpenMP threads an estimator head may use for this call (LightGBM's
+        ``num_threads``; None: the estimator's own setting). The numbers do not depend on it."""
         design = self.design_matrix(columns)
         rows = design.shape[0]
         if isinstance(self.plan.head, EstimatorHead):
-            return self._estimator_predict(design, rows)
+            return self._estimator_predict(design, rows, threads)
         if not np.isfinite(design).all():  # the estimator's own input check
             raise ValueError("Input X contains NaN or infinity after preprocessing")
         if isinstance(self.plan.head, LinearHead):
@@ -148,7 +151,7 @@ class Evaluator:
         return x_t.T
 
     def _estimator_predict(
-        self, design: np.ndarray, rows: int
+        self, design: np.ndarray, rows: int, threads: int | None = None
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """The estimator called as the pipeline calls it: on a DataFrame of the design columns
         (float64, the names it was fitted on); it checks its input (NaN, …) itself."""
@@ -163,12 +166,15 @@ class Evaluator:
                 return empty, None, None
             return self.classes[:0], empty, np.empty((0, len(self.classes)))
         frame = pd.DataFrame(design, columns=list(self.plan.design), copy=False)
+        # Each row's prediction is computed on its own (trees summed in their order), so the
+        # thread count changes the time, never the numbers.
+        kw = {"num_threads": threads} if threads and _takes_num_threads(est) else {}
         if self.plan.task == "regression":
-            values = np.asarray(est.predict(frame), dtype=np.float64)
+            values = np.asarray(est.predict(frame, **kw), dtype=np.float64)
             if values.shape != (rows,):
                 raise ValueError(f"the estimator returned shape {values.shape} for {rows} rows")
             return values, None, None
-        proba = np.asarray(est.predict_proba(frame), dtype=np.float64)
+        proba = np.asarray(est.predict_proba(frame, **kw), dtype=np.float64)
         if proba.shape != (rows, len(self.classes)):
             raise ValueError(f"the estimator returned probabilities of shape {proba.shape}")
         proba = proba[:, self.order]
@@ -239,6 +245,11 @@ def _fill(values: np.ndarray, text: str) -> np.ndarray:
     out = values.copy()
     out[gaps] = text
     return out
+
+
+def _takes_num_threads(estimator: Any) -> bool:
+    """LightGBM's scikit-learn estimators take ``num_threads`` per predict call."""
+    return type(estimator).__module__.split(".")[0] == "lightgbm"
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

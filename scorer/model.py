@@ -34,7 +34,10 @@ class Engine(Protocol):
     @property
     def name(self) -> EngineName: ...  # the manifest's ``model.engine``
 
-    def predict(self, x: pd.DataFrame, card: ModelCard) -> Raw: ...
+    def predict(self, x: pd.DataFrame, card: ModelCard, *, threads: int | None = None) -> Raw:
+        """``threads``: the threads the model's library may use for this call (None: its own
+        setting); a hint that never changes the numbers."""
+        ...
 
     def fork_safe(self) -> bool: ...  # a forked process can predict with it (scorer.workers)
 
@@ -48,8 +51,9 @@ class PlanEngine:
         self.evaluator = evaluator  # built once per load (scorer.registry); read-only after
         self.plan: Plan = evaluator.plan
 
-    def predict(self, x: pd.DataFrame, card: ModelCard) -> Raw:
-        values, score, proba = self.evaluator.predict({c: x[c].to_numpy() for c in x.columns})
+    def predict(self, x: pd.DataFrame, card: ModelCard, *, threads: int | None = None) -> Raw:
+        columns = {c: x[c].to_numpy() for c in x.columns}
+        values, score, proba = self.evaluator.predict(columns, threads=threads)
         return values, score, proba
 
     def fork_safe(self) -> bool:
@@ -79,7 +83,8 @@ class PipelineEngine:
     def __setstate__(self, pipeline: Any) -> None:
         self.__init__(pipeline)  # type: ignore[misc]
 
-    def predict(self, x: pd.DataFrame, card: ModelCard) -> Raw:
+    def predict(self, x: pd.DataFrame, card: ModelCard, *, threads: int | None = None) -> Raw:
+        # ``threads`` is not passed on: the calls are serialised anyway (the lock below)
         if card.task == "regression":
             with self._lock:
                 values = self.pipeline.predict(x)

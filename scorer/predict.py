@@ -38,12 +38,15 @@ def typed_input(features: Sequence[Feature], frame: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame(out, index=frame.index)
 
 
-def predict(model: LoadedModel, frame: pd.DataFrame, *, typed: bool = False) -> Predictions:
+def predict(
+    model: LoadedModel, frame: pd.DataFrame, *, typed: bool = False, threads: int | None = None
+) -> Predictions:
     """Predictions from the model's engine: its scoring plan or its pipeline; both give the
     same numbers (the plan is verified against the pipeline).
 
     ``typed``: the frame comes from validation (numbers float64 with NaN, categories str or
-    NaN), so it is used as it is when it has every feature in the card's order.
+    NaN), so it is used as it is when it has every feature in the card's order. ``threads``:
+    the threads the model's library may use (``Engine.predict``); never changes the numbers.
     """
     if typed and list(frame.columns) == model.card.feature_names:
         x = frame
@@ -52,11 +55,13 @@ def predict(model: LoadedModel, frame: pd.DataFrame, *, typed: bool = False) -> 
     if len(x) == 0:
         empty = np.array([], dtype=object if model.card.task == "classification" else float)
         return Predictions(empty, np.array([], dtype=float) if model.card.classes else None, None)
-    values, score, proba = model.engine.predict(x, model.card)
+    values, score, proba = model.engine.predict(x, model.card, threads=threads)
     return Predictions(values, score, proba)
 
 
-def refused_rows(model: LoadedModel, frame: pd.DataFrame) -> dict[int, tuple[str, str]]:
+def refused_rows(
+    model: LoadedModel, frame: pd.DataFrame, *, threads: int | None = None
+) -> dict[int, tuple[str, str]]:
     """The rows of ``frame`` the model raises ValueError on, with the column and reason, found
     by halving (a few dozen calls for a few bad rows in a batch of 32k). If the model refuses
     even the card's typical row, the model is broken, not the rows: ModelFailed."""
@@ -70,7 +75,7 @@ def refused_rows(model: LoadedModel, frame: pd.DataFrame) -> dict[int, tuple[str
         }
     )
     try:
-        predict(model, typical, typed=True)
+        predict(model, typical, typed=True, threads=threads)
     except ValueError as exc:
         detail = " ".join(str(exc).split())[:200]
         raise ModelFailed(
@@ -81,7 +86,7 @@ def refused_rows(model: LoadedModel, frame: pd.DataFrame) -> dict[int, tuple[str
 
     def search(lo: int, hi: int) -> None:
         try:
-            predict(model, frame.iloc[lo:hi], typed=True)
+            predict(model, frame.iloc[lo:hi], typed=True, threads=threads)
         except ValueError as exc:
             if hi - lo == 1:
                 out[lo] = _refusal(model, frame.iloc[lo], exc)

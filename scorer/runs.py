@@ -31,7 +31,7 @@ from scorer import (
     storage,
     taskinfo,
 )
-from scorer.batches import BatchResult, Totals, score_batch
+from scorer.batches import BatchResult, Totals, scored_on_threads, threads_help
 from scorer.budget import Budget, Limits
 from scorer.drift import Distributions
 from scorer.errors import (
@@ -284,12 +284,14 @@ def _stream(
         asked = workers
         if workers is None:
             workers = auto_workers(draft.bytes)
+        threads = 0  # a model that must not be forked scores on threads instead (batches.py)
         if workers and not fork_safe(model):
-            (log.warning if asked else log.info)(
-                "scoring in one process: this model's library does not survive a fork",
+            threads, workers = (workers if threads_help(model) else 0), 0
+            (log.warning if asked and not threads else log.info)(
+                f"scoring in one process{f' on {threads} threads' if threads else ''}: this "
+                "model's library does not survive a fork",
                 extra={"run_id": draft.run_id, "estimator": card.estimator},
             )
-            workers = 0
         results: Iterable[BatchResult]
         composed = None  # a sharded run's predictions writer whose parts the workers upload
         if shards.applies(scale, stream, draft.bytes):  # issue 14: Dask shards
@@ -304,9 +306,9 @@ def _stream(
         elif workers > 0:
             results = scored_in_order(stream.units(), model, plan, workers)
         else:
-            results = (score_batch(b, model, plan) for b in stream.batches(threads=True))
+            results = scored_on_threads(stream.batches(threads=True), model, plan, threads)
         draft.workers = workers  # a sharded run records its Dask workers when it starts
-        log.debug("scoring", extra={"run_id": draft.run_id, "workers": workers})
+        log.debug("scoring", extra={"run_id": draft.run_id, "workers": workers, "threads": threads})
         # create-only: a rerun or a duplicate never makes a second version of an output
         pred_writer = composed or storage.open_write(
             pred_url, create_only=True, identical_ok=True, expected=expected
