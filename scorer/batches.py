@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from scorer import output
+from scorer.codes import Code
 from scorer.drift import Distributions
 from scorer.model import LoadedModel, PlanEngine
 from scorer.plan import EstimatorHead
@@ -154,7 +155,7 @@ def scored_on_threads(
                 future.cancel()
 
 
-NON_FINITE_PREDICTION = "NON_FINITE_PREDICTION"
+NON_FINITE_PREDICTION = Code.NON_FINITE_PREDICTION
 
 
 def non_finite(preds: Predictions) -> np.ndarray:

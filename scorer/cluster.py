@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scorer import fargate
+from scorer.codes import Code
 from scorer.errors import BadArgument, DropscoreError
 
 NONE = "none"
@@ -37,7 +38,7 @@ class ClusterUnavailable(DropscoreError):
     """The Dask cluster could not be started or reached, or lost the run's shards for good;
     the input stays pending."""
 
-    code = "CLUSTER_UNAVAILABLE"
+    code = Code.CLUSTER_UNAVAILABLE
 
 
 @dataclass(frozen=True, slots=True)

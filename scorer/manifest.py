@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, Self
 
+from scorer.codes import Code
+
 Status = Literal["ok", "partial", "failed"]
 TERMINAL: tuple[Status, ...] = ("ok", "partial", "failed")
 
@@ -286,9 +288,9 @@ class Manifest:
 def decide_status(rows_in: int, rows_scored: int, rows_rejected: int) -> tuple[Status, str | None]:
     """ok / partial, or failed with a code when nothing could be scored."""
     if rows_in == 0:
-        return "failed", "HEADER_ONLY"
+        return "failed", Code.HEADER_ONLY
     if rows_scored == 0:
-        return "failed", "ALL_ROWS_REJECTED"
+        return "failed", Code.ALL_ROWS_REJECTED
     return ("partial", None) if rows_rejected else ("ok", None)
 
 

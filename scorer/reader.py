@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from scorer.budget import Budget
+from scorer.codes import Code
 from scorer.csvtext import (
     BLANK,
     MAX_FIELD,
@@ -224,7 +225,7 @@ class CsvStream:
             line = self._lines + len(self._pending) + count_lines(self._text) + 1
             exc = FileRefused(
                 f"the file is not UTF-8 text (invalid byte near line {line}); save it as UTF-8 CSV",
-                code="NOT_UTF8",
+                code=Code.NOT_UTF8,
             )
         self._deferred = exc
 
@@ -281,7 +282,7 @@ class CsvStream:
             first = self._next_line()
         if first is None:
             self._raise_deferred()
-            raise FileRefused("the file is empty; it needs a header and rows", code="EMPTY")
+            raise FileRefused("the file is empty; it needs a header and rows", code=Code.EMPTY)
         if rule is not None:
             self.delimiter = rule(first.rstrip("\r\n"))
 

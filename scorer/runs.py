@@ -33,6 +33,7 @@ from scorer import (
 )
 from scorer.batches import BatchResult, Totals, scored_on_threads, threads_help
 from scorer.budget import Budget, Limits
+from scorer.codes import Code
 from scorer.drift import Distributions
 from scorer.errors import (
     DestinationInUse,
@@ -341,13 +342,13 @@ def _stream(
             draft.compressed = stream.compressed
             file_warnings = dict(plan.dialect_warnings)
             if stream.trailing_zeros:  # padding after the last gzip member, ignored like gzip -d
-                file_warnings["GZIP_TRAILING_ZEROS"] = stream.trailing_zeros
+                file_warnings[Code.GZIP_TRAILING_ZEROS] = stream.trailing_zeros
             counts = account(
                 card, plan, stream.rows_read, totals, dist, max_rejected_rate, file_warnings
             )
             draft.counts = counts
             refuse_empty(counts)
-            if counts.reason is not None and counts.reason.code == "ALL_ROWS_REJECTED":
+            if counts.reason is not None and counts.reason.code == Code.ALL_ROWS_REJECTED:
                 pred_out.discard()
             else:  # TOO_MANY_REJECTED keeps both: rejected.csv says why, predictions the rest
                 draft.outputs["predictions"] = _output_entry(pred_url, pred_out)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from scorer import alerts
 from scorer.batches import BatchResult, Totals
 from scorer.card import ModelCard
+from scorer.codes import Code
 from scorer.drift import Distributions
 from scorer.errors import FileRefused
 from scorer.manifest import AlertEntry, Counts, Reason, decide_status
@@ -50,7 +51,7 @@ def account(
     rejected = totals.rejected_by_code
     warnings = dict(sorted({**totals.warnings, **(file_warnings or {})}.items()))
     if plan.extra:
-        warnings["EXTRA_COLUMNS"] = len(plan.extra)
+        warnings[Code.EXTRA_COLUMNS] = len(plan.extra)
     by_column = {c: dict(sorted(v.items())) for c, v in sorted(totals.column_warnings.items())}
     distributions = dist.as_dict()
     raised = alerts.run_alerts(
@@ -63,9 +64,9 @@ def account(
     )
     status, code = decide_status(rows_in, totals.rows_scored, totals.rows_rejected)
     reason = None
-    if code == "HEADER_ONLY":
+    if code == Code.HEADER_ONLY:
         reason = Reason(code, "the file has a header but no data rows; add rows to score")
-    elif code == "ALL_ROWS_REJECTED":
+    elif code == Code.ALL_ROWS_REJECTED:
         top = ", ".join(f"{k}×{v}" for k, v in rejected.most_common(3))
         reason = Reason(
             code,
@@ -75,7 +76,7 @@ def account(
     elif too_many(totals.rows_rejected, rows_in, max_rejected_rate):
         status = "failed"
         reason = Reason(
-            "TOO_MANY_REJECTED",
+            Code.TOO_MANY_REJECTED,
             f"{totals.rows_rejected:,} of {rows_in:,} rows rejected "
             f"({totals.rows_rejected / rows_in:.1%}), more than the --max-rejected-rate "
             f"{max_rejected_rate:.1%} allows; see rejected.csv for each row's reason, fix "
@@ -91,7 +92,7 @@ def account(
 def refuse_empty(counts: Counts) -> None:
     """FileRefused (HEADER_ONLY) for a file with a header but no data rows: not a run's outcome
     but a refusal of the file."""
-    if counts.reason is not None and counts.reason.code == "HEADER_ONLY":
+    if counts.reason is not None and counts.reason.code == Code.HEADER_ONLY:
         raise FileRefused(counts.reason.message, code=counts.reason.code)
 
 
