@@ -143,10 +143,15 @@ class FaultyStore:
         create_only: bool = False,
         identical_ok: bool = False,
         metadata: Mapping[str, str] | None = None,
+        expected: int | None = None,
     ) -> Writer:
         fired = self._before("open_write", url)
         writer = self.inner.open_write(
-            url, create_only=create_only, identical_ok=identical_ok, metadata=metadata
+            url,
+            create_only=create_only,
+            identical_ok=identical_ok,
+            metadata=metadata,
+            expected=expected,
         )
         self._after(fired)
         return _FaultyWriter(self, writer)  # type: ignore[return-value]
