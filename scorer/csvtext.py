@@ -219,6 +219,17 @@ class Scanned:
     open: bool  # the text ends inside a quoted value, before ``count`` records
 
 
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """The reader's next unit in whole lines of UTF-8 bytes, found by ``cut_records``."""
+
+    lines: int
+    records: int
+    end: int  # bytes the lines take
+    simple: bool  # one record per line: no quote, no blank line (``one_record_per_line``)
+    open: bool  # the bytes end inside a quoted value, before ``count`` records
+
+
 def scan_records(text: str, delimiter: str, count: int) -> Scanned | None:
     """The csv module's record ends in ``text`` (whole physical lines, starting at a record's
     start), found from the quotes' parity alone: up to ``count`` non-empty records. None when
@@ -232,25 +243,31 @@ def scan_records(text: str, delimiter: str, count: int) -> Scanned | None:
     field ends (or right before an opening one), the csv module is inside a quoted value exactly
     where an odd number of quotes lie behind, so a record ends at each line end with an even
     number behind it, and a record is empty only when it is one blank line."""
+    found = cut_records(text.encode(), delimiter, count, simple_first=False)
+    return None if found is None else Scanned(found.lines, found.records, found.open)
+
+
+def cut_records(
+    data: bytes, delimiter: str, count: int, *, simple_first: bool = True
+) -> Cut | None:
+    """``scan_records`` over the bytes of whole lines, with the byte offset where the records
+    end, so the planning pass cuts units without splitting lines or decoding. With
+    ``simple_first``, first the reader's own test (``CsvStream._line_unit``): when the first
+    ``count`` lines (or all, if fewer) hold no quote and no blank line, they are one unit of one
+    record per line. None also where bytes and characters might disagree about ``MAX_FIELD``
+    (a line of more than ``MAX_FIELD`` bytes there): the reader's own path decides."""
     sep = ord(delimiter)
     if sep >= 0x80 or sep in (_QUOTE, _LF, _CR):
         return None
-    data = np.frombuffer(text.encode(), dtype=np.uint8)
-    n = len(data)
+    arr = np.frombuffer(data, dtype=np.uint8)
+    n = len(arr)
     if n == 0:
-        return Scanned(0, 0, False)
-    quotes = np.flatnonzero(data == _QUOTE)
-    opening, closing = quotes[0::2], quotes[1::2]
-    before = data[opening[opening > 0] - 1]
-    if not np.isin(before, (sep, _LF, _CR, _QUOTE)).all():
-        return None
-    after = data[closing[closing + 1 < n] + 1]
-    if not np.isin(after, (sep, _LF, _CR, _QUOTE)).all():
-        return None
+        return Cut(0, 0, 0, False, False)
+    quotes = np.flatnonzero(arr == _QUOTE)
     # physical line ends (exclusive): LF, a CR not followed by LF, the end of the text
-    crs = np.flatnonzero(data == _CR)
-    lone = crs[(crs + 1 >= n) | (data[np.minimum(crs + 1, n - 1)] != _LF)]
-    ends = np.flatnonzero(data == _LF)
+    crs = np.flatnonzero(arr == _CR)
+    lone = crs[(crs + 1 >= n) | (arr[np.minimum(crs + 1, n - 1)] != _LF)]
+    ends = np.flatnonzero(arr == _LF)
     if len(lone):  # rare: sorting costs more than the rest of the scan
         ends = np.sort(np.concatenate((ends, lone)))
     ends = ends + 1
@@ -258,10 +275,24 @@ def scan_records(text: str, delimiter: str, count: int) -> Scanned | None:
         ends = np.append(ends, n)
     starts = np.concatenate(([0], ends[:-1]))
     width = ends - starts
-    first = data[starts]
+    first = arr[starts]
     blank = ((width == 1) & ((first == _LF) | (first == _CR))) | (
-        (width == 2) & (first == _CR) & (data[np.minimum(starts + 1, n - 1)] == _LF)
+        (width == 2) & (first == _CR) & (arr[np.minimum(starts + 1, n - 1)] == _LF)
     )
+    if simple_first:
+        k = min(count, len(ends))
+        end_k = int(ends[k - 1])
+        if (len(quotes) == 0 or quotes[0] >= end_k) and not blank[:k].any():
+            if end_k <= MAX_FIELD or width[:k].max() <= MAX_FIELD:
+                return Cut(k, k, end_k, True, False)
+            return None  # a line over MAX_FIELD bytes may be under it in characters
+    opening, closing = quotes[0::2], quotes[1::2]
+    before = arr[opening[opening > 0] - 1]
+    if not np.isin(before, (sep, _LF, _CR, _QUOTE)).all():
+        return None
+    after = arr[closing[closing + 1 < n] + 1]
+    if not np.isin(after, (sep, _LF, _CR, _QUOTE)).all():
+        return None
     even = np.searchsorted(quotes, ends) % 2 == 0  # quotes before each line end
     last = np.flatnonzero(even)  # the line each record ends on
     lines_in = np.diff(np.concatenate(([-1], last)))
@@ -272,6 +303,6 @@ def scan_records(text: str, delimiter: str, count: int) -> Scanned | None:
     taken = np.cumsum(~((lines_in == 1) & blank[last]))
     if len(taken) and taken[-1] >= count:
         j = int(np.searchsorted(taken, count))
-        return Scanned(int(last[j]) + 1, count, False)
+        return Cut(int(last[j]) + 1, count, int(ends[last[j]]), False, False)
     records = int(taken[-1]) if len(taken) else 0
-    return Scanned(len(ends), records, not bool(even[-1]))
+    return Cut(len(ends), records, n, False, not bool(even[-1]))

@@ -30,6 +30,7 @@ from scorer.csvtext import (
     Counting,
     complete_utf8,
     count_lines,
+    cut_records,
     first_line_end,
     last_line_end,
     line_too_long,
@@ -67,7 +68,31 @@ class LineUnit:
     delimiter: str = ","
 
 
-Unit = TextUnit | LineUnit
+@dataclass(slots=True)
+class ScannedUnit:
+    """The physical lines of a ``LineUnit`` as the UTF-8 bytes they take, cut by the quote scan
+    (the shard plan's pass, ``CsvStream.scan_cuts``): the same unit, its lines not split."""
+
+    data: bytes
+    lines: int  # physical lines
+    first_line: int
+    first_row: int
+    records: int
+    simple: bool
+    delimiter: str = ","
+
+    def as_lines(self) -> LineUnit:
+        return LineUnit(
+            split_lines(self.data.decode()),
+            self.first_line,
+            self.first_row,
+            self.records,
+            self.simple,
+            self.delimiter,
+        )
+
+
+Unit = TextUnit | LineUnit | ScannedUnit
 
 
 @dataclass(slots=True)
@@ -135,6 +160,7 @@ class CsvStream:
         self._deferred: FileRefused | None = None  # raised once the text before it is used
         self._dropped = 0  # bytes read but never to be handed out (from an invalid byte on)
         self._pending: list[str] = []  # lines for the csv module, not yet in a unit
+        self._held = b""  # with ``scan_cuts``: whole lines holding a quote, not yet in a unit
         self._lines = 0  # physical lines handed out (header included)
         self._chars_per_line = 0.0
         self.rows_read = 0
@@ -168,6 +194,7 @@ class CsvStream:
             + len(self._undecoded)
             + len(self._text.encode())
             + len("".join(self._pending).encode())
+            + len(self._held)
         )
         return self._raw.bytes_out - held
 
@@ -334,13 +361,22 @@ class CsvStream:
                 lines = self._line_unit()
                 self._lines += len(lines.lines)
                 unit: Unit = lines
+            elif self._held:
+                scanned = self._held_unit()
+                if scanned is None:  # the csv module's path takes the lines
+                    continue
+                self._lines += scanned.lines
+                unit = scanned
             else:
                 block = self._take_block()
                 if not block:
                     self._raise_deferred()
                     return
                 if not simple(block):
-                    self._pending = split_lines(block)
+                    if self.scan_cuts:
+                        self._held = block.encode()
+                    else:
+                        self._pending = split_lines(block)
                     continue
                 n = block.count("\n") + (not block.endswith("\n"))
                 unit = TextUnit(block, self._lines + 1, self.rows_read + 1, n, self.delimiter)
@@ -401,6 +437,39 @@ class CsvStream:
             del taken[used:]
         return LineUnit(taken, self._lines + 1, self.rows_read + 1, records, False, self.delimiter)
 
+    def _held_unit(self) -> ScannedUnit | None:
+        """``_line_unit``'s unit of the held lines, cut by ``cut_records`` from their bytes; None:
+        the lines are now pending for the csv module's path (with what was read on, as the
+        csv module would have read it)."""
+        first = True
+        while True:
+            found = cut_records(self._held, self.delimiter, self.batch_size, simple_first=first)
+            if found is None or not found.open:
+                break
+            # a quoted value runs past the lines: read on, as the csv module's feed does
+            # the lines read on with are the csv module's (not counted by a refusal met now)
+            held, self._held = self._held, b""
+            block = self._take_block()
+            self._held = held + block.encode()
+            if not block:
+                found = None  # the file ends (or a read error waits) inside a quoted value
+                break
+            first = False  # ``_line_unit`` looks at the lines before reading on only
+        if found is None:
+            self._pending = split_lines(self._held.decode())
+            self._held = b""
+            return None
+        data, self._held = self._held[: found.end], self._held[found.end :]
+        return ScannedUnit(
+            data,
+            found.lines,
+            self._lines + 1,
+            self.rows_read + 1,
+            found.records,
+            found.simple,
+            self.delimiter,
+        )
+
     def _scanned_unit(self) -> LineUnit | None:
         """``_line_unit``'s unit found by ``scan_records``; None: the csv module must say (the
         pending lines then hold what was read on, as the csv module would have read it)."""
@@ -412,7 +481,11 @@ class CsvStream:
             if not found.open:
                 break
             # a quoted value runs past the lines: read on, as the csv module's feed does
+            # the lines read on with are the csv module's (not counted by a refusal met now)
+            taken = pending[:]
+            pending.clear()
             block = self._take_block()
+            pending[:0] = taken
             if not block:
                 return None  # the file ends (or a read error waits) inside a quoted value
             pending.extend(split_lines(block))
@@ -425,6 +498,8 @@ class CsvStream:
 
 def parse_unit(unit: Unit, *, threads: bool = False) -> Batch:
     """The records of a unit: Arrow columns for a ``TextUnit`` of one width, else lists."""
+    if isinstance(unit, ScannedUnit):
+        unit = unit.as_lines()
     if isinstance(unit, TextUnit):
         columns = _arrow_columns(unit.text, threads, unit.delimiter)
         if columns is not None:

@@ -46,7 +46,7 @@ from scorer.csvtext import split_lines
 from scorer.errors import DropscoreError
 from scorer.manifest import Draft
 from scorer.model import LoadedModel
-from scorer.reader import CsvStream, LineUnit, TextUnit, Unit, parse_unit
+from scorer.reader import CsvStream, LineUnit, ScannedUnit, TextUnit, Unit, parse_unit
 from scorer.schema import HeaderPlan
 
 log = logging.getLogger("dropscore.scorer")
@@ -168,6 +168,9 @@ def cut_shards(
         if isinstance(unit, TextUnit):
             chars, lines = len(unit.text), unit.records
             shape = UnitShape(unit.first_line - next_line, lines, unit.records, True)
+        elif isinstance(unit, ScannedUnit):  # bytes: exact, and still a lower bound
+            chars, lines = len(unit.data), unit.lines
+            shape = UnitShape(unit.first_line - next_line, lines, unit.records, False, unit.simple)
         else:
             chars, lines = sum(map(len, unit.lines)), len(unit.lines)
             shape = UnitShape(unit.first_line - next_line, lines, unit.records, False, unit.simple)
