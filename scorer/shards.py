@@ -4,7 +4,7 @@ The shard plan comes from the reader itself: the run's own ``CsvStream`` cuts th
 units, and a unit never splits a record (quoted newlines, CRLF, lone CRs, blank lines and the
 BOM are the reader's business). Reading units is a pass over the bytes: quote-free blocks are
 only counted; in blocks holding a quote the unit ends come from the quotes' parity where that
-provably is what the csv module reads (``csvtext.scan_records``), from the csv module elsewhere —
+provably is what the csv module reads (``csvtext.cut_records``), from the csv module elsewhere —
 no validation, no prediction, no formatting. A shard ends at the end of a unit once it holds
 ``shard_bytes``, so each shard is ``(byte start, byte end, first row number, first physical line
 number)``, exact, and is submitted as soon as the pass has cut it.

@@ -247,6 +247,17 @@ def test_the_quote_scan_refuses_a_bad_byte_read_in_small_chunks_the_same(
         assert cuts(data, *sizes, scan=True) == cuts(data, *sizes, scan=False)
 
 
+def test_the_plan_pass_cuts_quoted_blocks_as_bytes_and_they_parse_as_the_readers() -> None:
+    text = "h1,h2\n" + "".join(f'{i},"a\n{i}"\n' if i % 3 else f"{i},b\n" for i in range(200))
+    plain = list(CsvStream(io.BytesIO(text.encode()), batch_size=16).units())
+    stream = CsvStream(io.BytesIO(text.encode()), batch_size=16)
+    stream.scan_cuts = True
+    scanned = list(stream.units())
+    assert all(isinstance(u, ScannedUnit) for u in scanned)  # no line lists on this path
+    assert [parse_unit(u) for u in scanned] == [parse_unit(u) for u in plain]
+    assert sum(u.records for u in scanned) == 200 == stream.rows_read
+
+
 def test_the_quote_scan_answers_for_well_formed_quoting_only() -> None:
     from scorer.csvtext import Scanned, scan_records
 
