@@ -27,10 +27,10 @@ from scorer.csvtext import (
     BLANK,
     MAX_FIELD,
     MAX_LINE,
+    BlockScan,
     Counting,
     complete_utf8,
     count_lines,
-    cut_records,
     first_line_end,
     last_line_end,
     line_too_long,
@@ -160,7 +160,10 @@ class CsvStream:
         self._deferred: FileRefused | None = None  # raised once the text before it is used
         self._dropped = 0  # bytes read but never to be handed out (from an invalid byte on)
         self._pending: list[str] = []  # lines for the csv module, not yet in a unit
-        self._held = b""  # with ``scan_cuts``: whole lines holding a quote, not yet in a unit
+        self._held = b""  # with ``scan_cuts``: whole lines holding a quote …
+        self._held_at = 0  # … not yet in a unit from this byte on, this line on (of ``_held``)
+        self._held_line = 0
+        self._scan: BlockScan | None = None  # of ``_held``, once
         self._lines = 0  # physical lines handed out (header included)
         self._chars_per_line = 0.0
         self.rows_read = 0
@@ -195,6 +198,7 @@ class CsvStream:
             + len(self._text.encode())
             + len("".join(self._pending).encode())
             + len(self._held)
+            - self._held_at
         )
         return self._raw.bytes_out - held
 
@@ -438,17 +442,20 @@ class CsvStream:
         return LineUnit(taken, self._lines + 1, self.rows_read + 1, records, False, self.delimiter)
 
     def _held_unit(self) -> ScannedUnit | None:
-        """``_line_unit``'s unit of the held lines, cut by ``cut_records`` from their bytes; None:
-        the lines are now pending for the csv module's path (with what was read on, as the
-        csv module would have read it)."""
+        """``_line_unit``'s unit of the held lines, cut from their bytes by one scan of the
+        block (``BlockScan``); None: the lines are now pending for the csv module's path (with
+        what was read on, as the csv module would have read it)."""
         first = True
         while True:
-            found = cut_records(self._held, self.delimiter, self.batch_size, simple_first=first)
+            if self._scan is None:
+                self._scan = BlockScan(self._held, self.delimiter)
+            found = self._scan.cut(self._held_line, self.batch_size, simple_first=first)
             if found is None or not found.open:
                 break
             # a quoted value runs past the lines: read on, as the csv module's feed does
             # the lines read on with are the csv module's (not counted by a refusal met now)
-            held, self._held = self._held, b""
+            held = self._held[self._held_at :]
+            self._let_go()
             block = self._take_block()
             self._held = held + block.encode()
             if not block:
@@ -456,10 +463,15 @@ class CsvStream:
                 break
             first = False  # ``_line_unit`` looks at the lines before reading on only
         if found is None:
-            self._pending = split_lines(self._held.decode())
-            self._held = b""
+            self._pending = split_lines(self._held[self._held_at :].decode())
+            self._let_go()
             return None
-        data, self._held = self._held[: found.end], self._held[found.end :]
+        start = self._held_at
+        data = self._held[start : start + found.end]
+        self._held_at += found.end
+        self._held_line += found.lines
+        if self._held_at == len(self._held):
+            self._let_go()
         return ScannedUnit(
             data,
             found.lines,
@@ -469,6 +481,9 @@ class CsvStream:
             found.simple,
             self.delimiter,
         )
+
+    def _let_go(self) -> None:
+        self._held, self._held_at, self._held_line, self._scan = b"", 0, 0, None
 
     def _scanned_unit(self) -> LineUnit | None:
         """``_line_unit``'s unit found by ``scan_records``; None: the csv module must say (the
