@@ -219,6 +219,17 @@ class Scanned:
     open: bool  # the text ends inside a quoted value, before ``count`` records
 
 
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """The reader's next unit in whole lines of UTF-8 bytes, found by ``cut_records``."""
+
+    lines: int
+    records: int
+    end: int  # bytes the lines take
+    simple: bool  # one record per line: no quote, no blank line (``one_record_per_line``)
+    open: bool  # the bytes end inside a quoted value, before ``count`` records
+
+
 def scan_records(text: str, delimiter: str, count: int) -> Scanned | None:
     """The csv module's record ends in ``text`` (whole physical lines, starting at a record's
     start), found from the quotes' parity alone: up to ``count`` non-empty records. None when
@@ -232,46 +243,105 @@ def scan_records(text: str, delimiter: str, count: int) -> Scanned | None:
     field ends (or right before an opening one), the csv module is inside a quoted value exactly
     where an odd number of quotes lie behind, so a record ends at each line end with an even
     number behind it, and a record is empty only when it is one blank line."""
-    sep = ord(delimiter)
-    if sep >= 0x80 or sep in (_QUOTE, _LF, _CR):
-        return None
-    data = np.frombuffer(text.encode(), dtype=np.uint8)
-    n = len(data)
-    if n == 0:
-        return Scanned(0, 0, False)
-    quotes = np.flatnonzero(data == _QUOTE)
-    opening, closing = quotes[0::2], quotes[1::2]
-    before = data[opening[opening > 0] - 1]
-    if not np.isin(before, (sep, _LF, _CR, _QUOTE)).all():
-        return None
-    after = data[closing[closing + 1 < n] + 1]
-    if not np.isin(after, (sep, _LF, _CR, _QUOTE)).all():
-        return None
-    # physical line ends (exclusive): LF, a CR not followed by LF, the end of the text
-    crs = np.flatnonzero(data == _CR)
-    lone = crs[(crs + 1 >= n) | (data[np.minimum(crs + 1, n - 1)] != _LF)]
-    ends = np.flatnonzero(data == _LF)
-    if len(lone):  # rare: sorting costs more than the rest of the scan
-        ends = np.sort(np.concatenate((ends, lone)))
-    ends = ends + 1
-    if len(ends) == 0 or ends[-1] != n:
-        ends = np.append(ends, n)
-    starts = np.concatenate(([0], ends[:-1]))
-    width = ends - starts
-    first = data[starts]
-    blank = ((width == 1) & ((first == _LF) | (first == _CR))) | (
-        (width == 2) & (first == _CR) & (data[np.minimum(starts + 1, n - 1)] == _LF)
-    )
-    even = np.searchsorted(quotes, ends) % 2 == 0  # quotes before each line end
-    last = np.flatnonzero(even)  # the line each record ends on
-    lines_in = np.diff(np.concatenate(([-1], last)))
-    spans = np.diff(np.concatenate(([0], ends[last])))
-    opened = n - (ends[last[-1]] if len(last) else 0)  # the unfinished record's bytes
-    if (len(spans) and spans.max() > MAX_FIELD) or (not even[-1] and opened > MAX_FIELD):
-        return None  # the csv module decides about a value that may be over the limit
-    taken = np.cumsum(~((lines_in == 1) & blank[last]))
-    if len(taken) and taken[-1] >= count:
-        j = int(np.searchsorted(taken, count))
-        return Scanned(int(last[j]) + 1, count, False)
-    records = int(taken[-1]) if len(taken) else 0
-    return Scanned(len(ends), records, not bool(even[-1]))
+    found = cut_records(text.encode(), delimiter, count, simple_first=False)
+    return None if found is None else Scanned(found.lines, found.records, found.open)
+
+
+def cut_records(
+    data: bytes, delimiter: str, count: int, *, simple_first: bool = True
+) -> Cut | None:
+    """``scan_records`` over the bytes of whole lines, with the byte offset where the records
+    end (see ``BlockScan.cut``)."""
+    return BlockScan(data, delimiter).cut(0, count, simple_first=simple_first)
+
+
+class BlockScan:
+    """One scan of whole lines of UTF-8 bytes, from which the planning pass cuts unit after unit
+    (``cut``) without scanning the rest of the block again."""
+
+    def __init__(self, data: bytes, delimiter: str) -> None:
+        sep = ord(delimiter)
+        self.usable = not (sep >= 0x80 or sep in (_QUOTE, _LF, _CR))
+        arr = np.frombuffer(data, dtype=np.uint8)
+        n = self.n = len(arr)
+        if not self.usable or n == 0:
+            return
+        quotes = self.quotes = np.flatnonzero(arr == _QUOTE)
+        # physical line ends (exclusive): LF, a CR not followed by LF, the end of the text
+        ends = np.flatnonzero(arr == _LF)
+        if b"\r" in data:
+            crs = np.flatnonzero(arr == _CR)
+            lone = crs[(crs + 1 >= n) | (arr[np.minimum(crs + 1, n - 1)] != _LF)]
+            if len(lone):  # rare: sorting costs more than the rest of the scan
+                ends = np.sort(np.concatenate((ends, lone)))
+        ends = ends + 1
+        if len(ends) == 0 or ends[-1] != n:
+            ends = np.append(ends, n)
+        self.ends = ends
+        starts = np.concatenate(([0], ends[:-1]))
+        self.width = width = ends - starts
+        first = arr[starts]
+        self.blank = blank = ((width == 1) & ((first == _LF) | (first == _CR))) | (
+            (width == 2) & (first == _CR) & (arr[np.minimum(starts + 1, n - 1)] == _LF)
+        )
+        # the last quote parity calls misplaced (-1: none); a unit starting after it is sound
+        opening, closing = quotes[0::2], quotes[1::2]
+        opening = opening[opening > 0]
+        closing = closing[closing + 1 < n]
+        ok = (sep, _LF, _CR, _QUOTE)
+        bad = np.concatenate(
+            (opening[~np.isin(arr[opening - 1], ok)], closing[~np.isin(arr[closing + 1], ok)])
+        )
+        self.last_bad = int(bad.max()) if len(bad) else -1
+        # quotes before each line end, counted per line (quotes are fewer than line ends: placing
+        # them among the ends costs a third of placing every end among them)
+        per_line = np.bincount(np.searchsorted(ends, quotes, side="right"), minlength=len(ends))
+        even = np.cumsum(per_line) % 2 == 0
+        self.closed = bool(even[-1])
+        self.last = last = np.flatnonzero(even)  # the line each record ends on
+        lines_in = np.diff(np.concatenate(([-1], last)))
+        spans = np.diff(np.concatenate(([0], ends[last])))
+        big = np.flatnonzero(spans > MAX_FIELD)
+        self.last_big = int(big[-1]) if len(big) else -1  # the last record over MAX_FIELD
+        opened = n - (ends[last[-1]] if len(last) else 0)  # the unfinished record's bytes
+        self.open_big = not self.closed and opened > MAX_FIELD
+        self.taken = np.cumsum(~((lines_in == 1) & blank[last]))  # records so far
+
+    def cut(self, line: int, count: int, *, simple_first: bool = True) -> Cut | None:
+        """``cut_records`` of the bytes from ``line`` on (a record's start: 0, or where the
+        last cut ended) — what scanning those bytes alone would give, as every test there is
+        local to a quote, a line or a record. Offsets are from that line's start.
+
+        With ``simple_first``, first the reader's own test (``CsvStream._line_unit``): when the
+        first ``count`` lines (or all, if fewer) hold no quote and no blank line, they are one
+        unit of one record per line. None also where bytes and characters might disagree about
+        ``MAX_FIELD`` (a line of more than ``MAX_FIELD`` bytes there): the reader's own path
+        decides."""
+        if not self.usable:
+            return None
+        if self.n == 0:
+            return Cut(0, 0, 0, False, False)
+        ends, quotes = self.ends, self.quotes
+        lines = len(ends) - line
+        at = int(ends[line - 1]) if line else 0
+        if simple_first:
+            k = min(count, lines)
+            end_k = int(ends[line + k - 1])
+            q = int(np.searchsorted(quotes, at))
+            if (q == len(quotes) or quotes[q] >= end_k) and not self.blank[line : line + k].any():
+                if end_k - at <= MAX_FIELD or self.width[line : line + k].max() <= MAX_FIELD:
+                    return Cut(k, k, end_k - at, True, False)
+                return None  # a line over MAX_FIELD bytes may be under it in characters
+        if self.last_bad >= at:
+            return None
+        r = int(np.searchsorted(self.last, line))  # the first record from ``line`` on
+        if self.last_big >= r or self.open_big:
+            return None  # the csv module decides about a value that may be over the limit
+        taken = self.taken
+        before = int(taken[r - 1]) if r else 0
+        total = int(taken[-1]) if len(taken) else 0
+        if total - before >= count:
+            j = int(np.searchsorted(taken, before + count))
+            end = int(ends[self.last[j]])
+            return Cut(int(self.last[j]) + 1 - line, count, end - at, False, False)
+        return Cut(lines, total - before, self.n - at, False, not self.closed)

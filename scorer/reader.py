@@ -27,6 +27,7 @@ from scorer.csvtext import (
     BLANK,
     MAX_FIELD,
     MAX_LINE,
+    BlockScan,
     Counting,
     complete_utf8,
     count_lines,
@@ -67,7 +68,31 @@ class LineUnit:
     delimiter: str = ","
 
 
-Unit = TextUnit | LineUnit
+@dataclass(slots=True)
+class ScannedUnit:
+    """The physical lines of a ``LineUnit`` as the UTF-8 bytes they take, cut by the quote scan
+    (the shard plan's pass, ``CsvStream.scan_cuts``): the same unit, its lines not split."""
+
+    data: bytes
+    lines: int  # physical lines
+    first_line: int
+    first_row: int
+    records: int
+    simple: bool
+    delimiter: str = ","
+
+    def as_lines(self) -> LineUnit:
+        return LineUnit(
+            split_lines(self.data.decode()),
+            self.first_line,
+            self.first_row,
+            self.records,
+            self.simple,
+            self.delimiter,
+        )
+
+
+Unit = TextUnit | LineUnit | ScannedUnit
 
 
 @dataclass(slots=True)
@@ -135,6 +160,10 @@ class CsvStream:
         self._deferred: FileRefused | None = None  # raised once the text before it is used
         self._dropped = 0  # bytes read but never to be handed out (from an invalid byte on)
         self._pending: list[str] = []  # lines for the csv module, not yet in a unit
+        self._held = b""  # with ``scan_cuts``: whole lines holding a quote …
+        self._held_at = 0  # … not yet in a unit from this byte on, this line on (of ``_held``)
+        self._held_line = 0
+        self._scan: BlockScan | None = None  # of ``_held``, once
         self._lines = 0  # physical lines handed out (header included)
         self._chars_per_line = 0.0
         self.rows_read = 0
@@ -168,6 +197,8 @@ class CsvStream:
             + len(self._undecoded)
             + len(self._text.encode())
             + len("".join(self._pending).encode())
+            + len(self._held)
+            - self._held_at
         )
         return self._raw.bytes_out - held
 
@@ -334,13 +365,22 @@ class CsvStream:
                 lines = self._line_unit()
                 self._lines += len(lines.lines)
                 unit: Unit = lines
+            elif self._held:
+                scanned = self._held_unit()
+                if scanned is None:  # the csv module's path takes the lines
+                    continue
+                self._lines += scanned.lines
+                unit = scanned
             else:
                 block = self._take_block()
                 if not block:
                     self._raise_deferred()
                     return
                 if not simple(block):
-                    self._pending = split_lines(block)
+                    if self.scan_cuts:
+                        self._held = block.encode()
+                    else:
+                        self._pending = split_lines(block)
                     continue
                 n = block.count("\n") + (not block.endswith("\n"))
                 unit = TextUnit(block, self._lines + 1, self.rows_read + 1, n, self.delimiter)
@@ -401,6 +441,50 @@ class CsvStream:
             del taken[used:]
         return LineUnit(taken, self._lines + 1, self.rows_read + 1, records, False, self.delimiter)
 
+    def _held_unit(self) -> ScannedUnit | None:
+        """``_line_unit``'s unit of the held lines, cut from their bytes by one scan of the
+        block (``BlockScan``); None: the lines are now pending for the csv module's path (with
+        what was read on, as the csv module would have read it)."""
+        first = True
+        while True:
+            if self._scan is None:
+                self._scan = BlockScan(self._held, self.delimiter)
+            found = self._scan.cut(self._held_line, self.batch_size, simple_first=first)
+            if found is None or not found.open:
+                break
+            # a quoted value runs past the lines: read on, as the csv module's feed does
+            # the lines read on with are the csv module's (not counted by a refusal met now)
+            held = self._held[self._held_at :]
+            self._let_go()
+            block = self._take_block()
+            self._held = held + block.encode()
+            if not block:
+                found = None  # the file ends (or a read error waits) inside a quoted value
+                break
+            first = False  # ``_line_unit`` looks at the lines before reading on only
+        if found is None:
+            self._pending = split_lines(self._held[self._held_at :].decode())
+            self._let_go()
+            return None
+        start = self._held_at
+        data = self._held[start : start + found.end]
+        self._held_at += found.end
+        self._held_line += found.lines
+        if self._held_at == len(self._held):
+            self._let_go()
+        return ScannedUnit(
+            data,
+            found.lines,
+            self._lines + 1,
+            self.rows_read + 1,
+            found.records,
+            found.simple,
+            self.delimiter,
+        )
+
+    def _let_go(self) -> None:
+        self._held, self._held_at, self._held_line, self._scan = b"", 0, 0, None
+
     def _scanned_unit(self) -> LineUnit | None:
         """``_line_unit``'s unit found by ``scan_records``; None: the csv module must say (the
         pending lines then hold what was read on, as the csv module would have read it)."""
@@ -412,7 +496,11 @@ class CsvStream:
             if not found.open:
                 break
             # a quoted value runs past the lines: read on, as the csv module's feed does
+            # the lines read on with are the csv module's (not counted by a refusal met now)
+            taken = pending[:]
+            pending.clear()
             block = self._take_block()
+            pending[:0] = taken
             if not block:
                 return None  # the file ends (or a read error waits) inside a quoted value
             pending.extend(split_lines(block))
@@ -425,6 +513,8 @@ class CsvStream:
 
 def parse_unit(unit: Unit, *, threads: bool = False) -> Batch:
     """The records of a unit: Arrow columns for a ``TextUnit`` of one width, else lists."""
+    if isinstance(unit, ScannedUnit):
+        unit = unit.as_lines()
     if isinstance(unit, TextUnit):
         columns = _arrow_columns(unit.text, threads, unit.delimiter)
         if columns is not None:

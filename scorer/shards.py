@@ -4,7 +4,7 @@ The shard plan comes from the reader itself: the run's own ``CsvStream`` cuts th
 units, and a unit never splits a record (quoted newlines, CRLF, lone CRs, blank lines and the
 BOM are the reader's business). Reading units is a pass over the bytes: quote-free blocks are
 only counted; in blocks holding a quote the unit ends come from the quotes' parity where that
-provably is what the csv module reads (``csvtext.scan_records``), from the csv module elsewhere —
+provably is what the csv module reads (``csvtext.cut_records``), from the csv module elsewhere —
 no validation, no prediction, no formatting. A shard ends at the end of a unit once it holds
 ``shard_bytes``, so each shard is ``(byte start, byte end, first row number, first physical line
 number)``, exact, and is submitted as soon as the pass has cut it.
@@ -46,7 +46,7 @@ from scorer.csvtext import split_lines
 from scorer.errors import DropscoreError
 from scorer.manifest import Draft
 from scorer.model import LoadedModel
-from scorer.reader import CsvStream, LineUnit, TextUnit, Unit, parse_unit
+from scorer.reader import CsvStream, LineUnit, ScannedUnit, TextUnit, Unit, parse_unit
 from scorer.schema import HeaderPlan
 
 log = logging.getLogger("dropscore.scorer")
@@ -168,6 +168,9 @@ def cut_shards(
         if isinstance(unit, TextUnit):
             chars, lines = len(unit.text), unit.records
             shape = UnitShape(unit.first_line - next_line, lines, unit.records, True)
+        elif isinstance(unit, ScannedUnit):  # bytes: exact, and still a lower bound
+            chars, lines = len(unit.data), unit.lines
+            shape = UnitShape(unit.first_line - next_line, lines, unit.records, False, unit.simple)
         else:
             chars, lines = sum(map(len, unit.lines)), len(unit.lines)
             shape = UnitShape(unit.first_line - next_line, lines, unit.records, False, unit.simple)

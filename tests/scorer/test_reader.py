@@ -9,11 +9,13 @@ import io
 from collections.abc import Callable
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scorer import csvtext
 from scorer.errors import FileRefused
-from scorer.reader import ColumnBatch, CsvStream, TextUnit, parse_unit
+from scorer.reader import ColumnBatch, CsvStream, ScannedUnit, TextUnit, parse_unit
 
 PIECES = [
     "a", "1", "2.5", "31,4", "", " ", "é", "日本", '"q,1"', '"q;1"', '"multi\nline"',
@@ -176,7 +178,9 @@ def cuts(data: bytes, batch_size: int, block_chars: int, scan: bool, delimiter: 
         stream.scan_cuts = scan
         got.append((stream.header, stream.handed_out, stream.lines_out))
         for unit in stream.units():
-            got.append((repr(unit), stream.handed_out, stream.lines_out, stream.rows_read))
+            # a unit the scan cut from bytes must be the reader's unit once its lines are split
+            shown = unit.as_lines() if isinstance(unit, ScannedUnit) else unit
+            got.append((repr(shown), stream.handed_out, stream.lines_out, stream.rows_read))
     except FileRefused as exc:
         got.append((exc.code, exc.message))
     return got
@@ -220,6 +224,38 @@ def test_units_cut_by_the_quote_scan_survive_a_bad_byte_anywhere(
     at %= len(data) + 1
     data = data[:at] + bad + data[at:]
     assert cuts(data, *sizes, scan=True) == cuts(data, *sizes, scan=False)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    well_formed,
+    st.integers(0, 10_000),
+    st.sampled_from([b"\xff", b"\xe6", b"\x00", b"\xc3"]),
+    st.sampled_from(SIZES[:4]),
+    st.integers(1, 9),
+)
+def test_the_quote_scan_refuses_a_bad_byte_read_in_small_chunks_the_same(
+    text: str, at: int, bad: bytes, sizes: tuple[int, int], chunk: int
+) -> None:
+    """Bytes read a few at a time: the bad byte is met while the scan holds lines (reading on
+    past a quoted value), and the refusal still names the reader's line."""
+    data = text.encode()
+    at %= len(data) + 1
+    data = data[:at] + bad + data[at:]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(csvtext, "READ_SIZE", chunk)
+        assert cuts(data, *sizes, scan=True) == cuts(data, *sizes, scan=False)
+
+
+def test_the_plan_pass_cuts_quoted_blocks_as_bytes_and_they_parse_as_the_readers() -> None:
+    text = "h1,h2\n" + "".join(f'{i},"a\n{i}"\n' if i % 3 else f"{i},b\n" for i in range(200))
+    plain = list(CsvStream(io.BytesIO(text.encode()), batch_size=16).units())
+    stream = CsvStream(io.BytesIO(text.encode()), batch_size=16)
+    stream.scan_cuts = True
+    scanned = list(stream.units())
+    assert all(isinstance(u, ScannedUnit) for u in scanned)  # no line lists on this path
+    assert [parse_unit(u) for u in scanned] == [parse_unit(u) for u in plain]
+    assert sum(u.records for u in scanned) == 200 == stream.rows_read
 
 
 def test_the_quote_scan_answers_for_well_formed_quoting_only() -> None:
