@@ -235,7 +235,12 @@ def test_a_sigterm_inside_the_block_stops_every_worker(
         with FargateWorkers(config, scheduler=SCHEDULER, run_id="r-term", n=2, ecs=ecs) as w:
             started.extend(w.task_arns)
             os.kill(os.getpid(), signal.SIGTERM)
-            signal.pause()  # not reached: the handler raises first
+            # not reached: the handler raises first. Not signal.pause(): the signal may land on
+            # another thread (Dask's, a client's) after this one is asleep in pause(), and the
+            # Python handler runs only when this thread runs bytecode again — a hang
+            for _ in range(600):
+                time.sleep(0.05)
+            pytest.fail("SIGTERM did not stop the run within 30 s")
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
