@@ -22,8 +22,8 @@ from scorer.drift import Distributions
 from scorer.model import LoadedModel, PlanEngine
 from scorer.plan import EstimatorHead
 from scorer.predict import Predictions, predict, refused_rows
-from scorer.reader import Batch, ColumnBatch
 from scorer.schema import HeaderPlan
+from scorer.units import Batch, ColumnBatch
 from scorer.validate import CheckedBatch, Refuse, check_batch, check_columns
 
 

@@ -23,8 +23,9 @@ from scorer import categories
 from scorer.card import ModelCard
 from scorer.codes import Code
 from scorer.errors import FileRefused
-from scorer.reader import ColumnBatch, CsvStream, parse_unit
+from scorer.reader import CsvStream
 from scorer.schema import HeaderPlan, plan_header
+from scorer.units import ColumnBatch, parse_unit
 
 COMMA_NUMBER = r"[+-]?(?:\d+,\d*|,\d+)(?:[eE][+-]?\d+)?"
 POINT_NUMBER = r"[+-]?(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?"

@@ -46,8 +46,9 @@ from scorer.csvtext import split_lines
 from scorer.errors import DropscoreError
 from scorer.manifest import Draft
 from scorer.model import LoadedModel
-from scorer.reader import CsvStream, LineUnit, ScannedUnit, TextUnit, Unit, parse_unit
+from scorer.reader import CsvStream
 from scorer.schema import HeaderPlan
+from scorer.units import LineUnit, ScannedUnit, TextUnit, Unit, parse_unit
 
 log = logging.getLogger("dropscore.scorer")
 

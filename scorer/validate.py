@@ -23,8 +23,8 @@ import pyarrow.compute as pc
 
 from scorer import categories, dialect
 from scorer.codes import Code
-from scorer.reader import ColumnBatch
 from scorer.schema import HeaderPlan
+from scorer.units import ColumnBatch
 
 NUMBER_RE = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _ANCHORED_NUMBER = f"^(?:{NUMBER_RE})$"

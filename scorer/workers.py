@@ -23,8 +23,8 @@ from scorer.batches import BatchResult, score_batch
 from scorer.codes import Code
 from scorer.errors import DropscoreError
 from scorer.model import LoadedModel
-from scorer.reader import Unit, parse_unit
 from scorer.schema import HeaderPlan
+from scorer.units import Unit, parse_unit
 
 MAX_WORKERS = 2
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, starting workers costs more than it saves

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS: list[set[str]] = [  # README "Layout", top to bottom
     {"codes", "errors", "refs", "layout", "card", "plan", "manifest", "schema", "categories",
      "cost", "__version__"},
-    {"gunzip", "budget", "csvtext", "reader"},
+    {"gunzip", "budget", "csvtext", "units", "reader"},
     {"evaluator", "model", "predict", "dialect", "validate", "output", "drift", "alerts",
      "explain", "promotion"},
     {"interrupt", "storage", "counting", "registry", "taskinfo"},

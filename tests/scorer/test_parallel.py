@@ -13,7 +13,8 @@ import pytest
 from scorer import runs, storage
 from scorer.layout import ObjectVersion
 from scorer.model import LoadedModel
-from scorer.reader import CsvStream, parse_unit
+from scorer.reader import CsvStream
+from scorer.units import parse_unit
 
 BATCH = 64  # small batches, so that a few thousand rows make dozens of them
 TIMINGS = {  # and how the run was executed

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from scorer import csvtext
 from scorer.errors import FileRefused
-from scorer.reader import ColumnBatch, CsvStream, ScannedUnit, TextUnit, parse_unit
+from scorer.reader import CsvStream
+from scorer.units import ColumnBatch, ScannedUnit, TextUnit, parse_unit
 
 PIECES = [
     "a", "1", "2.5", "31,4", "", " ", "é", "日本", '"q,1"', '"q;1"', '"multi\nline"',
