@@ -453,17 +453,23 @@ def scorer_task(
         proc.wait(10)
 
 
-@pytest.fixture(scope="module")
-def claims_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~25 KB of sample rows (quoted cells, rows the model rejects among them): many shards."""
+def messy_claims(folder: Path, rows: int, seed: int) -> Path:
+    """Sample rows with a quoted two-line cell in every 7th row and a non-number age (a row the
+    model rejects) in every 11th."""
     from training.sample_data import generate
 
-    path = tmp_path_factory.mktemp("fargate-run") / "claims.csv"
-    frame = generate(500, seed=7).drop(columns=["charges"])
+    path = folder / "claims.csv"
+    frame = generate(rows, seed=seed).drop(columns=["charges"])
     frame["region"] = frame["region"].where(frame.index % 7 != 3, "a, quoted\nregion")
     frame["age"] = frame["age"].astype(str).where(frame.index % 11 != 5, "forty")
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="module")
+def claims_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~25 KB of sample rows (quoted cells, rows the model rejects among them): many shards."""
+    return messy_claims(tmp_path_factory.mktemp("fargate-run"), 500, seed=7)
 
 
 def score_cli(
@@ -597,14 +603,7 @@ def kill_a_busy_worker(
 @pytest.fixture(scope="module")
 def bigger_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """~1 MB of sample rows with quoted cells and rejected rows."""
-    from training.sample_data import generate
-
-    path = tmp_path_factory.mktemp("fargate-kill") / "claims.csv"
-    frame = generate(20_000, seed=11).drop(columns=["charges"])
-    frame["region"] = frame["region"].where(frame.index % 7 != 3, "a, quoted\nregion")
-    frame["age"] = frame["age"].astype(str).where(frame.index % 11 != 5, "forty")
-    frame.to_csv(path, index=False)
-    return path
+    return messy_claims(tmp_path_factory.mktemp("fargate-kill"), 20_000, seed=11)
 
 
 def score_here(src: Path, out: Path, registry: str, cluster_arg: str) -> dict[str, Any]:

@@ -235,16 +235,7 @@ def test_an_s3_file_in_shards_gives_the_same_objects(
             scale=Scale(cluster.parse(spec), 8000),
         )
         assert (result.manifest.shards > 1) == (spec != "none")
-        prefix = out.split("/", 3)[3] + "/"
-        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
-        got = {
-            o["Key"][len(prefix) :]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
-            for o in listed
-        }
-        manifest = json.loads(got.pop("manifest.json"))
-        for entry in manifest["outputs"].values():
-            entry.pop("url")
-            entry.pop("key")
+        got, manifest = run_objects(s3, bucket, out)
         objects[spec] = (got, {k: v for k, v in manifest.items() if k not in TIMINGS})
         assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
     assert set(objects["none"][0]) == {"predictions.csv", "rejected.csv"}
@@ -328,6 +319,22 @@ def test_a_coordinator_killed_mid_upload_leaves_nothing_and_the_sweep_redoes_it(
     assert ledger(bucket) == []
 
 
+def run_objects(s3: Any, bucket: str, out: str) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """A run folder's objects by name (the manifest taken out) and its manifest, the outputs'
+    url and key left out (they name the folder)."""
+    prefix = out.split("/", 3)[3] + "/"
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+    got = {
+        o["Key"][len(prefix) :]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+        for o in listed
+    }
+    manifest = json.loads(got.pop("manifest.json"))
+    for entry in manifest["outputs"].values():
+        entry.pop("url")
+        entry.pop("key")
+    return got, manifest
+
+
 def s3_run(s3: Any, bucket: str, key: str, version: str, model: LoadedModel, spec: str,
            shard_bytes: int | None, tag: str) -> tuple[dict, dict, int]:  # fmt: skip
     """Score one S3 object version into its own folder: (objects but the manifest, manifest
@@ -343,16 +350,7 @@ def s3_run(s3: Any, bucket: str, key: str, version: str, model: LoadedModel, spe
         workers=0,
         scale=Scale(cluster.parse(spec), shard_bytes),
     )
-    prefix = out.split("/", 3)[3] + "/"
-    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
-    got = {
-        o["Key"][len(prefix) :]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
-        for o in listed
-    }
-    manifest = json.loads(got.pop("manifest.json"))
-    for entry in manifest["outputs"].values():
-        entry.pop("url")
-        entry.pop("key")
+    got, manifest = run_objects(s3, bucket, out)
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
     return got, {k: v for k, v in manifest.items() if k not in TIMINGS}, result.manifest.shards
 
